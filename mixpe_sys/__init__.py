@@ -1,0 +1,1 @@
+"""mixpe_sys: discrete-event simulator for mixed-precision LLM inference accelerators."""
