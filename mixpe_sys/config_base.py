@@ -1,0 +1,314 @@
+"""Typed, frozen, validated config dataclasses loaded from YAML or JSON.
+
+A config class is a frozen dataclass deriving from :class:`ConfigBase` whose
+fields are declared with :func:`param` (a help string, a unit, and bounds).
+Values are checked on construction (``ConfigError`` naming the field and the
+bad value) and :meth:`ConfigBase.from_dict` builds nested configs, rejecting
+unknown fields; :func:`load_config_file` reports the file and line of a bad
+value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ConfigError
+
+_MISSING = dataclasses.MISSING
+
+
+def param(default: Any = _MISSING, *, help: str, unit: str | None = None,
+          ge: float | None = None, gt: float | None = None, le: float | None = None,
+          default_factory: Any = _MISSING) -> Any:
+    """Declare a config field with its help text, unit and bounds.
+
+    Parameters
+    ----------
+    default, default_factory:
+        As for :func:`dataclasses.field`.
+    help:
+        One-line description shown in the reference docs and error messages.
+    unit:
+        Unit of the value (``"bytes"``, ``"ns"``, ``"Hz"`` ...), or None.
+    ge, gt, le:
+        Inclusive lower, exclusive lower and inclusive upper bounds for numbers.
+    """
+    meta = {"help": help, "unit": unit, "ge": ge, "gt": gt, "le": le}
+    if default_factory is not _MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+class _LineMap:
+    """1-based source lines of the keys of a parsed YAML document, by key path."""
+
+    def __init__(self, source: str | None = None, lines: Mapping[tuple, int] | None = None):
+        self.source = source
+        self.lines = dict(lines or {})
+
+    def line(self, path: tuple) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), None)
+
+    def error(self, path: tuple, message: str) -> ConfigError:
+        name = ".".join(str(p) for p in path) or "<root>"
+        return ConfigError(f"field '{name}': {message}", self.source, self.line(path))
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    cache = cls.__dict__.get("_type_hints_cache")
+    if cache is None:
+        cache = typing.get_type_hints(cls)
+        setattr(cls, "_type_hints_cache", cache)
+    return cache
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _coerce(tp: Any, value: Any, path: tuple, lm: _LineMap) -> Any:
+    """Convert ``value`` to type ``tp`` or raise a ConfigError naming ``path``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, path, lm)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0] if errors else lm.error(path, f"bad value {_describe(value)}")
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise lm.error(path, f"expected a list, got {_describe(value)}")
+        item_tp = args[0]
+        return tuple(_coerce(item_tp, v, path + (i,), lm) for i, v in enumerate(value))
+    if origin is dict:
+        k_tp, v_tp = typing.get_args(tp)
+        if not isinstance(value, Mapping):
+            raise lm.error(path, f"expected a mapping, got {_describe(value)}")
+        return {_coerce(k_tp, k, path, lm): _coerce(v_tp, v, path + (k,), lm) for k, v in value.items()}
+    if isinstance(tp, type) and issubclass(tp, ConfigBase):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise lm.error(path, f"expected a mapping for {tp.__name__}, got {_describe(value)}")
+        return tp._from_mapping(value, path, lm)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        if isinstance(value, tp):
+            return value
+        try:
+            return tp(value)
+        except ValueError:
+            allowed = ", ".join(str(m.value) for m in tp)
+            raise lm.error(path, f"unknown value {_describe(value)} (choose from: {allowed})") from None
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise lm.error(path, f"expected true or false, got {_describe(value)}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise lm.error(path, f"expected an integer, got {_describe(value)}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise lm.error(path, f"expected a number, got {_describe(value)}")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise lm.error(path, f"expected a finite number, got {_describe(value)}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise lm.error(path, f"expected a string, got {_describe(value)}")
+        return value
+    if tp is Any:
+        return value
+    raise lm.error(path, f"unsupported field type {tp!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigBase:
+    """Base of all config dataclasses: type and range checks, from_dict, to_dict."""
+
+    def __post_init__(self) -> None:
+        lm = _LineMap()
+        hints = _hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            coerced = _coerce(hints[f.name], value, (f.name,), lm)
+            if coerced is not value:
+                object.__setattr__(self, f.name, coerced)
+            _check_bounds(f, coerced, (f.name,), lm)
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field checks; override and raise ``ConfigError`` naming the field."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None,
+                  lines: Mapping[tuple, int] | None = None):
+        """Build a config from a mapping, rejecting unknown fields.
+
+        Parameters
+        ----------
+        data:
+            Field values; nested configs as nested mappings.
+        source, lines:
+            File name and key-path -> line map used in error messages.
+        """
+        lm = _LineMap(source, lines)
+        if not isinstance(data, Mapping):
+            raise lm.error((), f"expected a mapping for {cls.__name__}, got {_describe(data)}")
+        return cls._from_mapping(data, (), lm)
+
+    @classmethod
+    def _from_mapping(cls, data: Mapping[str, Any], path: tuple, lm: _LineMap):
+        hints = _hints(cls)
+        names = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        for key in data:
+            if key not in names:
+                known = ", ".join(sorted(names))
+                raise lm.error(path + (key,), f"unknown field for {cls.__name__} (known: {known})")
+        kwargs = {}
+        for name, f in names.items():
+            if name in data:
+                kwargs[name] = _coerce(hints[name], data[name], path + (name,), lm)
+                _check_bounds(f, kwargs[name], path + (name,), lm)
+            elif f.default is _MISSING and f.default_factory is _MISSING:
+                raise lm.error(path + (name,), f"missing required field ({f.metadata.get('help', '')})")
+        try:
+            return cls(**kwargs)
+        except ConfigError as exc:
+            # Cross-field validation: re-anchor the message at this config's path.
+            if exc.source is None and lm.source is not None:
+                raise ConfigError(exc.reason, lm.source, lm.line(path)) from None
+            raise
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (enums as values, nested configs as dicts); round-trips through from_dict."""
+        out = {}
+        for f in dataclasses.fields(self):
+            out[f.name] = _plain(getattr(self, f.name))
+        return out
+
+    def replace(self, **changes: Any):
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def field_reference(cls) -> list[dict[str, Any]]:
+        """Rows ``{field, type, unit, default, help}`` describing every field, for docs."""
+        rows = []
+        hints = _hints(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not _MISSING else (
+                "(factory)" if f.default_factory is not _MISSING else "(required)")
+            rows.append({"field": f.name, "type": getattr(hints[f.name], "__name__", str(hints[f.name])),
+                         "unit": f.metadata.get("unit") or "", "default": _plain(default),
+                         "help": f.metadata.get("help", "")})
+        return rows
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, ConfigBase):
+        return value.to_dict()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _check_bounds(f: dataclasses.Field, value: Any, path: tuple, lm: _LineMap) -> None:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    meta = f.metadata
+    unit = f" {meta['unit']}" if meta.get("unit") else ""
+    if meta.get("gt") is not None and not value > meta["gt"]:
+        raise lm.error(path, f"must be > {meta['gt']}{unit}, got {value!r}")
+    if meta.get("ge") is not None and not value >= meta["ge"]:
+        raise lm.error(path, f"must be >= {meta['ge']}{unit}, got {value!r}")
+    if meta.get("le") is not None and not value <= meta["le"]:
+        raise lm.error(path, f"must be <= {meta['le']}{unit}, got {value!r}")
+
+
+def parse_yaml_with_lines(text: str, source: str | None = None) -> tuple[Any, dict[tuple, int]]:
+    """Parse YAML text; return the data and a map key path -> 1-based line.
+
+    Raises
+    ------
+    ConfigError
+        On malformed YAML, naming the file and line.
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"malformed YAML: {problem}", source, line) from None
+    lines: dict[tuple, int] = {}
+
+    def walk(n: Any, path: tuple) -> None:
+        if n is None:
+            return
+        lines.setdefault(path, n.start_mark.line + 1)
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                key = k.value
+                lines[path + (key,)] = k.start_mark.line + 1
+                walk(v, path + (key,))
+        elif isinstance(n, yaml.SequenceNode):
+            for i, v in enumerate(n.value):
+                walk(v, path + (i,))
+
+    walk(node, ())
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:  # pragma: no cover - compose already parsed it
+        raise ConfigError(f"malformed YAML: {exc}", source) from None
+    return data, lines
+
+
+def read_config_data(path: str | Path) -> tuple[Any, dict[tuple, int]]:
+    """Read a YAML or JSON file into plain data plus a key-path -> line map."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror}", str(path)) from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text), {}
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"malformed JSON: {exc.msg}", str(path), exc.lineno) from None
+    return parse_yaml_with_lines(text, str(path))
+
+
+T = typing.TypeVar("T", bound=ConfigBase)
+
+
+def load_config_file(cls: type[T], path: str | Path) -> T:
+    """Load a config of class ``cls`` from a YAML or JSON file (errors name file and line)."""
+    data, lines = read_config_data(path)
+    return cls.from_dict(data, source=str(path), lines=lines)

@@ -1,0 +1,42 @@
+"""User-facing error types.
+
+Every error a user can cause by bad input is a :class:`MixpeError`; the CLI
+prints its one-line message and exits with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class MixpeError(Exception):
+    """Base class for errors caused by user input (config, trace, arguments)."""
+
+
+class ConfigError(MixpeError, ValueError):
+    """A config value is missing, unknown, malformed or out of range.
+
+    Parameters
+    ----------
+    message:
+        What is wrong, naming the field.
+    source:
+        File name the value came from, if any.
+    line:
+        1-based line in ``source``, if known.
+    """
+
+    def __init__(self, message: str, source: str | None = None, line: int | None = None):
+        self.source = source
+        self.line = line
+        self.reason = message
+        where = ""
+        if source:
+            where = f"{source}:{line}: " if line else f"{source}: "
+        super().__init__(f"{where}{message}")
+
+
+class MappingError(MixpeError):
+    """An operation cannot be mapped onto the hardware (e.g. no tile fits a buffer)."""
+
+
+class TraceError(MixpeError):
+    """A row of an operator or request trace is malformed (message names file:line:field)."""
