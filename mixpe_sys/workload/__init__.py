@@ -1,0 +1,1 @@
+"""Workloads: model specs, quantization schemes, operators, traces, requests."""
