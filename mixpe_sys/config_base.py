@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -23,6 +24,21 @@ import yaml
 from .errors import ConfigError
 
 _MISSING = dataclasses.MISSING
+
+
+class YamlLoader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e9`` and ``1.0e9`` as floats (YAML 1.2 style)."""
+
+
+YamlLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
 
 
 def param(default: Any = _MISSING, *, help: str, unit: str | None = None,
@@ -261,7 +277,7 @@ def parse_yaml_with_lines(text: str, source: str | None = None) -> tuple[Any, di
         On malformed YAML, naming the file and line.
     """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=YamlLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -284,7 +300,7 @@ def parse_yaml_with_lines(text: str, source: str | None = None) -> tuple[Any, di
 
     walk(node, ())
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=YamlLoader)
     except yaml.YAMLError as exc:  # pragma: no cover - compose already parsed it
         raise ConfigError(f"malformed YAML: {exc}", source) from None
     return data, lines

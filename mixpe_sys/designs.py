@@ -1,0 +1,119 @@
+"""Design presets shipped as YAML in ``mixpe_sys/designs`` and user design files.
+
+A design file may say ``extends: NAME`` to start from another design (its
+mappings merged key by key) and ``dram: {preset: NAME, ...}`` to start from a
+DRAM preset in ``mixpe_sys/designs/dram``. Files whose name starts with ``_``
+are bases, not listed as designs.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config_base import parse_yaml_with_lines, read_config_data
+from .errors import ConfigError
+from .hw.config import AcceleratorConfig
+from .hw.pe import pe_model
+
+
+def _preset_dir():
+    return resources.files("mixpe_sys") / "designs"
+
+
+def design_names() -> list[str]:
+    """Names of the shipped design presets."""
+    return sorted(p.name[:-5] for p in _preset_dir().iterdir()
+                  if p.name.endswith(".yaml") and not p.name.startswith("_"))
+
+
+def dram_preset_names() -> list[str]:
+    """Names of the shipped DRAM presets."""
+    return sorted(p.name[:-5] for p in (_preset_dir() / "dram").iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_preset(folder, name: str, what: str, source: str | None, line: int | None) -> tuple[Any, dict]:
+    entry = folder / f"{name}.yaml"
+    if not entry.is_file():
+        known = design_names() if what == "design" else dram_preset_names()
+        raise ConfigError(f"unknown {what} '{name}' (known: {', '.join(known)})", source, line)
+    return parse_yaml_with_lines(entry.read_text(encoding="utf-8"), f"{what} preset {name}")
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merge(base.get(k), v) if k in base else v
+        return out
+    return over
+
+
+def _resolve(data: Any, lines: dict, source: str | None, depth: int = 0) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError("a design file must be a mapping of fields", source, 1)
+    if depth > 8:
+        raise ConfigError("field 'extends': chain deeper than 8 designs (a cycle?)", source, lines.get(("extends",)))
+    data = dict(data)
+    base_name = data.pop("extends", None)
+    if base_name is not None:
+        if not isinstance(base_name, str):
+            raise ConfigError("field 'extends': expected a design name", source, lines.get(("extends",)))
+        base, base_lines = _read_preset(_preset_dir(), base_name, "design", source, lines.get(("extends",)))
+        data = _merge(_resolve(base, base_lines, f"design preset {base_name}", depth + 1), data)
+    dram = data.get("dram")
+    if isinstance(dram, str):
+        dram = {"preset": dram}
+    if isinstance(dram, dict) and "preset" in dram:
+        dram = dict(dram)
+        name = dram.pop("preset")
+        preset, _ = _read_preset(_preset_dir() / "dram", str(name), "DRAM preset", source,
+                                 lines.get(("dram", "preset"), lines.get(("dram",))))
+        data["dram"] = _merge(preset, dram)
+    return data
+
+
+def design_from_data(data: Any, *, source: str | None = None, lines: dict | None = None) -> AcceleratorConfig:
+    """Build a design from parsed YAML/JSON data (resolving ``extends`` and DRAM presets)."""
+    lines = lines or {}
+    return AcceleratorConfig.from_dict(_resolve(data, lines, source), source=source, lines=lines)
+
+
+def load_design(name_or_path: str | Path) -> AcceleratorConfig:
+    """A shipped design by name, or a design YAML/JSON file by path.
+
+    Raises
+    ------
+    ConfigError
+        Unknown name, unreadable or malformed file, unknown or bad field (message names file and line).
+    """
+    text = str(name_or_path)
+    if text in design_names():
+        data, lines = _read_preset(_preset_dir(), text, "design", None, None)
+        return design_from_data(data, source=f"design preset {text}", lines=lines)
+    path = Path(text)
+    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
+        data, lines = read_config_data(path)
+        return design_from_data(data, source=str(path), lines=lines)
+    raise ConfigError(f"unknown design '{text}' (known: {', '.join(design_names())}; or give a YAML file)")
+
+
+def design_summary(design: AcceleratorConfig) -> dict[str, Any]:
+    """One row of figures describing a design (peak rates at its default quantization)."""
+    q = design.quant
+    rate = pe_model(design.tile.pe_array.pe).macs_per_cycle(q.weight_bits, q.activation_bits, q.activation_format)
+    arr = design.tile.pe_array
+    return {"design": design.name, "quant": q.name, "tiles": design.num_tiles,
+            "array": f"{arr.rows}x{arr.cols}", "pe": arr.pe.kind.value,
+            "frequency_mhz": design.frequency_hz / 1e6,
+            "peak_tmac_per_s": design.num_pes * float(rate) * design.frequency_hz / 1e12,
+            "dram": design.dram.kind, "dram_gb_per_s": design.dram.bandwidth_bytes_per_s / 1e9,
+            "description": design.description}
+
+
+def list_designs() -> pd.DataFrame:
+    """One row per shipped design."""
+    return pd.DataFrame([design_summary(load_design(n)) for n in design_names()])

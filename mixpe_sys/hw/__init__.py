@@ -1,0 +1,1 @@
+"""Hardware model: SimPy components and their configs."""

@@ -1,0 +1,63 @@
+"""The whole accelerator assembled from one :class:`AcceleratorConfig`."""
+
+from __future__ import annotations
+
+import simpy
+
+from ..mapping.gemm import GemmPlan
+from ..metrics.recorder import Recorder
+from .config import AcceleratorConfig
+from .dma import Dma
+from .dram import Dram
+from .noc import Interconnect, build_topology
+from .sram import SramBuffer
+from .tile import ComputeTile
+
+
+class Accelerator:
+    """DRAM, optional global buffer and interconnect, and the compute tiles.
+
+    Parameters
+    ----------
+    env:
+        The SimPy environment.
+    config:
+        The design.
+    recorder:
+        Receives every component's records.
+    """
+
+    def __init__(self, env: simpy.Environment, config: AcceleratorConfig, recorder: Recorder):
+        self.env = env
+        self.config = config
+        self.recorder = recorder
+        cycle_ns = config.cycle_ns
+        self.dram = Dram(env, config.dram, recorder)
+        self.global_buffer = (SramBuffer(env, config.global_buffer, recorder, "gbuf", cycle_ns)
+                              if config.global_buffer is not None else None)
+        self.noc = None
+        if config.noc is not None:
+            graph = build_topology(config.noc, config.num_tiles, self.global_buffer is not None,
+                                   config.dram.bandwidth_bytes_per_s)
+            self.noc = Interconnect(env, config.noc, recorder, graph)
+        self.dma = Dma(env, self.dram, self.noc, self.global_buffer)
+        self.tiles = [ComputeTile(env, config.tile, recorder, index=t, cycle_ns=cycle_ns, dma=self.dma)
+                      for t in range(config.num_tiles)]
+
+    @property
+    def shared_activations(self) -> bool:
+        """True when activation tiles are staged once in the global buffer for all tiles."""
+        return self.global_buffer is not None
+
+    def start_gemm(self, op_id: int, plan: GemmPlan) -> simpy.Event:
+        """Start every tile on its share of ``plan``; return an event fired when all finish."""
+        events = [tile.run_gemm(op_id, steps, self.shared_activations)
+                  for tile, steps in zip(self.tiles, plan.steps) if steps]
+        return simpy.AllOf(self.env, events)
+
+    def sram_buffers(self) -> list[SramBuffer]:
+        """Every SRAM buffer (global buffer first)."""
+        out = [self.global_buffer] if self.global_buffer is not None else []
+        for t in self.tiles:
+            out += [t.weight_buffer, t.activation_buffer, t.output_buffer]
+        return out

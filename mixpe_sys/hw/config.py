@@ -1,0 +1,196 @@
+"""Hardware configuration dataclasses: DRAM, SRAM, interconnect, PE array, tile, accelerator.
+
+Every field carries its unit in its name and a help string; values are checked
+on construction. Designs are written as YAML files (see ``mixpe_sys/designs``)
+and loaded through :meth:`AcceleratorConfig.from_dict`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ..config_base import ConfigBase, param
+from ..errors import ConfigError
+from ..workload.quant import QuantScheme
+
+
+class Dataflow(str, enum.Enum):
+    """How a GEMM tile is laid onto the PE array."""
+
+    OUTPUT_STATIONARY = "output_stationary"  # each PE accumulates one output over K
+    WEIGHT_STATIONARY = "weight_stationary"  # each PE holds a weight; preload R cycles per block
+    WEIGHT_STREAMING = "weight_streaming"  # a new weight block every cycle over a wide port (GEMV)
+
+
+class PeKind(str, enum.Enum):
+    """Processing-element types known to the PE registry (``mixpe_sys.hw.pe``)."""
+
+    MIXPE_W4A8 = "mixpe_w4a8"
+    MIXPE_W4A16 = "mixpe_w4a16"
+    INT8_MAC = "int8_mac"
+    FP16_MAC = "fp16_mac"
+    PAPER_RULE = "paper_rule"
+
+
+class DequantPlacement(str, enum.Enum):
+    """Where weight dequantization happens."""
+
+    NONE = "none"  # weights are not group-quantized
+    POST_GEMM = "post_gemm"  # MixPE: once per group after the group's dot product
+    IN_LOOP = "in_loop"  # baselines: every weight converted before the MAC
+
+
+class Topology(str, enum.Enum):
+    """Interconnect topologies built by ``mixpe_sys.hw.noc``."""
+
+    STAR = "star"  # every node to one central switch
+    RING = "ring"  # bidirectional ring: dram, global buffer, tiles
+    MESH = "mesh"  # 2-D mesh of tiles, dram and global buffer attached to corner routers
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowBufferConfig(ConfigBase):
+    """Optional DRAM bank / row-buffer timing."""
+
+    banks_per_channel: int = param(16, help="banks per channel", ge=1)
+    row_bytes: int = param(2048, help="row (page) size per bank", unit="bytes", ge=1)
+    t_rcd_ns: float = param(14.0, help="row activate to column command delay", unit="ns", ge=0)
+    t_rp_ns: float = param(14.0, help="row precharge time", unit="ns", ge=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DramConfig(ConfigBase):
+    """Off-chip DRAM: channels sharing the peak bandwidth equally, address-interleaved."""
+
+    kind: str = param("custom", help="DRAM technology label, e.g. hbm2e, lpddr5-6400")
+    channels: int = param(help="independent channels", ge=1)
+    bandwidth_bytes_per_s: float = param(help="peak bandwidth of all channels together", unit="bytes/s", gt=0)
+    latency_ns: float = param(help="idle access latency, request to first data", unit="ns", ge=0)
+    interleave_bytes: int = param(256, help="address interleaving granularity across channels", unit="bytes", ge=1)
+    capacity_bytes: int = param(16 * 2**30, help="total capacity (bounds the KV cache)", unit="bytes", ge=1)
+    bandwidth_efficiency: float = param(1.0, help="sustained fraction of peak bandwidth (refresh, bus turnaround)",
+                                        gt=0, le=1)
+    row_buffer: RowBufferConfig | None = param(None, help="bank/row-buffer timing; null = bandwidth and latency only")
+
+    @property
+    def channel_bandwidth_bytes_per_s(self) -> float:
+        """Sustained bandwidth of one channel (bytes/s)."""
+        return self.bandwidth_bytes_per_s * self.bandwidth_efficiency / self.channels
+
+
+@dataclass(frozen=True, kw_only=True)
+class SramConfig(ConfigBase):
+    """An on-chip SRAM buffer: banks x width bytes per cycle, optionally double-buffered."""
+
+    capacity_bytes: int = param(help="total capacity", unit="bytes", ge=1)
+    banks: int = param(8, help="independent banks accessed in parallel", ge=1)
+    bank_width_bytes: int = param(64, help="bytes per bank per cycle", unit="bytes", ge=1)
+    double_buffered: bool = param(True, help="split into two halves: one filled while the other is used")
+    latency_cycles: int = param(1, help="access latency", unit="cycles", ge=0)
+
+    @property
+    def bytes_per_cycle(self) -> int:
+        """Peak access bandwidth (bytes/cycle)."""
+        return self.banks * self.bank_width_bytes
+
+    @property
+    def slot_bytes(self) -> int:
+        """Largest tile one slot holds: half the capacity when double-buffered (bytes)."""
+        return self.capacity_bytes // 2 if self.double_buffered else self.capacity_bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class NocConfig(ConfigBase):
+    """On-chip interconnect between DRAM controller, global buffer and tiles."""
+
+    topology: Topology = param(Topology.STAR, help="star, ring or mesh")
+    link_bandwidth_bytes_per_s: float = param(help="bandwidth of each link, one direction", unit="bytes/s", gt=0)
+    link_latency_ns: float = param(2.0, help="latency of each link hop", unit="ns", ge=0)
+    dram_link_bandwidth_bytes_per_s: float = param(0.0, help="bandwidth of links touching the DRAM node "
+                                                   "(0 = same as the DRAM peak)", unit="bytes/s", ge=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeConfig(ConfigBase):
+    """One processing element type and its timing parameters."""
+
+    kind: PeKind = param(help="PE type in the registry (mixpe_sys.hw.pe)")
+    native_weight_bits: int = param(4, help="weight bits multiplied in one pass (shift-add PEs)", unit="bits", ge=1)
+    native_activation_bits: int = param(8, help="activation bits handled in one pass", unit="bits", ge=1)
+    bit_serial: bool = param(False, help="shift-add PEs: one weight bit per cycle instead of all bits at once")
+    max_bits: int = param(8, help="paper rule: maximum precision pmax of the PE", unit="bits", ge=1)
+    min_bits: int = param(4, help="paper rule: minimum precision pmin of the PE", unit="bits", ge=1)
+    pipeline_depth_cycles: int = param(2, help="latency from operand in to product accumulated", unit="cycles", ge=0)
+    initiation_interval_cycles: int = param(1, help="cycles between successive MAC issues", unit="cycles", ge=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeArrayConfig(ConfigBase):
+    """A rows x cols PE array and the dataflows its mapper may use."""
+
+    pe: PeConfig = param(help="the PE type")
+    rows: int = param(help="PE rows (the K dimension for weight-stationary/streaming)", ge=1)
+    cols: int = param(help="PE columns (the N dimension)", ge=1)
+    dataflows: tuple[Dataflow, ...] = param((Dataflow.OUTPUT_STATIONARY,), help="dataflows the mapper may choose from")
+
+    def validate(self) -> None:
+        if not self.dataflows:
+            raise ConfigError("field 'dataflows': give at least one dataflow")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DequantConfig(ConfigBase):
+    """The dequantization unit: a pipeline with a depth and a throughput."""
+
+    placement: DequantPlacement = param(DequantPlacement.POST_GEMM, help="post_gemm (MixPE), in_loop, or none")
+    elements_per_cycle: int = param(64, help="elements dequantized (post-GEMM) or converted (in-loop) per cycle",
+                                    unit="elements/cycle", ge=1)
+    latency_cycles: int = param(4, help="pipeline depth", unit="cycles", ge=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VectorUnitConfig(ConfigBase):
+    """The tile's vector unit for softmax, norms, activations and elementwise ops."""
+
+    lanes: int = param(64, help="elements processed per cycle", unit="elements/cycle", ge=1)
+    latency_cycles: int = param(8, help="pipeline depth", unit="cycles", ge=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TileConfig(ConfigBase):
+    """A compute tile: PE array, its three buffers, dequant unit, vector unit."""
+
+    pe_array: PeArrayConfig = param(help="the PE array")
+    weight_buffer: SramConfig = param(help="weight (and scale/zero) buffer")
+    activation_buffer: SramConfig = param(help="input activation buffer")
+    output_buffer: SramConfig = param(help="output/accumulator buffer")
+    dequant: DequantConfig = param(default_factory=DequantConfig, help="the dequantization unit")
+    vector: VectorUnitConfig = param(default_factory=VectorUnitConfig, help="the vector unit")
+    accumulator_bits: int = param(32, help="width of a partial sum in the output buffer", unit="bits", ge=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcceleratorConfig(ConfigBase):
+    """A whole accelerator: tiles, optional global buffer, interconnect, DRAM, clock."""
+
+    name: str = param(help="design name")
+    description: str = param("", help="what this design is and where its numbers come from")
+    frequency_hz: float = param(help="core clock", unit="Hz", gt=0)
+    num_tiles: int = param(1, help="number of identical compute tiles", ge=1)
+    tile: TileConfig = param(help="the compute tile")
+    dram: DramConfig = param(help="off-chip memory")
+    global_buffer: SramConfig | None = param(None, help="shared on-chip SRAM staging activations for all tiles; "
+                                             "null = none")
+    noc: NocConfig | None = param(None, help="interconnect; null = tiles wired straight to the DRAM controller")
+    quant: QuantScheme = param(default_factory=QuantScheme, help="default quantization scheme of the design")
+
+    @property
+    def cycle_ns(self) -> float:
+        """Core clock period (ns)."""
+        return 1e9 / self.frequency_hz
+
+    @property
+    def num_pes(self) -> int:
+        """PEs in all tiles."""
+        return self.num_tiles * self.tile.pe_array.rows * self.tile.pe_array.cols

@@ -1,0 +1,90 @@
+"""DMA engine: moves operand tiles DRAM -> (global buffer ->) tile buffers, and outputs back.
+
+A transfer streams through every stage on its path at once (DRAM channels,
+interconnect links, SRAM ports), so it ends when its slowest stage ends, plus
+the sum of the stages' latencies.
+"""
+
+from __future__ import annotations
+
+from .dram import Dram
+from .noc import DRAM_NODE, GBUF_NODE, Interconnect, tile_node
+from .sram import SramBuffer
+
+
+class Dma:
+    """Moves data between DRAM, the optional global buffer and the tiles' buffers.
+
+    Parameters
+    ----------
+    env:
+        The SimPy environment.
+    dram:
+        The DRAM.
+    noc:
+        The interconnect, or None when tiles are wired straight to DRAM.
+    global_buffer:
+        The shared activation staging buffer, or None.
+    """
+
+    def __init__(self, env, dram: Dram, noc: Interconnect | None, global_buffer: SramBuffer | None):
+        self.env = env
+        self.dram = dram
+        self.noc = noc
+        self.global_buffer = global_buffer
+        self._staged: dict = {}  # activation tile key -> event fired when it is in the global buffer
+
+    def _path(self, now: float, src: str, dst: str, nbytes: int) -> tuple[float, float]:
+        if self.noc is None:
+            return now, 0.0
+        return self.noc.reserve(now, src, dst, nbytes)
+
+    def book_load(self, now: float, tile: int, buffer: SramBuffer, addr: int, nbytes: int) -> float:
+        """Book DRAM -> tile buffer for ``nbytes`` arriving at ``now``; return when it lands (ns)."""
+        end = self.dram.reserve(now, addr, nbytes)
+        noc_end, noc_lat = self._path(now, DRAM_NODE, tile_node(tile), nbytes)
+        end = max(end, noc_end, buffer.reserve_write(now, nbytes))
+        return end + self.dram.config.latency_ns + noc_lat + buffer.latency_ns
+
+    def load(self, tile: int, buffer: SramBuffer, addr: int, nbytes: int):
+        """Process body: DRAM -> tile buffer. Returns the DRAM bytes read."""
+        done = self.book_load(self.env.now, tile, buffer, addr, nbytes)
+        yield self.env.timeout(done - self.env.now)
+        return nbytes
+
+    def load_shared(self, tile: int, buffer: SramBuffer, key, addr: int, nbytes: int):
+        """Process body: an activation tile read from DRAM once into the global
+        buffer, then copied to each tile that asks for it. Returns the DRAM bytes
+        this call read (0 when another tile already staged it)."""
+        gbuf = self.global_buffer
+        staged = self._staged.get(key)
+        dram_bytes = 0
+        if staged is None:
+            staged = self._staged[key] = self.env.event()
+            now = self.env.now
+            end = self.dram.reserve(now, addr, nbytes)
+            noc_end, noc_lat = self._path(now, DRAM_NODE, GBUF_NODE, nbytes)
+            end = max(end, noc_end, gbuf.reserve_write(now, nbytes))
+            yield self.env.timeout(end - now + self.dram.config.latency_ns + noc_lat + gbuf.latency_ns)
+            staged.succeed()
+            dram_bytes = nbytes
+        elif not staged.processed:
+            yield staged
+        now = self.env.now
+        noc_end, noc_lat = self._path(now, GBUF_NODE, tile_node(tile), nbytes)
+        end = max(gbuf.reserve_read(now, nbytes), noc_end, buffer.reserve_write(now, nbytes))
+        yield self.env.timeout(end - now + gbuf.latency_ns + noc_lat + buffer.latency_ns)
+        return dram_bytes
+
+    def book_store(self, now: float, tile: int, buffer: SramBuffer, addr: int, nbytes: int) -> float:
+        """Book tile buffer -> DRAM for ``nbytes`` at ``now``; return when it is written (ns)."""
+        end = self.dram.reserve(now, addr, nbytes, write=True)
+        noc_end, noc_lat = self._path(now, tile_node(tile), DRAM_NODE, nbytes)
+        end = max(end, noc_end, buffer.reserve_read(now, nbytes))
+        return end + self.dram.config.latency_ns + noc_lat + buffer.latency_ns
+
+    def store(self, tile: int, buffer: SramBuffer, addr: int, nbytes: int):
+        """Process body: tile buffer -> DRAM. Returns the DRAM bytes written."""
+        done = self.book_store(self.env.now, tile, buffer, addr, nbytes)
+        yield self.env.timeout(done - self.env.now)
+        return nbytes

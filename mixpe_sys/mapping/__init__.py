@@ -1,0 +1,1 @@
+"""Mapping: pure functions from an operation and a hardware config to tile steps."""

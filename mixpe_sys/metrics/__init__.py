@@ -1,0 +1,1 @@
+"""Records appended by components and the recorder that holds them."""

@@ -1,0 +1,1 @@
+"""Simulation drivers: one GEMM, a whole model, a serving trace."""
