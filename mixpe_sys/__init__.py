@@ -1,1 +1,50 @@
-"""mixpe_sys: discrete-event simulator for mixed-precision LLM inference accelerators."""
+"""mixpe_sys: discrete-event simulator for mixed-precision LLM inference accelerators.
+
+Main entry points: :func:`simulate_gemm` (one GEMM), :func:`load_design`
+(a preset or YAML design), and the ``mixpe-sim`` command line.
+"""
+
+from .designs import design_names, list_designs, load_design
+from .errors import ConfigError, MappingError, MixpeError, TraceError
+from .mapping.gemm import GemmSpec
+from .sim.gemm import GemmResult, simulate_gemm as _simulate_gemm_spec
+from .workload.quant import QuantScheme
+
+__version__ = "0.1.0"
+
+
+def simulate_gemm(m: int, n: int, k: int, design="mixpe-w4a8", *, batch: int = 1,
+                  quant: str | QuantScheme | None = None, group_size: int | None = None) -> GemmResult:
+    """Simulate one GEMM ``[m, k] x [k, n]`` on a design.
+
+    Parameters
+    ----------
+    m, n, k:
+        Activation rows (tokens), output columns, reduction length.
+    design:
+        A preset name, a YAML path, or an :class:`AcceleratorConfig`.
+    batch:
+        Independent instances.
+    quant:
+        ``"W4A8"``-style string or a QuantScheme; default the design's.
+    group_size:
+        Weights per quantization group; default the scheme's.
+
+    Returns
+    -------
+    GemmResult
+        ``time_s``, cycles, bytes, roofline figures, and ``steps`` (a DataFrame).
+    """
+    from .hw.config import AcceleratorConfig
+
+    cfg = design if isinstance(design, AcceleratorConfig) else load_design(design)
+    q = cfg.quant if quant is None else (QuantScheme.parse(quant) if isinstance(quant, str) else quant)
+    group = q.group_size if group_size is None else group_size
+    spec = GemmSpec(m=m, n=n, k=k, batch=batch, weight_bits=q.weight_bits, activation_bits=q.activation_bits,
+                    activation_format=q.activation_format, output_bits=q.activation_bits,
+                    group_size=group if q.quantized_weights else 0, scale_bits=q.scale_bits, zero_bits=q.zero_bits)
+    return _simulate_gemm_spec(spec, cfg)
+
+
+__all__ = ["simulate_gemm", "load_design", "list_designs", "design_names", "GemmSpec", "GemmResult",
+           "QuantScheme", "MixpeError", "ConfigError", "MappingError", "TraceError"]

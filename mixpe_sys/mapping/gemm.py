@@ -290,11 +290,18 @@ def choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> tuple[GemmTiling,
                     if best is None or key < best[0]:
                         best = (key, GemmTiling(tm, tn, tk, order, df, est))
     if best is None:
-        need = spec.activation_bytes(1, min(spec.k, 16)), spec.weight_bytes(min(spec.k, 16), 1)
+        kmin = min(spec.k, spec.group_size or 16)
+        checks = [("activation_buffer", a_slot, spec.activation_bytes(1, kmin)),
+                  ("weight_buffer", w_slot, spec.weight_bytes(kmin, 1)),
+                  ("output_buffer", o_slot, ceil(tile.accumulator_bits / 8))]
+        if accel.global_buffer is not None and accel.global_buffer.slot_bytes < checks[0][2]:
+            checks.insert(0, ("global_buffer", accel.global_buffer.slot_bytes, checks[0][2]))
+        name, slot, need = next(((n, s, need) for n, s, need in checks if s < need),
+                                ("activation_buffer", a_slot, checks[0][2]))
+        field = name if name == "global_buffer" else f"tile.{name}"
         raise MappingError(
-            f"no tile of GEMM m={spec.m} n={spec.n} k={spec.k} fits the buffers "
-            f"(activation slot {a_slot} B, weight slot {w_slot} B, output slot {o_slot} B; "
-            f"smallest tile needs {need[0]} B / {need[1]} B)")
+            f"field '{field}.capacity_bytes': no tile of GEMM m={spec.m} n={spec.n} k={spec.k} fits "
+            f"(a slot holds {slot} B, the smallest tile needs {need} B)")
     return best[1], rate
 
 
