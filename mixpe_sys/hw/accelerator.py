@@ -51,7 +51,8 @@ class Accelerator:
 
     def start_gemm(self, op_id: int, plan: GemmPlan) -> simpy.Event:
         """Start every tile on its share of ``plan``; return an event fired when all finish."""
-        events = [tile.run_gemm(op_id, steps, self.shared_activations)
+        share = self.shared_activations and plan.share_activations
+        events = [tile.run_gemm(op_id, steps, share)
                   for tile, steps in zip(self.tiles, plan.steps) if steps]
         return simpy.AllOf(self.env, events)
 

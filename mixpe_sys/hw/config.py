@@ -170,6 +170,36 @@ class TileConfig(ConfigBase):
     accumulator_bits: int = param(32, help="width of a partial sum in the output buffer", unit="bits", ge=1)
 
 
+class DequantGemmPlacement(str, enum.Enum):
+    """Where the MixPE authors' model puts its dequantization GEMM."""
+
+    BEFORE = "before"  # baselines: [B x K] x [K x N/8] before each linear layer
+    AFTER = "after"  # MixPE: [B x K/8] x [K/8 x N/128] after each linear layer
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaperOverride(ConfigBase):
+    """Layers the authors' model runs at other bit widths (ANT's 8-bit layers, BitFusion's 4-bit ones)."""
+
+    layer_period: int = param(help="every layer_period-th layer ...", ge=1)
+    layer_offset: int = param(0, help="... starting at this layer index", ge=0)
+    ops: tuple[str, ...] = param((), help="op names affected (qkv, o_proj, ffn1, ffn2); empty = all")
+    weight_bits: int = param(help="weight bits of the affected GEMMs", unit="bits", ge=1)
+    activation_bits: int = param(help="activation bits of the affected GEMMs", unit="bits", ge=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaperProfile(ConfigBase):
+    """How the MixPE authors' simulator models this design (``--workload paper``)."""
+
+    weight_bits: int = param(help="weight bits of the linear-layer GEMMs in their model", unit="bits", ge=1)
+    activation_bits: int = param(help="activation bits of the linear-layer GEMMs in their model", unit="bits", ge=1)
+    dequant_gemm: DequantGemmPlacement = param(help="before (baselines) or after (MixPE) each linear layer")
+    dequant_bits: int = param(help="operand bits of the dequantization GEMM (the design's high precision)",
+                              unit="bits", ge=1)
+    overrides: tuple[PaperOverride, ...] = param((), help="layers run at other bit widths")
+
+
 @dataclass(frozen=True, kw_only=True)
 class AcceleratorConfig(ConfigBase):
     """A whole accelerator: tiles, optional global buffer, interconnect, DRAM, clock."""
@@ -184,6 +214,8 @@ class AcceleratorConfig(ConfigBase):
                                              "null = none")
     noc: NocConfig | None = param(None, help="interconnect; null = tiles wired straight to the DRAM controller")
     quant: QuantScheme = param(default_factory=QuantScheme, help="default quantization scheme of the design")
+    paper_profile: PaperProfile | None = param(None, help="how the MixPE authors' model runs this design "
+                                               "(--workload paper); null = derived from quant and dequant")
 
     @property
     def cycle_ns(self) -> float:

@@ -147,10 +147,11 @@ class GemmTiling:
 class GemmPlan:
     """A mapped GEMM: its tiling and the steps of each compute tile."""
 
-    spec: GemmSpec
+    spec: GemmSpec | None  # None for vector ops
     tiling: GemmTiling
     steps: tuple[tuple[TileStep, ...], ...]  # [tile][step]
-    rate: Fraction  # MACs per PE per cycle
+    rate: Fraction | None  # MACs per PE per cycle (None for vector ops)
+    share_activations: bool = True  # stage activation tiles once in the global buffer, if there is one
 
     def iter_steps(self) -> Iterator[tuple[int, TileStep]]:
         """(tile, step) for every step of every tile."""
@@ -161,6 +162,7 @@ class GemmPlan:
     def dram_bytes(self, shared_activations: bool) -> tuple[int, int]:
         """(read, write) DRAM bytes the steps request; with a global buffer each
         activation tile is read from DRAM once however many tiles use it."""
+        shared_activations = shared_activations and self.share_activations
         reads = writes = 0
         seen: set = set()
         for _, s in self.iter_steps():

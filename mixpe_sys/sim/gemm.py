@@ -119,21 +119,54 @@ def simulate_gemm(spec: GemmSpec, design: AcceleratorConfig, plan: GemmPlan | No
         Time (s), cycles, bytes and the per-tile-step DataFrame.
     """
     plan = plan if plan is not None else plan_gemm(spec, design)
+    run = run_plan(plan, design)
+    steps = run.recorder.steps_frame()
+    return GemmResult(
+        spec=spec, design=design.name, time_s=run.time_ns * 1e-9, core_cycles=run.core_cycles, macs=spec.macs,
+        compute_cycles=run.compute_cycles, stall_cycles=run.stall_cycles, dequant_cycles=run.dequant_cycles,
+        dram_read_bytes=run.dram_read_bytes, dram_write_bytes=run.dram_write_bytes,
+        sram_read_bytes=run.sram_read_bytes, sram_write_bytes=run.sram_write_bytes,
+        roofline=gemm_roofline(spec, design), plan=plan, steps=steps, config=design)
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    """Raw outcome of running one mapped operation from idle to drained."""
+
+    time_ns: float
+    core_cycles: int
+    compute_cycles: int  # busy cycles of the busiest tile
+    stall_cycles: int  # core cycles - compute cycles
+    dequant_cycles: int  # busy cycles of the busiest dequant unit
+    dequant_stall_ns: float  # longest total wait of a tile's array on its dequant unit
+    dram_read_bytes: int
+    dram_write_bytes: int
+    sram_read_bytes: int
+    sram_write_bytes: int
+    recorder: Recorder = field(repr=False)
+
+
+def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0) -> PlanRun:
+    """Run ``plan`` on a fresh accelerator (every unit idle, buffers empty) until it drains."""
     env = simpy.Environment()
     recorder = Recorder()
     accel = Accelerator(env, design, recorder)
-    done = accel.start_gemm(0, plan)
-    env.run(until=done)
-    steps = recorder.steps_frame()
-    time_s = env.now * 1e-9
+    env.run(until=accel.start_gemm(op_id, plan))
     core_cycles = round(env.now / design.cycle_ns)
     compute_cycles = max(t.busy_cycles for t in accel.tiles)
+    stalls: dict[int, float] = {}
+    sram_r = sram_w = 0
+    for r in recorder.steps:
+        stalls[r.tile] = stalls.get(r.tile, 0.0) + r.dequant_stall_ns
+        sram_r += r.sram_read_bytes
+        sram_w += r.sram_write_bytes
     gbuf = accel.global_buffer
-    return GemmResult(
-        spec=spec, design=design.name, time_s=time_s, core_cycles=core_cycles, macs=spec.macs,
-        compute_cycles=compute_cycles, stall_cycles=max(0, core_cycles - compute_cycles),
-        dequant_cycles=max(t.dequant_busy_cycles for t in accel.tiles),
-        dram_read_bytes=accel.dram.read_bytes, dram_write_bytes=accel.dram.write_bytes,
-        sram_read_bytes=int(steps["sram_read_bytes"].sum()) + (gbuf.read_bytes if gbuf else 0),
-        sram_write_bytes=int(steps["sram_write_bytes"].sum()) + (gbuf.write_bytes if gbuf else 0),
-        roofline=gemm_roofline(spec, design), plan=plan, steps=steps, config=design)
+    if gbuf is not None:
+        sram_r += gbuf.read_bytes
+        sram_w += gbuf.write_bytes
+    return PlanRun(time_ns=env.now, core_cycles=core_cycles, compute_cycles=compute_cycles,
+                   stall_cycles=max(0, core_cycles - compute_cycles),
+                   dequant_cycles=max(t.dequant_busy_cycles for t in accel.tiles),
+                   dequant_stall_ns=max(stalls.values(), default=0.0),
+                   dram_read_bytes=accel.dram.read_bytes, dram_write_bytes=accel.dram.write_bytes,
+                   sram_read_bytes=sram_r, sram_write_bytes=sram_w, recorder=recorder)

@@ -1,0 +1,103 @@
+"""The layer-by-layer engine: run a sequence of ops, each from idle to drained.
+
+Every op boundary is a barrier (every unit idle, buffers drained), so an op's
+cost depends only on its :meth:`~mixpe_sys.workload.ops.Op.cost_key` and the
+design. The engine therefore simulates each distinct op once and reuses its
+cost for every identical op (identical layers, identical decode-step ops);
+``reuse=False`` simulates every op and gives the same results exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..hw.config import AcceleratorConfig
+from ..workload.ops import Op
+from .op_sim import OpCost, simulate_op
+
+OP_COLUMNS = ("op_index", "phase", "step", "layer", "name", "kind", "m", "n", "k", "batch", "elements",
+              "weight_bits", "activation_bits", "start_s", "end_s", "time_s", "cycles", "compute_cycles",
+              "stall_cycles", "dequant_cycles", "dequant_stall_s", "macs", "dram_read_bytes", "dram_write_bytes",
+              "sram_read_bytes", "sram_write_bytes", "memory_time_s", "compute_time_s", "utilization", "bound")
+
+
+@dataclass
+class CostCache:
+    """Exact per-op costs on one design, keyed by ``Op.cost_key()``."""
+
+    design: AcceleratorConfig
+    costs: dict = field(default_factory=dict)
+    simulated: int = 0
+
+    def cost(self, op: Op, reuse: bool = True) -> OpCost:
+        """The op's cost, simulated on first sight (always, when ``reuse`` is False)."""
+        key = op.cost_key()
+        if reuse:
+            hit = self.costs.get(key)
+            if hit is not None:
+                return hit
+        cost = simulate_op(op, self.design)
+        self.simulated += 1
+        self.costs[key] = cost
+        return cost
+
+
+@dataclass(frozen=True)
+class OpsRun:
+    """Per-op rows of an engine run plus counters."""
+
+    ops: pd.DataFrame
+    simulated_ops: int
+    distinct_ops: int
+    total_ops: int
+
+
+def run_ops(ops: Iterable[Op], design: AcceleratorConfig, *, reuse: bool = True, progress: bool | None = None,
+            total: int | None = None, cache: CostCache | None = None) -> OpsRun:
+    """Run ``ops`` back to back on ``design``.
+
+    Parameters
+    ----------
+    ops:
+        The ops in program order.
+    design:
+        The accelerator.
+    reuse:
+        Reuse the cost of an identical op instead of simulating it again.
+    progress:
+        Show a progress bar (None: only on a terminal, after a second).
+    total:
+        Number of ops, for the progress bar.
+    cache:
+        A cost cache to share between runs on the same design.
+
+    Returns
+    -------
+    OpsRun
+        One row per op (times in s from the start of the run).
+    """
+    cache = cache if cache is not None else CostCache(design)
+    cycle_s = design.cycle_ns * 1e-9
+    rows = []
+    t_ns = 0.0
+    before = cache.simulated
+    bar = tqdm(ops, total=total, desc="simulating ops", unit="op", disable=(False if progress else None)
+               if progress is not False else True, delay=1.0, leave=False)
+    for index, op in enumerate(bar):
+        c = cache.cost(op, reuse)
+        start = t_ns
+        t_ns += c.time_ns
+        rows.append((index, op.phase.value, op.step, op.layer, op.name, op.kind.value, op.m, op.n, op.k, op.batch,
+                     op.elements, op.weight_bits, op.activation_bits, start * 1e-9, t_ns * 1e-9,
+                     c.time_ns * 1e-9, c.core_cycles, c.compute_cycles, c.stall_cycles, c.dequant_cycles,
+                     c.dequant_stall_ns * 1e-9, c.macs, c.dram_read_bytes, c.dram_write_bytes, c.sram_read_bytes,
+                     c.sram_write_bytes, c.memory_time_ns * 1e-9, c.compute_time_ns * 1e-9,
+                     (c.compute_time_ns / c.time_ns) if c.time_ns else 0.0, c.bound))
+    bar.close()
+    df = pd.DataFrame(rows, columns=list(OP_COLUMNS))
+    return OpsRun(ops=df, simulated_ops=cache.simulated - before, distinct_ops=len(cache.costs),
+                  total_ops=len(rows))

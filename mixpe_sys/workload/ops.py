@@ -1,0 +1,129 @@
+"""Operators of a decoder layer, each knowing its MACs and bytes.
+
+An :class:`Op` is one line of an operator trace. GEMM-like ops (linear
+layers, attention ``QK^T`` and ``PV``, the LM head, the MixPE authors'
+dequantization GEMMs) run on the PE arrays as ``batch`` x ``[m, k] x [k, n]``;
+vector ops (softmax, norms, activations, residual adds, KV-cache writes) run
+on the tiles' vector units over ``elements`` elements.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+from math import ceil
+
+from ..mapping.gemm import GemmSpec
+from .quant import NumberFormat
+
+
+class OpKind(str, enum.Enum):
+    """What an op computes; decides which unit runs it."""
+
+    LINEAR = "linear"  # activations x quantized weights (QKV, out-proj, FFN, LM head)
+    DEQUANT_GEMM = "dequant_gemm"  # the MixPE authors' dequantization modelled as a GEMM
+    ATTN_QK = "attn_qk"  # scores = Q K^T against the KV cache
+    ATTN_PV = "attn_pv"  # context = P V against the KV cache
+    SOFTMAX = "softmax"
+    NORM = "norm"
+    ACTIVATION = "activation"
+    RESIDUAL = "residual"
+    KV_WRITE = "kv_write"
+
+    @property
+    def on_array(self) -> bool:
+        """True for ops that run on the PE arrays."""
+        return self in _ARRAY_KINDS
+
+
+_ARRAY_KINDS = {OpKind.LINEAR, OpKind.DEQUANT_GEMM, OpKind.ATTN_QK, OpKind.ATTN_PV}
+
+
+class Phase(str, enum.Enum):
+    """Inference phase an op belongs to."""
+
+    PREFILL = "prefill"
+    DECODE = "decode"
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One operator instance (one trace line).
+
+    Attributes
+    ----------
+    name:
+        Label, e.g. ``qkv``, ``ffn_down``, ``attn_qk``.
+    kind:
+        The operator kind.
+    phase, layer, step:
+        Where it sits: prefill or decode, decoder layer (-1 = after the last
+        layer, e.g. the LM head), decode step (0 in prefill).
+    m, n, k, batch:
+        GEMM sizes (array ops): ``batch`` x ``[m, k] x [k, n]``.
+    elements:
+        Elements processed (vector ops).
+    ops_per_element:
+        Vector-unit operations per element (vector ops).
+    read_bytes, write_bytes:
+        DRAM bytes read and written (vector ops; array ops derive theirs).
+    weight_bits, activation_bits, output_bits, activation_format, group_size, scale_bits, zero_bits:
+        Operand precisions (array ops); ``weight`` is the stationary operand
+        (weights, or the K/V cache for attention).
+    """
+
+    name: str
+    kind: OpKind
+    phase: Phase = Phase.PREFILL
+    layer: int = 0
+    step: int = 0
+    m: int = 0
+    n: int = 0
+    k: int = 0
+    batch: int = 1
+    elements: int = 0
+    ops_per_element: int = 1
+    read_bytes: int = 0
+    write_bytes: int = 0
+    weight_bits: int = 0
+    activation_bits: int = 0
+    output_bits: int = 0
+    activation_format: NumberFormat = NumberFormat.INT
+    group_size: int = 0
+    scale_bits: int = 0
+    zero_bits: int = 0
+
+    def cost_key(self) -> tuple:
+        """Everything that decides the op's cost (not its name or place): equal keys, equal cost."""
+        return (self.kind.on_array, self.m, self.n, self.k, self.batch, self.elements, self.ops_per_element,
+                self.read_bytes, self.write_bytes, self.weight_bits, self.activation_bits, self.output_bits,
+                self.activation_format, self.group_size, self.scale_bits, self.zero_bits)
+
+    def gemm_spec(self) -> GemmSpec:
+        """The GEMM this op runs on the arrays."""
+        return GemmSpec(m=self.m, n=self.n, k=self.k, batch=self.batch, weight_bits=self.weight_bits,
+                        activation_bits=self.activation_bits, activation_format=self.activation_format,
+                        output_bits=self.output_bits, group_size=self.group_size,
+                        scale_bits=self.scale_bits, zero_bits=self.zero_bits)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates (0 for vector ops)."""
+        return self.batch * self.m * self.n * self.k if self.kind.on_array else 0
+
+    def dram_bytes(self) -> tuple[int, int]:
+        """Compulsory (read, write) DRAM bytes."""
+        if self.kind.on_array:
+            return self.gemm_spec().compulsory_bytes()
+        return self.read_bytes, self.write_bytes
+
+
+OP_FIELDS = tuple(f.name for f in fields(Op))
+
+
+def vector_op(name: str, kind: OpKind, *, elements: int, read_bits_per_element: int,
+              write_bits_per_element: int, ops_per_element: int, **where) -> Op:
+    """A vector op over ``elements`` elements reading/writing the given bits per element."""
+    return Op(name=name, kind=kind, elements=elements, ops_per_element=ops_per_element,
+              read_bytes=ceil(elements * read_bits_per_element / 8),
+              write_bytes=ceil(elements * write_bits_per_element / 8), **where)

@@ -1,0 +1,155 @@
+"""Operator lists of decoder-only transformers: prefill and decode, full or the MixPE authors' workload.
+
+Full workload, per layer (``T = batch x q`` tokens, ``L`` the KV length)::
+
+    norm_attn -> qkv -> kv_write -> attn_qk -> softmax -> attn_pv -> o_proj -> residual_attn
+    -> norm_ffn -> ffn_up (gate+up fused when gated) -> act -> ffn_down -> residual_ffn
+
+then a final norm and the LM head for the last token of each sequence. The
+residual stream is FP16; GEMM inputs are at the scheme's activation bits.
+Prefill attention computes the full ``P x P`` score matrix (no causal
+skipping). Prefill produces the first output token; decode step ``s``
+(1..G-1) produces token ``s + 1`` against ``L = P + s`` cached tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator
+
+from ..hw.config import AcceleratorConfig, DequantGemmPlacement, DequantPlacement, PaperProfile
+from .models import ModelSpec
+from .ops import Op, OpKind, Phase, vector_op
+from .quant import NumberFormat, QuantScheme
+
+STREAM_BITS = 16  # residual stream and GEMM outputs (FP16)
+
+
+def _linear(name: str, m: int, n: int, k: int, q: QuantScheme, out_bits: int, **where) -> Op:
+    grouped = q.quantized_weights
+    return Op(name=name, kind=OpKind.LINEAR, m=m, n=n, k=k, weight_bits=q.weight_bits,
+              activation_bits=q.activation_bits, output_bits=out_bits, activation_format=q.activation_format,
+              group_size=q.group_size if grouped else 0, scale_bits=q.scale_bits if grouped else 0,
+              zero_bits=q.zero_bits if grouped else 0, **where)
+
+
+def layer_ops(model: ModelSpec, q: QuantScheme, *, batch: int, q_tokens: int, kv_len: int,
+              phase: Phase, layer: int = 0, step: int = 0) -> list[Op]:
+    """The ops of one decoder layer for ``batch`` sequences of ``q_tokens`` new tokens each.
+
+    Parameters
+    ----------
+    model, q:
+        Model shape and quantization scheme.
+    batch, q_tokens, kv_len:
+        Sequences, new tokens per sequence, and cached tokens attended to (incl. the new ones).
+    phase, layer, step:
+        Labels copied into every op.
+    """
+    where = dict(phase=phase, layer=layer, step=step)
+    t = batch * q_tokens
+    h, f, d = model.hidden_size, model.intermediate_size, model.head_dim
+    heads, kv_heads = model.num_heads, model.num_kv_heads
+    group = heads // kv_heads
+    a = q.activation_bits
+    attn = dict(batch=batch * kv_heads, weight_bits=q.kv_bits, activation_bits=a,
+                activation_format=q.activation_format, **where)
+    ops = [
+        vector_op("norm_attn", OpKind.NORM, elements=t * h, read_bits_per_element=STREAM_BITS,
+                  write_bits_per_element=a, ops_per_element=4, **where),
+        _linear("qkv", t, model.q_dim + 2 * model.kv_dim, h, q, STREAM_BITS, **where),
+        vector_op("kv_write", OpKind.KV_WRITE, elements=t * 2 * model.kv_dim, read_bits_per_element=STREAM_BITS,
+                  write_bits_per_element=q.kv_bits, ops_per_element=4, **where),
+        Op(name="attn_qk", kind=OpKind.ATTN_QK, m=q_tokens * group, n=kv_len, k=d, output_bits=STREAM_BITS, **attn),
+        vector_op("softmax", OpKind.SOFTMAX, elements=batch * heads * q_tokens * kv_len,
+                  read_bits_per_element=STREAM_BITS, write_bits_per_element=a, ops_per_element=5, **where),
+        Op(name="attn_pv", kind=OpKind.ATTN_PV, m=q_tokens * group, n=d, k=kv_len, output_bits=a, **attn),
+        _linear("o_proj", t, h, model.q_dim, q, STREAM_BITS, **where),
+        vector_op("residual_attn", OpKind.RESIDUAL, elements=t * h, read_bits_per_element=2 * STREAM_BITS,
+                  write_bits_per_element=STREAM_BITS, ops_per_element=1, **where),
+        vector_op("norm_ffn", OpKind.NORM, elements=t * h, read_bits_per_element=STREAM_BITS,
+                  write_bits_per_element=a, ops_per_element=4, **where),
+        _linear("ffn_up", t, 2 * f if model.gated_ffn else f, h, q, STREAM_BITS, **where),
+        vector_op("act", OpKind.ACTIVATION, elements=t * f,
+                  read_bits_per_element=(2 if model.gated_ffn else 1) * STREAM_BITS,
+                  write_bits_per_element=a, ops_per_element=5 if model.gated_ffn else 1, **where),
+        _linear("ffn_down", t, h, f, q, STREAM_BITS, **where),
+        vector_op("residual_ffn", OpKind.RESIDUAL, elements=t * h, read_bits_per_element=2 * STREAM_BITS,
+                  write_bits_per_element=STREAM_BITS, ops_per_element=1, **where),
+    ]
+    return ops
+
+
+def head_ops(model: ModelSpec, q: QuantScheme, *, batch: int, phase: Phase, step: int = 0) -> list[Op]:
+    """Final norm and LM head for the last token of each of ``batch`` sequences (layer = -1)."""
+    where = dict(phase=phase, layer=-1, step=step)
+    h = model.hidden_size
+    return [vector_op("norm_final", OpKind.NORM, elements=batch * h, read_bits_per_element=STREAM_BITS,
+                      write_bits_per_element=q.activation_bits, ops_per_element=4, **where),
+            _linear("lm_head", batch, model.vocab_size, h, q, STREAM_BITS, **where)]
+
+
+def _relabel(ops: list[Op], layer: int) -> list[Op]:
+    return [dataclasses.replace(op, layer=layer) for op in ops]
+
+
+def full_workload(model: ModelSpec, q: QuantScheme, *, batch: int, prompt: int, generate: int) -> Iterator[Op]:
+    """Every op of prefilling ``prompt`` tokens and generating ``generate`` tokens for ``batch`` sequences."""
+    yield from _phase(model, q, batch=batch, q_tokens=prompt, kv_len=prompt, phase=Phase.PREFILL, step=0)
+    for s in range(1, generate):
+        yield from _phase(model, q, batch=batch, q_tokens=1, kv_len=prompt + s, phase=Phase.DECODE, step=s)
+
+
+def _phase(model, q, *, batch, q_tokens, kv_len, phase, step) -> Iterator[Op]:
+    template = layer_ops(model, q, batch=batch, q_tokens=q_tokens, kv_len=kv_len, phase=phase, step=step)
+    yield from template
+    for layer in range(1, model.num_layers):
+        yield from _relabel(template, layer)
+    yield from head_ops(model, q, batch=batch, phase=phase, step=step)
+
+
+def paper_profile(design: AcceleratorConfig) -> PaperProfile:
+    """The design's paper profile, or one derived from its quantization and dequant placement."""
+    if design.paper_profile is not None:
+        return design.paper_profile
+    q = design.quant
+    after = design.tile.dequant.placement is DequantPlacement.POST_GEMM
+    return PaperProfile(weight_bits=q.weight_bits, activation_bits=q.activation_bits,
+                        dequant_gemm=DequantGemmPlacement.AFTER if after else DequantGemmPlacement.BEFORE,
+                        dequant_bits=max(q.activation_bits, 8))
+
+
+def paper_workload(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 64) -> Iterator[Op]:
+    """The MixPE authors' workload: linear layers only, ``batch`` x 1 token, with their dequant GEMMs.
+
+    Per layer: QKV (h -> 3h), output projection (h -> h), FFN1 (h -> 4h) and
+    FFN2 (4h -> h), the FFN taken as 4h whatever the model's width. Baselines
+    get a dequant GEMM ``[B x K] x [K x N/8]`` before each, MixPE one of
+    ``[B x K/8] x [K/8 x N/128]`` after each, at the design's high precision.
+    """
+    prof = paper_profile(design)
+    h = model.hidden_size
+    shapes = (("qkv", h, 3 * h), ("o_proj", h, h), ("ffn1", h, 4 * h), ("ffn2", 4 * h, h))
+    fmt = NumberFormat.INT
+    for layer in range(model.num_layers):
+        where = dict(phase=Phase.DECODE, layer=layer, step=0)
+        for name, k, n in shapes:
+            wb, ab = prof.weight_bits, prof.activation_bits
+            for ov in prof.overrides:
+                if layer >= ov.layer_offset and (layer - ov.layer_offset) % ov.layer_period == 0 \
+                        and (not ov.ops or name in ov.ops):
+                    wb, ab = ov.weight_bits, ov.activation_bits
+            db = prof.dequant_bits
+            main = Op(name=name, kind=OpKind.LINEAR, m=batch, n=n, k=k, weight_bits=wb, activation_bits=ab,
+                      output_bits=ab, activation_format=fmt, **where)
+            if prof.dequant_gemm is DequantGemmPlacement.BEFORE:
+                dq = Op(name=f"{name}_dequant", kind=OpKind.DEQUANT_GEMM, m=batch, n=max(1, n // 8), k=k,
+                        weight_bits=db, activation_bits=db, output_bits=db, activation_format=fmt, **where)
+                yield dq
+                yield main
+            else:
+                dq = Op(name=f"{name}_dequant", kind=OpKind.DEQUANT_GEMM, m=batch, n=max(1, n // 128),
+                        k=max(1, k // 8), weight_bits=db, activation_bits=db, output_bits=db,
+                        activation_format=fmt, **where)
+                yield main
+                yield dq
