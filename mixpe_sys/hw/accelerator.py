@@ -9,7 +9,7 @@ from ..metrics.recorder import Recorder
 from .config import AcceleratorConfig
 from .dma import Dma
 from .dram import Dram
-from .noc import Interconnect, build_topology
+from .noc import Interconnect
 from .sram import SramBuffer
 from .tile import ComputeTile
 
@@ -37,9 +37,9 @@ class Accelerator:
                               if config.global_buffer is not None else None)
         self.noc = None
         if config.noc is not None:
-            graph = build_topology(config.noc, config.num_tiles, self.global_buffer is not None,
-                                   config.dram.bandwidth_bytes_per_s)
-            self.noc = Interconnect(env, config.noc, recorder, graph)
+            self.noc = Interconnect(env, config.noc, recorder, num_tiles=config.num_tiles,
+                                    has_gbuf=self.global_buffer is not None,
+                                    dram_bandwidth_bytes_per_s=config.dram.bandwidth_bytes_per_s)
         self.dma = Dma(env, self.dram, self.noc, self.global_buffer)
         self.tiles = [ComputeTile(env, config.tile, recorder, index=t, cycle_ns=cycle_ns, dma=self.dma)
                       for t in range(config.num_tiles)]

@@ -50,6 +50,7 @@ class Dram:
         self._ns_per_byte = 1e9 / config.channel_bandwidth_bytes_per_s
         rb = config.row_buffer
         self._open_rows = [[-1] * rb.banks_per_channel for _ in range(config.channels)] if rb else None
+        self._activation_ns = (rb.t_rp_ns + rb.t_rcd_ns) / rb.banks_per_channel if rb else 0.0
         self.read_bytes = 0
         self.write_bytes = 0
 
@@ -58,22 +59,21 @@ class Dram:
         cfg = self.config
         end = now_ns
         shares = channel_bytes(addr, nbytes, cfg.interleave_bytes, cfg.channels)
+        ns_per_byte = self._ns_per_byte
+        open_rows = self._open_rows
         for c, share in enumerate(shares):
             if share:
-                service = share * self._ns_per_byte
-                if self._open_rows is not None:
+                service = share * ns_per_byte
+                if open_rows is not None:
                     service += self._activations(c, addr, share) * self._activation_ns
-                end = max(end, self.channels[c].reserve(now_ns, service, share))
+                finish = self.channels[c].reserve(now_ns, service, share)
+                if finish > end:
+                    end = finish
         if write:
             self.write_bytes += nbytes
         else:
             self.read_bytes += nbytes
         return end
-
-    @property
-    def _activation_ns(self) -> float:
-        rb = self.config.row_buffer
-        return (rb.t_rp_ns + rb.t_rcd_ns) / rb.banks_per_channel
 
     def _activations(self, channel: int, addr: int, share: int) -> int:
         """Row activations needed by ``share`` bytes of channel ``channel`` for a transfer at ``addr``.
@@ -88,11 +88,13 @@ class Dram:
         first_row, last_row = local // rb.row_bytes, (local + share - 1) // rb.row_bytes
         banks = rb.banks_per_channel
         open_rows = self._open_rows[channel]
-        hits = sum(1 for r in range(first_row, min(last_row, first_row + banks - 1) + 1)
-                   if open_rows[r % banks] == r)
+        misses = last_row - first_row + 1
+        for r in range(first_row, min(last_row, first_row + banks - 1) + 1):
+            if open_rows[r % banks] == r:
+                misses -= 1
         for r in range(max(first_row, last_row - banks + 1), last_row + 1):
             open_rows[r % banks] = r
-        return last_row - first_row + 1 - hits
+        return misses
 
     def transfer(self, addr: int, nbytes: int, write: bool = False):
         """SimPy process body: ``yield from dram.transfer(addr, n)`` waits until the transfer is done."""

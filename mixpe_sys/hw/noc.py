@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from math import ceil, sqrt
 
 import networkx as nx
@@ -61,34 +62,51 @@ def build_topology(config: NocConfig, num_tiles: int, has_gbuf: bool,
     return g
 
 
+@lru_cache(maxsize=64)
+def _topology(config: NocConfig, num_tiles: int, has_gbuf: bool, dram_bw: float) -> nx.DiGraph:
+    return build_topology(config, num_tiles, has_gbuf, dram_bw)
+
+
+@lru_cache(maxsize=4096)
+def _route(config: NocConfig, num_tiles: int, has_gbuf: bool, dram_bw: float, src: str, dst: str) -> tuple:
+    """((u, v) edges along the lowest-latency path, total latency ns): a pure function, memoised."""
+    g = _topology(config, num_tiles, has_gbuf, dram_bw)
+    path = nx.shortest_path(g, src, dst, weight="latency_ns")
+    edges = tuple(zip(path, path[1:]))
+    return edges, sum(g.edges[e]["latency_ns"] for e in edges)
+
+
 class Interconnect:
     """Links as FIFO servers; a transfer is cut-through: it occupies every link of
     its route for ``bytes / bandwidth`` and pays the sum of hop latencies."""
 
-    def __init__(self, env, config: NocConfig, recorder: Recorder, graph: nx.DiGraph):
+    def __init__(self, env, config: NocConfig, recorder: Recorder, *, num_tiles: int, has_gbuf: bool,
+                 dram_bandwidth_bytes_per_s: float):
         self.env = env
         self.config = config
         self.recorder = recorder
-        self.graph = graph
-        for u, v, data in graph.edges(data=True):
-            data["server"] = FifoServer(f"link.{u}->{v}")
+        self._key = (config, num_tiles, has_gbuf, dram_bandwidth_bytes_per_s)
+        self.graph = _topology(*self._key)
+        self._servers = {(u, v): (FifoServer(f"link.{u}->{v}"), d["bandwidth_bytes_per_s"])
+                         for u, v, d in self.graph.edges(data=True)}
         self._routes: dict[tuple[str, str], tuple[list, float]] = {}
 
     def route(self, src: str, dst: str) -> tuple[list, float]:
-        """(edge attribute dicts along the shortest path, total latency ns), cached."""
+        """([(server, bandwidth bytes/s)] along the shortest path, total latency ns), cached."""
         key = (src, dst)
         if key not in self._routes:
-            path = nx.shortest_path(self.graph, src, dst, weight="latency_ns")
-            edges = [self.graph.edges[u, v] for u, v in zip(path, path[1:])]
-            self._routes[key] = (edges, sum(e["latency_ns"] for e in edges))
+            edges, latency = _route(*self._key, src, dst)
+            self._routes[key] = ([self._servers[e] for e in edges], latency)
         return self._routes[key]
 
     def reserve(self, now_ns: float, src: str, dst: str, nbytes: int) -> tuple[float, float]:
         """Book ``nbytes`` from ``src`` to ``dst``; return (end of data on the busiest link ns, route latency ns)."""
         edges, latency = self.route(src, dst)
         end = now_ns
-        for e in edges:
-            end = max(end, e["server"].reserve(now_ns, nbytes * 1e9 / e["bandwidth_bytes_per_s"], nbytes))
+        for server, bw in edges:
+            finish = server.reserve(now_ns, nbytes * 1e9 / bw, nbytes)
+            if finish > end:
+                end = finish
         return end, latency
 
     def transfer(self, src: str, dst: str, nbytes: int):
@@ -98,4 +116,4 @@ class Interconnect:
 
     def link_bytes(self) -> dict[str, int]:
         """Bytes carried per directed link."""
-        return {d["server"].name: d["server"].served_bytes for _, _, d in self.graph.edges(data=True)}
+        return {server.name: server.served_bytes for server, _ in self._servers.values()}
