@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from .errors import MixpeError
 
@@ -152,12 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_design_args(p)
     p.set_defaults(func=cmd_gemm)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    from . import cli_run
+
+    cli_run.register(sub)
     return parser
-
-
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

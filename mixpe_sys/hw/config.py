@@ -214,6 +214,8 @@ class AcceleratorConfig(ConfigBase):
                                              "null = none")
     noc: NocConfig | None = param(None, help="interconnect; null = tiles wired straight to the DRAM controller")
     quant: QuantScheme = param(default_factory=QuantScheme, help="default quantization scheme of the design")
+    op_overhead_ns: float = param(0.0, help="fixed time per operation for launch and synchronisation "
+                                  "(e.g. a GPU kernel launch)", unit="ns", ge=0)
     paper_profile: PaperProfile | None = param(None, help="how the MixPE authors' model runs this design "
                                                "(--workload paper); null = derived from quant and dequant")
 

@@ -52,9 +52,11 @@ def simulate_op(op: Op, design: AcceleratorConfig) -> OpCost:
     """Map ``op`` (array or vector unit) and run it in a fresh simulation."""
     plan = plan_gemm(op.gemm_spec(), design) if op.kind.on_array else plan_vector(op, design)
     run = run_plan(plan, design)
+    # launch/synchronisation overhead is idle time: it counts as stall, not compute
     memory, compute = op_roofline_ns(op, design)
-    return OpCost(time_ns=run.time_ns, core_cycles=run.core_cycles, compute_cycles=run.compute_cycles,
-                  stall_cycles=run.stall_cycles, dequant_cycles=run.dequant_cycles,
+    time_ns = run.time_ns + design.op_overhead_ns
+    return OpCost(time_ns=time_ns, core_cycles=round(time_ns / design.cycle_ns), compute_cycles=run.compute_cycles,
+                  stall_cycles=run.stall_cycles + round(design.op_overhead_ns / design.cycle_ns), dequant_cycles=run.dequant_cycles,
                   dequant_stall_ns=run.dequant_stall_ns, dram_read_bytes=run.dram_read_bytes,
                   dram_write_bytes=run.dram_write_bytes, sram_read_bytes=run.sram_read_bytes,
                   sram_write_bytes=run.sram_write_bytes, macs=op.macs, memory_time_ns=memory,

@@ -1,0 +1,86 @@
+"""Reports: pure functions from per-op rows to per-layer, per-phase and summary figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SUM_COLUMNS = ["time_s", "cycles", "compute_cycles", "stall_cycles", "dequant_cycles", "macs", "dram_read_bytes",
+               "dram_write_bytes", "sram_read_bytes", "sram_write_bytes", "memory_time_s", "compute_time_s"]
+
+
+def _memory_bound_time(ops: pd.DataFrame) -> pd.Series:
+    return ops["time_s"].where(ops["bound"] == "memory", 0.0)
+
+
+def layers_report(ops: pd.DataFrame) -> pd.DataFrame:
+    """One row per (phase, step, layer): summed figures, start/end, memory-bound share of time."""
+    df = ops.assign(memory_bound_time_s=_memory_bound_time(ops))
+    g = df.groupby(["phase", "step", "layer"], sort=False)
+    out = g[SUM_COLUMNS + ["memory_bound_time_s"]].sum()
+    out["start_s"] = g["start_s"].min()
+    out["end_s"] = g["end_s"].max()
+    out["ops"] = g.size()
+    out["memory_bound_share"] = out["memory_bound_time_s"] / out["time_s"].where(out["time_s"] > 0)
+    return out.reset_index()
+
+
+def phases_report(ops: pd.DataFrame) -> pd.DataFrame:
+    """One row per phase (prefill, decode): summed figures and the memory-bound share of time."""
+    df = ops.assign(memory_bound_time_s=_memory_bound_time(ops))
+    g = df.groupby("phase", sort=False)
+    out = g[SUM_COLUMNS + ["memory_bound_time_s"]].sum()
+    out["ops"] = g.size()
+    out["steps"] = g["step"].nunique()
+    out["memory_bound_share"] = out["memory_bound_time_s"] / out["time_s"].where(out["time_s"] > 0)
+    return out.reset_index()
+
+
+def chrome_trace(ops: pd.DataFrame, *, process_name: str = "accelerator") -> dict[str, Any]:
+    """The op timeline in Chrome trace event format (open in Perfetto or chrome://tracing).
+
+    Array ops go on one track, vector-unit ops on another; times in microseconds.
+    """
+    array_kinds = {"linear", "dequant_gemm", "attn_qk", "attn_pv"}
+    events: list[dict[str, Any]] = [
+        {"name": "process_name", "ph": "M", "pid": 0, "args": {"name": process_name}},
+        {"name": "thread_name", "ph": "M", "pid": 0, "tid": 0, "args": {"name": "PE arrays"}},
+        {"name": "thread_name", "ph": "M", "pid": 0, "tid": 1, "args": {"name": "vector units"}},
+    ]
+    for row in ops.itertuples(index=False):
+        events.append({"name": row.name, "cat": row.kind, "ph": "X", "pid": 0,
+                       "tid": 0 if row.kind in array_kinds else 1,
+                       "ts": row.start_s * 1e6, "dur": row.time_s * 1e6,
+                       "args": {"phase": row.phase, "layer": int(row.layer), "step": int(row.step),
+                                "bound": row.bound, "utilization": float(row.utilization),
+                                "dram_bytes": int(row.dram_read_bytes + row.dram_write_bytes)}})
+    return {"traceEvents": events, "displayTimeUnit": "ns"}
+
+
+def write_reports(outdir: str | Path, ops: pd.DataFrame, layers: pd.DataFrame, phases: pd.DataFrame,
+                  summary: dict[str, Any] | None = None) -> list[Path]:
+    """Write ops.csv, layers.csv, phases.csv, timeline.json (and summary.json) into ``outdir``.
+
+    Each file is written to a temporary name and renamed, so a file is either
+    complete or absent.
+    """
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def atomic(name: str, write) -> None:
+        tmp = outdir / f".{name}.tmp"
+        write(tmp)
+        tmp.replace(outdir / name)
+        written.append(outdir / name)
+
+    atomic("ops.csv", lambda p: ops.to_csv(p, index=False))
+    atomic("layers.csv", lambda p: layers.to_csv(p, index=False))
+    atomic("phases.csv", lambda p: phases.to_csv(p, index=False))
+    atomic("timeline.json", lambda p: p.write_text(json.dumps(chrome_trace(ops))))
+    if summary is not None:
+        atomic("summary.json", lambda p: p.write_text(json.dumps(summary, indent=2)))
+    return written

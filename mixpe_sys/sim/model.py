@@ -1,0 +1,133 @@
+"""Simulate a model's inference (prefill + decode, or the MixPE authors' workload) on a design."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import pandas as pd
+
+from ..hw.config import AcceleratorConfig
+from ..report import layers_report, phases_report
+from ..workload.models import ModelSpec
+from ..workload.ops import Op
+from ..workload.quant import QuantScheme
+from ..workload.transformer import full_workload, paper_workload
+from .engine import CostCache, run_ops
+
+
+class WorkloadKind(str, enum.Enum):
+    """Which ops to run: the whole decoder, or the MixPE authors' linear-layer workload."""
+
+    FULL = "full"
+    PAPER = "paper"
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """DataFrames ``ops``, ``layers``, ``phases`` and the headline figures of a run."""
+
+    model: str
+    design: str
+    workload: str
+    batch: int
+    prompt_tokens: int
+    generate_tokens: int
+    ops: pd.DataFrame = field(repr=False)
+    layers: pd.DataFrame = field(repr=False)
+    phases: pd.DataFrame = field(repr=False)
+    simulated_ops: int = 0
+    distinct_ops: int = 0
+    config: AcceleratorConfig | None = field(default=None, repr=False)
+
+    def phase_time_s(self, phase: str) -> float:
+        """Total time of a phase (s); 0 when absent."""
+        row = self.phases[self.phases["phase"] == phase]
+        return float(row["time_s"].iloc[0]) if len(row) else 0.0
+
+    def memory_bound_share(self, phase: str) -> float | None:
+        """Share of a phase's time spent in memory-bound ops (None when absent)."""
+        row = self.phases[self.phases["phase"] == phase]
+        return float(row["memory_bound_share"].iloc[0]) if len(row) else None
+
+    @property
+    def total_time_s(self) -> float:
+        return float(self.ops["time_s"].sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Headline figures (JSON-ready)."""
+        prefill, decode = self.phase_time_s("prefill"), self.phase_time_s("decode")
+        total = self.total_time_s
+        decode_steps = max(0, self.generate_tokens - 1) if self.workload == "full" else 1
+        tokens = self.batch * (self.generate_tokens if self.workload == "full" else 1)
+        return {
+            "model": self.model, "design": self.design, "workload": self.workload, "batch": self.batch,
+            "prompt_tokens": self.prompt_tokens, "generate_tokens": self.generate_tokens,
+            "prefill_time_s": prefill, "decode_time_s": decode, "total_time_s": total,
+            "time_per_output_token_s": decode / decode_steps if decode_steps else None,
+            "tokens_per_s": tokens / total if total else None,
+            "dram_read_bytes": int(self.ops["dram_read_bytes"].sum()),
+            "dram_write_bytes": int(self.ops["dram_write_bytes"].sum()),
+            "macs": int(self.ops["macs"].sum()),
+            "memory_bound_share_prefill": self.memory_bound_share("prefill"),
+            "memory_bound_share_decode": self.memory_bound_share("decode"),
+            "ops": len(self.ops), "simulated_ops": self.simulated_ops, "distinct_ops": self.distinct_ops,
+        }
+
+
+def model_ops(model: ModelSpec, design: AcceleratorConfig, *, batch: int, prompt: int, generate: int,
+              workload: WorkloadKind = WorkloadKind.FULL, quant: QuantScheme | None = None) -> Iterable[Op]:
+    """The op stream of a run (a generator)."""
+    if workload is WorkloadKind.PAPER:
+        return paper_workload(model, design, batch=batch)
+    return full_workload(model, quant or design.quant, batch=batch, prompt=prompt, generate=generate)
+
+
+def op_count(model: ModelSpec, *, prompt: int, generate: int, workload: WorkloadKind) -> int:
+    """Number of ops the run has (for progress bars)."""
+    if workload is WorkloadKind.PAPER:
+        return model.num_layers * 8
+    per_phase = model.num_layers * 13 + 2
+    return per_phase * max(1, generate)
+
+
+def simulate_ops_result(ops: Iterable[Op], design: AcceleratorConfig, *, model_name: str, workload: str,
+                        batch: int, prompt: int, generate: int, reuse: bool = True, progress: bool | None = None,
+                        total: int | None = None, cache: CostCache | None = None) -> ModelResult:
+    """Run an op stream and build the result with its reports."""
+    run = run_ops(ops, design, reuse=reuse, progress=progress, total=total, cache=cache)
+    return ModelResult(model=model_name, design=design.name, workload=workload, batch=batch, prompt_tokens=prompt,
+                       generate_tokens=generate, ops=run.ops, layers=layers_report(run.ops),
+                       phases=phases_report(run.ops), simulated_ops=run.simulated_ops,
+                       distinct_ops=run.distinct_ops, config=design)
+
+
+def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 1, prompt: int = 512,
+                   generate: int = 128, workload: WorkloadKind | str = WorkloadKind.FULL, reuse: bool = True,
+                   progress: bool | None = None, quant: QuantScheme | None = None) -> ModelResult:
+    """Simulate ``model`` on ``design``.
+
+    Parameters
+    ----------
+    model, design:
+        Model shape and accelerator.
+    batch:
+        Sequences processed together.
+    prompt, generate:
+        Prompt tokens and generated tokens per sequence (ignored by the paper workload).
+    workload:
+        ``full`` (whole decoder, prefill and decode) or ``paper`` (the MixPE authors' linear layers).
+    reuse:
+        Reuse the exact cost of identical ops (False simulates every op; same results).
+    progress:
+        Progress bar (None = only on a terminal for runs longer than a second).
+    quant:
+        Override the design's quantization scheme (full workload).
+    """
+    wl = WorkloadKind(workload)
+    ops = model_ops(model, design, batch=batch, prompt=prompt, generate=generate, workload=wl, quant=quant)
+    return simulate_ops_result(ops, design, model_name=model.name, workload=wl.value, batch=batch,
+                               prompt=prompt if wl is WorkloadKind.FULL else 0,
+                               generate=generate if wl is WorkloadKind.FULL else 1, reuse=reuse, progress=progress,
+                               total=op_count(model, prompt=prompt, generate=generate, workload=wl))
