@@ -247,9 +247,7 @@ def _estimate(spec, accel, rate, dataflow, order, tm, tn, tk, shared) -> tuple[f
         w_traffic = w_total * (1 if nk == 1 else nb_i)
     traffic = a_traffic + w_traffic + spec.batch * spec.output_bytes(spec.m, spec.n)
     mem_s = traffic / (accel.dram.bandwidth_bytes_per_s * accel.dram.bandwidth_efficiency)
-    steps = units * nk
-    overhead_s = steps / accel.num_tiles * accel.dram.latency_ns * 1e-9 * 0.01
-    return max(compute_s, mem_s) + overhead_s, steps
+    return max(compute_s, mem_s), units * nk
 
 
 def choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> tuple[GemmTiling, Fraction]:
