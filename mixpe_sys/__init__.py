@@ -1,6 +1,7 @@
 """mixpe_sys: discrete-event simulator for mixed-precision LLM inference accelerators.
 
-Main entry points: :func:`simulate_gemm` (one GEMM), :func:`load_design`
+Main entry points: :func:`simulate` (a model's prefill and decode),
+:func:`simulate_gemm` (one GEMM), :func:`load_design`
 (a preset or YAML design), and the ``mixpe-sim`` command line.
 """
 
@@ -46,5 +47,39 @@ def simulate_gemm(m: int, n: int, k: int, design="mixpe-w4a8", *, batch: int = 1
     return _simulate_gemm_spec(spec, cfg)
 
 
-__all__ = ["simulate_gemm", "load_design", "list_designs", "design_names", "GemmSpec", "GemmResult",
+def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt: int = 512, generate: int = 128,
+             workload: str = "full", reuse: bool = True, progress: bool | None = None):
+    """Simulate a model's inference on a design.
+
+    Parameters
+    ----------
+    model:
+        A shipped model name, a ``config.json`` path, or a ModelSpec.
+    design:
+        A preset name, a YAML path, or an AcceleratorConfig.
+    batch, prompt, generate:
+        Sequences, prompt tokens and generated tokens per sequence.
+    workload:
+        ``"full"`` (whole decoder, prefill + decode) or ``"paper"`` (the MixPE authors' linear layers).
+    reuse:
+        Reuse exact costs of identical ops (``False`` simulates every op; same results).
+    progress:
+        Progress bar (None: only on a terminal, for runs over a second).
+
+    Returns
+    -------
+    ModelResult
+        DataFrames ``ops``, ``layers``, ``phases`` and ``to_dict()`` headline figures (times in s).
+    """
+    from .hw.config import AcceleratorConfig
+    from .sim.model import simulate_model
+    from .workload.models import ModelSpec, load_model
+
+    spec = model if isinstance(model, ModelSpec) else load_model(model)
+    cfg = design if isinstance(design, AcceleratorConfig) else load_design(design)
+    return simulate_model(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload,
+                          reuse=reuse, progress=progress)
+
+
+__all__ = ["simulate", "simulate_gemm", "load_design", "list_designs", "design_names", "GemmSpec", "GemmResult",
            "QuantScheme", "MixpeError", "ConfigError", "MappingError", "TraceError"]
