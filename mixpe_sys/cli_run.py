@@ -35,6 +35,8 @@ def cmd_trace(args) -> int:
     ops = model_ops(model, design, batch=args.batch, prompt=prompt, generate=generate, workload=wl)
     if wl is WorkloadKind.FULL and phase != "both":
         ops = (op for op in ops if op.phase.value == phase)
+    if wl is WorkloadKind.PAPER:  # one token per sequence, no prompt: record what simulate_model reports
+        prompt, generate = 0, 1
     n = write_trace(ops, args.output, model=model.name, design=design.name, batch=args.batch, prompt=prompt,
                     generate=generate, workload=wl.value, quant=design.quant.name)
     print(f"wrote {n} ops to {args.output}", file=sys.stderr)
