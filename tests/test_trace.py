@@ -175,10 +175,10 @@ def test_bad_csv_headers(tmp_path):
     _expect(_bad_csv(tmp_path, CSV_GOOD, head=CSV_COLUMNS, columns=CSV_GOOD), 1, "schema")
     _expect(_bad_csv(tmp_path, CSV_GOOD, head="# mixpe-op-trace v2"), 1, "version")
     _expect(_bad_csv(tmp_path, CSV_GOOD, head="# mixpe-op-trace v1 {not json"), 1, "metadata")
-    _expect(_bad_csv(tmp_path, CSV_GOOD, columns=CSV_COLUMNS + ",flops"), 3, "elements")  # 9 cells, 10 names
+    _expect(_bad_csv(tmp_path, CSV_GOOD, columns=CSV_COLUMNS + ",flops"), 2, "flops")  # the header names it
     unknown = tmp_path / "unknown.csv"
     unknown.write_text("\n".join([CSV_HEAD, CSV_COLUMNS + ",flops", CSV_GOOD + ",0"]) + "\n")
-    assert "unknown field" in _expect(unknown, 3, "flops")  # the first row that carries the column
+    assert "unknown column" in _expect(unknown, 2, "flops")  # reported at the header row
 
 
 def test_unreadable_and_empty_files(tmp_path):

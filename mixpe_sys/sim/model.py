@@ -59,8 +59,10 @@ class ModelResult:
         """Headline figures (JSON-ready)."""
         prefill, decode = self.phase_time_s("prefill"), self.phase_time_s("decode")
         total = self.total_time_s
-        decode_steps = max(0, self.generate_tokens - 1) if self.workload == "full" else 1
-        tokens = self.batch * (self.generate_tokens if self.workload == "full" else 1)
+        # tokens come from what ran: one per sequence per decode step, plus the first from prefill
+        decode_steps = int(self.ops.loc[self.ops["phase"] == "decode", "step"].nunique())
+        has_prefill = bool((self.ops["phase"] == "prefill").any())
+        tokens = self.batch * (decode_steps + (1 if has_prefill else 0))
         return {
             "model": self.model, "design": self.design, "workload": self.workload, "batch": self.batch,
             "prompt_tokens": self.prompt_tokens, "generate_tokens": self.generate_tokens,

@@ -140,6 +140,9 @@ def read_trace(path: str | Path) -> tuple[dict[str, Any], list[Op]]:
             header = next(reader)
         except StopIteration:
             raise TraceError(f"{source}:2: field 'header': missing header row") from None
+        for name in header:
+            if name not in OP_FIELDS:
+                raise TraceError(f"{source}:2: field '{name}': unknown column (known: {', '.join(OP_FIELDS)})")
         for offset, cells in enumerate(reader, start=3):
             if not cells or all(not c.strip() for c in cells):
                 continue
