@@ -63,7 +63,12 @@ def _resolve(data: Any, lines: dict, source: str | None, depth: int = 0) -> Any:
         if not isinstance(base_name, str):
             raise ConfigError("field 'extends': expected a design name", source, lines.get(("extends",)))
         base, base_lines = _read_preset(_preset_dir(), base_name, "design", source, lines.get(("extends",)))
-        data = _merge(_resolve(base, base_lines, f"design preset {base_name}", depth + 1), data)
+        base = _resolve(base, base_lines, f"design preset {base_name}", depth + 1)
+        own_dram = data.get("dram")
+        if isinstance(own_dram, str) or (isinstance(own_dram, dict) and "preset" in own_dram):
+            # A DRAM preset replaces the base design's DRAM; only its own keys are merged over the preset.
+            base = {k: v for k, v in base.items() if k != "dram"}
+        data = _merge(base, data)
     dram = data.get("dram")
     if isinstance(dram, str):
         dram = {"preset": dram}

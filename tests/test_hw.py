@@ -1,0 +1,380 @@
+"""Exact SimPy times of the hardware components against hand-computed values."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mixpe_sys import MappingError
+from mixpe_sys.hw.config import (AcceleratorConfig, Dataflow, DequantConfig, DequantPlacement, DramConfig,
+                                 NocConfig, PeArrayConfig, PeConfig, PeKind, RowBufferConfig, SramConfig,
+                                 TileConfig, Topology)
+from mixpe_sys.hw.dram import Dram, channel_bytes
+from mixpe_sys.hw.noc import Interconnect, build_topology
+from mixpe_sys.hw.pe import pe_model
+from mixpe_sys.mapping.dataflow import array_cycles
+from mixpe_sys.mapping.gemm import GemmSpec, GemmTiling, LoopOrder, plan_gemm
+from mixpe_sys.metrics.recorder import Recorder
+from mixpe_sys.sim.gemm import simulate_gemm
+from mixpe_sys.workload.quant import NumberFormat
+
+INT, FP = NumberFormat.INT, NumberFormat.FP
+
+
+def run_transfers(env, *bodies) -> list[float]:
+    """Start one process per generator body at time 0; return each one's completion time (ns)."""
+    done = [None] * len(bodies)
+
+    def wrap(i, body):
+        yield from body
+        done[i] = env.now
+
+    for i, body in enumerate(bodies):
+        env.process(wrap(i, body))
+    env.run()
+    return done
+
+
+# ---------------------------------------------------------------- (a) one DRAM transfer
+
+
+def test_single_dram_transfer_on_idle_dram():
+    cfg = DramConfig(channels=4, bandwidth_bytes_per_s=64e9, latency_ns=100.0, interleave_bytes=256)
+    env = simpy.Environment()
+    dram = Dram(env, cfg, Recorder())
+    nbytes = 4 * 256 * 10  # 10 interleave blocks per channel
+    (t,) = run_transfers(env, dram.transfer(0, nbytes))
+    # each channel: 2560 B at 64e9 / 4 = 16e9 B/s = 160 ns; plus 100 ns latency
+    assert t == 100.0 + 2560 / 16.0
+    assert t == 260.0
+    assert dram.read_bytes == 10240 and dram.write_bytes == 0
+    assert [ch.served_bytes for ch in dram.channels] == [2560] * 4
+
+
+def test_dram_bandwidth_efficiency_and_writes():
+    cfg = DramConfig(channels=2, bandwidth_bytes_per_s=32e9, latency_ns=40.0, interleave_bytes=128,
+                     bandwidth_efficiency=0.8)
+    env = simpy.Environment()
+    dram = Dram(env, cfg, Recorder())
+    (t,) = run_transfers(env, dram.transfer(0, 2 * 128 * 50, write=True))
+    # per channel 6400 B at 32e9 * 0.8 / 2 = 12.8e9 B/s = 500 ns
+    assert t == 40.0 + 500.0
+    assert dram.write_bytes == 12800 and dram.read_bytes == 0
+
+
+def test_two_dram_transfers_queue_on_one_channel():
+    cfg = DramConfig(channels=1, bandwidth_bytes_per_s=1e9, latency_ns=30.0)
+    env = simpy.Environment()
+    dram = Dram(env, cfg, Recorder())
+    t1, t2 = run_transfers(env, dram.transfer(0, 500), dram.transfer(4096, 300))
+    # 1 ns/B; the channel serves 500 B (0..500) then 300 B (500..800); latency is pipelined
+    assert (t1, t2) == (530.0, 830.0)
+
+
+# ---------------------------------------------------------------- (b) address interleaving
+
+
+@pytest.mark.parametrize("addr, nbytes, expected", [
+    (0, 1024, [256, 256, 256, 256]),  # four aligned blocks, one per channel
+    (300, 100, [0, 100, 0, 0]),  # inside block 1 (256..512)
+    # [100, 1100): 156 B of block 0 (ch0), blocks 1-3 whole, 76 B of block 4 (ch0)
+    (100, 1000, [156 + 76, 256, 256, 256]),
+    # [1000, 3000): 24 B of block 3 (ch3), blocks 4..10 whole (ch0,1,2,3,0,1,2), 184 B of block 11 (ch3)
+    (1000, 2000, [512, 512, 512, 24 + 256 + 184]),
+    (5000, 0, [0, 0, 0, 0]),
+])
+def test_channel_bytes_hand_worked(addr, nbytes, expected):
+    assert channel_bytes(addr, nbytes, 256, 4) == expected
+
+
+def test_channel_bytes_three_channels():
+    # [200, 1000) with 128 B blocks over 3 channels: block 1 (128..256) gives 56 B to ch1;
+    # blocks 2..6 whole -> ch2, ch0, ch1, ch2, ch0; block 7 (896..1024) gives 104 B to ch1
+    assert channel_bytes(200, 800, 128, 3) == [256, 56 + 128 + 104, 256]
+
+
+def reference_channel_bytes(addr, nbytes, interleave, channels):
+    """Walk the range block by block."""
+    out = [0] * channels
+    pos, end = addr, addr + nbytes
+    while pos < end:
+        block = pos // interleave
+        stop = min(end, (block + 1) * interleave)
+        out[block % channels] += stop - pos
+        pos = stop
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(addr=st.integers(0, 20_000), nbytes=st.integers(0, 20_000), interleave=st.integers(1, 600),
+       channels=st.integers(1, 9))
+def test_channel_bytes_properties(addr, nbytes, interleave, channels):
+    shares = channel_bytes(addr, nbytes, interleave, channels)
+    assert len(shares) == channels
+    assert sum(shares) == nbytes
+    assert min(shares) >= 0
+    # bytes before the first block boundary and after the last one
+    head = min(nbytes, -addr % interleave)
+    tail = (addr + nbytes) % interleave if nbytes > head else 0
+    # whole blocks are dealt round-robin (counts differ by at most one); partial blocks add head + tail
+    assert max(shares) - min(shares) <= interleave + head + tail
+    assert shares == reference_channel_bytes(addr, nbytes, interleave, channels)
+
+
+# ---------------------------------------------------------------- (c) interconnect contention
+
+
+def star_noc(dram_bw: float):
+    cfg = NocConfig(topology=Topology.STAR, link_bandwidth_bytes_per_s=1e9, link_latency_ns=2.0)
+    env = simpy.Environment()
+    noc = Interconnect(env, cfg, Recorder(), num_tiles=2, has_gbuf=False, dram_bandwidth_bytes_per_s=dram_bw)
+    return env, noc
+
+
+def test_star_topology_graph():
+    cfg = NocConfig(topology=Topology.STAR, link_bandwidth_bytes_per_s=1e9, link_latency_ns=2.0,
+                    dram_link_bandwidth_bytes_per_s=5e9)
+    g = build_topology(cfg, num_tiles=2, has_gbuf=True, dram_bandwidth_bytes_per_s=1e12)
+    assert set(g.nodes) == {"dram", "gbuf", "tile0", "tile1", "switch"}
+    assert g.number_of_edges() == 8  # 4 bidirectional spokes
+    assert g.edges["dram", "switch"]["bandwidth_bytes_per_s"] == 5e9
+    assert g.edges["switch", "tile1"]["bandwidth_bytes_per_s"] == 1e9
+    assert g.edges["tile0", "switch"]["latency_ns"] == 2.0
+
+
+def test_ring_and_mesh_routes():
+    ring = NocConfig(topology=Topology.RING, link_bandwidth_bytes_per_s=1e9, link_latency_ns=3.0)
+    env = simpy.Environment()
+    noc = Interconnect(env, ring, Recorder(), num_tiles=4, has_gbuf=True, dram_bandwidth_bytes_per_s=1e9)
+    # ring dram - gbuf - tile0 - tile1 - tile2 - tile3 - dram: tile3 is 1 hop, tile1 3 hops from dram
+    assert noc.route("dram", "tile3")[1] == 3.0
+    assert noc.route("dram", "tile1")[1] == 9.0
+    mesh = NocConfig(topology=Topology.MESH, link_bandwidth_bytes_per_s=1e9, link_latency_ns=1.0)
+    noc = Interconnect(simpy.Environment(), mesh, Recorder(), num_tiles=4, has_gbuf=False,
+                       dram_bandwidth_bytes_per_s=1e9)
+    # 2x2 routers; dram at r0_0; tile3 at r1_1: dram->r0_0->r0_1->r1_1->tile3 = 4 hops
+    assert noc.route("dram", "tile3")[1] == 4.0
+    assert noc.route("dram", "tile0")[1] == 2.0
+
+
+def test_two_transfers_contend_on_one_link():
+    env, noc = star_noc(dram_bw=1e12)
+    nbytes = 1000
+    t1, t2 = run_transfers(env, noc.transfer("dram", "tile0", nbytes), noc.transfer("dram", "tile0", nbytes))
+    latency = 2 * 2.0  # dram -> switch -> tile0
+    # switch->tile0 carries 1000 B at 1e9 B/s = 1000 ns each, one after the other;
+    # the dram->switch link (1 ns per transfer at 1e12 B/s) never limits
+    assert t1 == latency + 1000.0
+    assert t2 == latency + 2 * 1000.0
+    assert noc.link_bytes()["link.switch->tile0"] == 2000
+    assert noc.link_bytes()["link.tile1->switch"] == 0
+
+
+def test_transfers_on_disjoint_links_do_not_contend():
+    env, noc = star_noc(dram_bw=1e12)
+    t1, t2 = run_transfers(env, noc.transfer("dram", "tile0", 1000), noc.transfer("dram", "tile1", 1000))
+    # only dram->switch is shared: 1 ns for the first, 1..2 ns for the second, far below 1000 ns
+    assert (t1, t2) == (1004.0, 1004.0)
+
+
+def test_shared_slow_dram_link_limits():
+    env, noc = star_noc(dram_bw=0.5e9)
+    t1, t2 = run_transfers(env, noc.transfer("dram", "tile0", 1000), noc.transfer("dram", "tile1", 1000))
+    # dram->switch at 0.5e9 B/s: 2000 ns per transfer, serialised: 2000 and 4000 ns, + 4 ns of hops
+    assert (t1, t2) == (2004.0, 4004.0)
+
+
+# ---------------------------------------------------------------- (d) row-buffer timing
+
+
+def row_buffer_dram():
+    cfg = DramConfig(channels=1, bandwidth_bytes_per_s=1e9, latency_ns=0.0, interleave_bytes=256,
+                     row_buffer=RowBufferConfig(banks_per_channel=4, row_bytes=1024, t_rcd_ns=10.0, t_rp_ns=10.0))
+    env = simpy.Environment()
+    return env, Dram(env, cfg, Recorder())
+
+
+def test_row_buffer_hits_and_misses():
+    env, dram = row_buffer_dram()
+    durations = []
+
+    def body():
+        # (addr, bytes): 1 ns per byte; an activation costs (tRP + tRCD) / banks = 20 / 4 = 5 ns
+        for addr, n in [(0, 256), (256, 256), (1024, 256), (4096, 256), (0, 256), (1024, 256), (2048, 2048)]:
+            start = env.now
+            yield from dram.transfer(addr, n)
+            durations.append(env.now - start)
+
+    run_transfers(env, body())
+    assert durations == [
+        256 + 5,  # row 0 (bank 0) opened
+        256,  # row 0 again: open-row hit, no activation
+        256 + 5,  # row 1 (bank 1) opened
+        256 + 5,  # row 4 maps to bank 0 too: closes row 0
+        256 + 5,  # row 0 again: bank 0 now holds row 4
+        256,  # row 1 still open in bank 1
+        2048 + 2 * 5,  # rows 2 and 3 (banks 2, 3), both closed
+    ]
+
+
+def test_row_buffer_off_costs_no_activation():
+    cfg = DramConfig(channels=1, bandwidth_bytes_per_s=1e9, latency_ns=0.0)
+    env = simpy.Environment()
+    dram = Dram(env, cfg, Recorder())
+    t1, t2 = run_transfers(env, dram.transfer(0, 256), dram.transfer(8192, 256))
+    assert (t1, t2) == (256.0, 512.0)
+
+
+# ---------------------------------------------------------------- (e) compute: dataflows and PE rates
+
+
+@pytest.mark.parametrize("m, n, k, rate, dataflow, expected", [
+    # output-stationary: ceil(m/R) * ceil(n/C) blocks of ceil(k / rate) cycles, + fill R + C - 2 + depth
+    (100, 70, 300, Fraction(1), Dataflow.OUTPUT_STATIONARY, 4 * 5 * 300 + (32 + 16 - 2 + 2)),
+    (100, 70, 300, Fraction(2), Dataflow.OUTPUT_STATIONARY, 4 * 5 * 150 + 48),
+    (100, 70, 300, Fraction(1, 4), Dataflow.OUTPUT_STATIONARY, 4 * 5 * 1200 + 48),
+    (32, 16, 32, Fraction(1), Dataflow.OUTPUT_STATIONARY, 1 * 1 * 32 + 48),
+    # weight-stationary: ceil(k / (R * kpp)) * ceil(n/C) blocks of max(m * cpp, R) cycles
+    (100, 70, 300, Fraction(1), Dataflow.WEIGHT_STATIONARY, 10 * 5 * 100 + 48),
+    (8, 70, 300, Fraction(1), Dataflow.WEIGHT_STATIONARY, 10 * 5 * 32 + 48),  # weight reload R = 32 dominates
+    (10, 70, 300, Fraction(1, 4), Dataflow.WEIGHT_STATIONARY, 10 * 5 * 40 + 48),  # cpp = 4: 10 * 4 = 40
+    (100, 70, 300, Fraction(2), Dataflow.WEIGHT_STATIONARY, 5 * 5 * 100 + 48),  # kpp = 2: ceil(300 / 64) = 5
+    # weight-streaming: blocks of m * cpp cycles, no reload bound
+    (1, 70, 300, Fraction(1), Dataflow.WEIGHT_STREAMING, 10 * 5 * 1 + 48),
+    (1, 70, 300, Fraction(1, 4), Dataflow.WEIGHT_STREAMING, 10 * 5 * 4 + 48),
+    (3, 16, 64, Fraction(1), Dataflow.WEIGHT_STREAMING, 2 * 1 * 3 + 48),
+])
+def test_array_cycles_hand_formula(m, n, k, rate, dataflow, expected):
+    assert array_cycles(m, n, k, rows=32, cols=16, rate=rate, pipeline_depth_cycles=2, dataflow=dataflow) == expected
+
+
+def test_array_cycles_empty_tile():
+    assert array_cycles(0, 16, 16, 32, 16, Fraction(1), 2, Dataflow.OUTPUT_STATIONARY) == 0
+
+
+def rate(kind: PeKind, w: int, a: int, fmt=INT, **pe) -> Fraction:
+    return pe_model(PeConfig(kind=kind, **pe)).macs_per_cycle(w, a, fmt)
+
+
+def test_pe_rates_mixpe_w4a8():
+    assert rate(PeKind.MIXPE_W4A8, 4, 8) == 1  # all 4 weight bits in one adder tree
+    assert rate(PeKind.MIXPE_W4A8, 4, 8, bit_serial=True) == Fraction(1, 4)  # one weight bit per cycle
+    assert rate(PeKind.MIXPE_W4A8, 8, 8) == Fraction(1, 2)  # two 4-bit passes
+    assert rate(PeKind.MIXPE_W4A8, 4, 16) == Fraction(1, 2)  # two 8-bit activation passes
+    assert rate(PeKind.MIXPE_W4A8, 4, 8, initiation_interval_cycles=2) == Fraction(1, 2)
+    with pytest.raises(MappingError, match="FP16"):
+        rate(PeKind.MIXPE_W4A8, 4, 16, FP)
+
+
+def test_pe_rates_mixpe_w4a16():
+    assert rate(PeKind.MIXPE_W4A16, 4, 16, FP, native_activation_bits=16) == 1
+    assert rate(PeKind.MIXPE_W4A16, 4, 16, FP, native_activation_bits=16, bit_serial=True) == Fraction(1, 4)
+    assert rate(PeKind.MIXPE_W4A16, 8, 16, FP, native_activation_bits=16) == Fraction(1, 2)
+    with pytest.raises(MappingError):
+        rate(PeKind.MIXPE_W4A16, 4, 32, FP)
+
+
+def test_pe_rates_int8_and_fp16():
+    assert rate(PeKind.INT8_MAC, 8, 8) == 1
+    assert rate(PeKind.INT8_MAC, 4, 8) == 1  # narrower integers gain nothing
+    assert rate(PeKind.INT8_MAC, 16, 8) == Fraction(1, 2)
+    assert rate(PeKind.INT8_MAC, 16, 16) == Fraction(1, 4)
+    with pytest.raises(MappingError):
+        rate(PeKind.INT8_MAC, 8, 16, FP)
+    assert rate(PeKind.FP16_MAC, 16, 16, FP) == 1
+    assert rate(PeKind.FP16_MAC, 4, 16, FP) == 1
+    with pytest.raises(MappingError):
+        rate(PeKind.FP16_MAC, 4, 32, FP)
+
+
+@pytest.mark.parametrize("pmax, pmin, w, a, expected", [
+    (8, 4, 4, 4, 4),  # floor(8/4) * floor(8/4)
+    (8, 4, 4, 8, 2),  # floor(8/4) * floor(8/8)
+    (8, 4, 8, 8, 1),
+    (8, 4, 2, 2, 4),  # below pmin counts as pmin
+    (16, 8, 8, 8, 4),  # floor(16/8) * floor(16/8)
+    (16, 8, 4, 16, 2),  # floor(16/8) * floor(16/16)
+    (16, 8, 16, 16, 1),
+    (8, 4, 16, 8, Fraction(1, 2)),  # 16 > pmax: two passes
+])
+def test_pe_rates_paper_rule(pmax, pmin, w, a, expected):
+    assert rate(PeKind.PAPER_RULE, w, a, max_bits=pmax, min_bits=pmin) == expected
+
+
+# ---------------------------------------------------------------- (f) a whole single-tile GEMM
+
+L_NS = 100.0  # DRAM latency
+B = 2e9  # DRAM bandwidth, bytes/s: 0.5 ns per byte
+CYCLE_NS = 2.0  # 500 MHz
+
+
+def hand_design(pe: PeConfig, placement: DequantPlacement) -> AcceleratorConfig:
+    """One 32x32 tile, no interconnect, no global buffer, one DRAM channel; SRAM 4 KiB/cycle, no latency."""
+    sram = SramConfig(capacity_bytes=1 << 20, banks=64, bank_width_bytes=64, double_buffered=True, latency_cycles=0)
+    return AcceleratorConfig(
+        name="hand", frequency_hz=500e6, num_tiles=1,
+        tile=TileConfig(pe_array=PeArrayConfig(pe=pe, rows=32, cols=32), weight_buffer=sram,
+                        activation_buffer=sram, output_buffer=sram,
+                        dequant=DequantConfig(placement=placement, elements_per_cycle=64, latency_cycles=4)),
+        dram=DramConfig(channels=1, bandwidth_bytes_per_s=B, latency_ns=L_NS),
+        global_buffer=None, noc=None)
+
+
+def test_single_step_gemm_int8():
+    design = hand_design(PeConfig(kind=PeKind.INT8_MAC, pipeline_depth_cycles=2), DequantPlacement.NONE)
+    spec = GemmSpec(m=32, n=32, k=64, weight_bits=8, activation_bits=8, output_bits=8, group_size=0)
+    result = simulate_gemm(spec, design)
+    assert len(result.steps) == 1
+    a_bytes, w_bytes, out_bytes = 32 * 64, 64 * 32, 32 * 32  # all 8-bit
+    load = L_NS + (a_bytes + w_bytes) / B * 1e9  # 100 + 4096 * 0.5 = 2148 ns
+    # one output block of 32x32 on a 32x32 array: k = 64 cycles + fill 32 + 32 - 2 + depth 2 = 128 cycles;
+    # SRAM (2 KiB per operand, 4 KiB of accumulators at 4 KiB/cycle) needs only 1 cycle
+    compute = 128 * CYCLE_NS
+    store = L_NS + out_bytes / B * 1e9  # 100 + 512 = 612 ns
+    assert result.time_s * 1e9 == load + compute + store == 3016.0
+    assert result.core_cycles == 3016 // 2
+    assert result.compute_cycles == 128
+    assert (result.dram_read_bytes, result.dram_write_bytes) == (4096, 1024)
+    row = result.steps.iloc[0]
+    assert (row.load_end_ns, row.compute_start_ns, row.compute_end_ns, row.done_ns) == (2148, 2148, 2404, 3016)
+
+
+def test_single_step_gemm_mixpe_post_gemm_dequant():
+    design = hand_design(PeConfig(kind=PeKind.MIXPE_W4A8, pipeline_depth_cycles=2), DequantPlacement.POST_GEMM)
+    spec = GemmSpec(m=32, n=32, k=128, weight_bits=4, activation_bits=8, output_bits=8, group_size=64,
+                    scale_bits=16, zero_bits=4)
+    result = simulate_gemm(spec, design)
+    assert len(result.steps) == 1
+    a_bytes = 32 * 128  # INT8
+    w_bytes = 128 * 32 * 4 // 8 + 2 * 32 * (16 + 4) // 8  # INT4 weights + 2 groups x 32 cols x (scale + zero)
+    assert w_bytes == 2208
+    load = L_NS + (a_bytes + w_bytes) / B * 1e9  # 100 + 6304 * 0.5 = 3252 ns
+    compute = (128 + 64) * CYCLE_NS  # k cycles + fill
+    # post-GEMM dequant: 32 x 32 outputs x 2 groups + 32 rows x 2 groups of activation sums, 64 per cycle, + 4 deep
+    dequant = (-(-(32 * 32 * 2 + 32 * 2) // 64) + 4) * CYCLE_NS
+    assert dequant == 37 * CYCLE_NS
+    store = L_NS + 32 * 32 / B * 1e9
+    assert result.time_s * 1e9 == load + compute + dequant + store == 4322.0
+    assert result.dequant_cycles == 37
+
+
+def test_two_k_steps_overlap_load_and_compute():
+    design = hand_design(PeConfig(kind=PeKind.INT8_MAC, pipeline_depth_cycles=2), DequantPlacement.NONE)
+    spec = GemmSpec(m=32, n=32, k=128, weight_bits=8, activation_bits=8, output_bits=8, group_size=0)
+    tiling = GemmTiling(tm=32, tn=32, tk=64, order=LoopOrder.M_OUTER, dataflow=Dataflow.OUTPUT_STATIONARY,
+                        estimated_time_s=0.0)
+    plan = plan_gemm(spec, design, tiling)
+    result = simulate_gemm(spec, design, plan)
+    # step 0 loads 2 x 2048 B: the channel is busy 0..2048 ns, data in at 2148; computes 2148..2404.
+    # step 1 is prefetched from 2148 (the channel is free since 2048): busy 2148..4196, in at 4296;
+    # computes 4296..4552 (128 cycles), then stores 1024 B: 4552 + 100 + 512.
+    s = result.steps
+    assert list(s.load_end_ns) == [2148.0, 4296.0]
+    assert list(s.compute_start_ns) == [2148.0, 4296.0]
+    assert list(s.compute_end_ns) == [2404.0, 4552.0]
+    assert result.time_s * 1e9 == 4552.0 + L_NS + 512.0
+    assert result.compute_cycles == 256
