@@ -107,7 +107,9 @@ def load_design(name_or_path: str | Path) -> AcceleratorConfig:
 
 
 def design_summary(design: AcceleratorConfig) -> dict[str, Any]:
-    """One row of figures describing a design (peak rates at its default quantization)."""
+    """One row of figures describing a design (peak rates at its default quantization, area in mm^2)."""
+    from .area import area_mm2  # area builds on the energy constants, which import hw
+
     q = design.quant
     rate = pe_model(design.tile.pe_array.pe).macs_per_cycle(q.weight_bits, q.activation_bits, q.activation_format)
     arr = design.tile.pe_array
@@ -116,7 +118,7 @@ def design_summary(design: AcceleratorConfig) -> dict[str, Any]:
             "frequency_mhz": design.frequency_hz / 1e6,
             "peak_tmac_per_s": design.num_pes * float(rate) * design.frequency_hz / 1e12,
             "dram": design.dram.kind, "dram_gb_per_s": design.dram.bandwidth_bytes_per_s / 1e9,
-            "description": design.description}
+            "area_mm2": area_mm2(design), "description": design.description}
 
 
 def list_designs() -> pd.DataFrame:

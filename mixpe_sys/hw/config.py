@@ -31,6 +31,10 @@ class PeKind(str, enum.Enum):
     INT8_MAC = "int8_mac"
     FP16_MAC = "fp16_mac"
     PAPER_RULE = "paper_rule"
+    DEQUANT_W4A16 = "dequant_w4a16"  # TensorRT-LLM style: FP16 MAC behind an in-loop INT4 -> FP16 converter
+    DEQUANT_W4A8 = "dequant_w4a8"  # QServe style: INT8 MAC behind an in-loop INT4 -> INT8 converter
+    BITFUSION = "bitfusion"  # BitFusion fusion unit of 2-bit x 2-bit BitBricks
+    ANT = "ant"  # ANT 4-bit PE with a numeric-type decoder
 
 
 class DequantPlacement(str, enum.Enum):
@@ -116,10 +120,13 @@ class PeConfig(ConfigBase):
     """One processing element type and its timing parameters."""
 
     kind: PeKind = param(help="PE type in the registry (mixpe_sys.hw.pe)")
-    native_weight_bits: int = param(4, help="weight bits multiplied in one pass (shift-add PEs)", unit="bits", ge=1)
-    native_activation_bits: int = param(8, help="activation bits handled in one pass", unit="bits", ge=1)
+    native_weight_bits: int = param(4, help="weight bits multiplied in one pass (shift-add and ANT PEs)", unit="bits",
+                                    ge=1)
+    native_activation_bits: int = param(8, help="activation bits handled in one pass (shift-add and ANT PEs)",
+                                        unit="bits", ge=1)
     bit_serial: bool = param(False, help="shift-add PEs: one weight bit per cycle instead of all bits at once")
-    max_bits: int = param(8, help="paper rule: maximum precision pmax of the PE", unit="bits", ge=1)
+    max_bits: int = param(8, help="paper rule: maximum precision pmax of the PE; bitfusion: the fused width "
+                          "((max_bits/2)^2 BitBricks)", unit="bits", ge=1)
     min_bits: int = param(4, help="paper rule: minimum precision pmin of the PE", unit="bits", ge=1)
     pipeline_depth_cycles: int = param(2, help="latency from operand in to product accumulated", unit="cycles", ge=0)
     initiation_interval_cycles: int = param(1, help="cycles between successive MAC issues", unit="cycles", ge=1)
@@ -133,6 +140,8 @@ class PeArrayConfig(ConfigBase):
     rows: int = param(help="PE rows (the K dimension for weight-stationary/streaming)", ge=1)
     cols: int = param(help="PE columns (the N dimension)", ge=1)
     dataflows: tuple[Dataflow, ...] = param((Dataflow.OUTPUT_STATIONARY,), help="dataflows the mapper may choose from")
+    fill_drain: bool = param(True, help="pay one array fill and drain per tile step (false: the MixPE authors' "
+                             "model, which has none)")
 
     def validate(self) -> None:
         if not self.dataflows:
@@ -168,6 +177,14 @@ class TileConfig(ConfigBase):
     dequant: DequantConfig = param(default_factory=DequantConfig, help="the dequantization unit")
     vector: VectorUnitConfig = param(default_factory=VectorUnitConfig, help="the vector unit")
     accumulator_bits: int = param(32, help="width of a partial sum in the output buffer", unit="bits", ge=1)
+
+
+class EnergyAccounting(str, enum.Enum):
+    """How ``mixpe_sys.energy`` turns an op's counters into joules."""
+
+    SIMULATED = "simulated"  # counted MACs, SRAM and DRAM bytes; per-MAC energies by PE type
+    PAPER = "paper"  # the MixPE authors' accounting (ANT stats.py): every PE busy in compute cycles,
+    # one SRAM read of each operand per MAC, DRAM static power as the static part
 
 
 class DequantGemmPlacement(str, enum.Enum):
@@ -218,6 +235,9 @@ class AcceleratorConfig(ConfigBase):
                                   "(e.g. a GPU kernel launch)", unit="ns", ge=0)
     paper_profile: PaperProfile | None = param(None, help="how the MixPE authors' model runs this design "
                                                "(--workload paper); null = derived from quant and dequant")
+    energy_accounting: EnergyAccounting = param(EnergyAccounting.SIMULATED,
+                                                help="simulated (counted accesses) or paper (the MixPE authors' "
+                                                "energy model, for comparison with their figures)")
 
     @property
     def cycle_ns(self) -> float:

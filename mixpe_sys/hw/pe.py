@@ -46,6 +46,20 @@ class PeModel:
         """
         raise NotImplementedError
 
+    def output_stationary_factors(self, weight_bits: int, activation_bits: int,
+                                  activation_format: NumberFormat = NumberFormat.INT
+                                  ) -> tuple[int, int, Fraction]:
+        """How the PE's throughput is laid onto an output-stationary array.
+
+        Returns ``(row_factor, col_factor, k_factor)``: one PE covers
+        ``row_factor`` activation rows and ``col_factor`` output columns and
+        advances ``k_factor`` reduction steps per cycle, so an ``[m, k] x [k, n]``
+        block takes ``ceil(m / (R * row_factor)) * ceil(n / (C * col_factor))``
+        passes of ``ceil(k / k_factor)`` cycles. The default packs the whole
+        rate along K: ``(1, 1, macs_per_cycle)``.
+        """
+        return 1, 1, self.macs_per_cycle(weight_bits, activation_bits, activation_format)
+
     def _rate(self, passes: int) -> Fraction:
         return Fraction(1, passes * self.config.initiation_interval_cycles)
 
@@ -98,6 +112,8 @@ class Int8Mac(PeModel, kind=PeKind.INT8_MAC):
 
     Narrower integers run at the same rate; wider integers take
     ``ceil(bits / 8)`` passes per operand. FP operands are not supported.
+    Source: Jouppi et al., "In-datacenter performance analysis of a tensor
+    processing unit", ISCA 2017 (8-bit MAC systolic array).
     """
 
     def macs_per_cycle(self, weight_bits, activation_bits, activation_format=NumberFormat.INT):
@@ -107,7 +123,11 @@ class Int8Mac(PeModel, kind=PeKind.INT8_MAC):
 
 
 class Fp16Mac(PeModel, kind=PeKind.FP16_MAC):
-    """FP16 multiplier with FP32 accumulation: one MAC per cycle for any operand up to 16 bits."""
+    """FP16 multiplier with FP32 accumulation: one MAC per cycle for any operand up to 16 bits.
+
+    Source: the FP16 baseline of the MixPE evaluation (arXiv 2411.16158, Sec. 5)
+    and mixed-precision tensor cores (FP16 products, FP32 sums).
+    """
 
     def macs_per_cycle(self, weight_bits, activation_bits, activation_format=NumberFormat.INT):
         if weight_bits > 16 or activation_bits > 16:
@@ -132,6 +152,97 @@ class PaperRule(PeModel, kind=PeKind.PAPER_RULE):
             per = pmax // max(p, pmin)
             rate *= per if per >= 1 else Fraction(1, ceil(p / pmax))
         return rate / self.config.initiation_interval_cycles
+
+    def output_stationary_factors(self, weight_bits, activation_bits, activation_format=NumberFormat.INT):
+        """The authors' mapping: the activation factor multiplies the array rows
+        (batch), the weight factor the columns (output channels); K advances one
+        step per cycle (``ceil(b / (N pf_a)) * ceil(oc / (M pf_w)) * ic`` cycles
+        per tile in their ``get_compute_cycles_output_stationary``). Operands
+        wider than ``pmax`` slow K down by ``ceil(p / pmax)``."""
+        pmax, pmin = self.config.max_bits, self.config.min_bits
+        factors, k_factor = [], Fraction(1, self.config.initiation_interval_cycles)
+        for p in (activation_bits, weight_bits):
+            per = pmax // max(p, pmin)
+            factors.append(max(per, 1))
+            if per < 1:
+                k_factor /= ceil(p / pmax)
+        return factors[0], factors[1], k_factor
+
+
+class DequantW4A16(PeModel, kind=PeKind.DEQUANT_W4A16):
+    """TensorRT-LLM-style W4A16: an FP16 multiplier with FP32 accumulation fed by an in-loop dequantizer.
+
+    Per cycle: one FP16 x FP16 MAC. Every INT4 weight is converted to FP16,
+    ``(q - z) * s``, by the tile's dequant unit (placement ``in_loop``) each
+    time it enters the array, before the MAC; the conversion throughput and
+    depth are the dequant unit's, so the GEMM runs at FP16 rate behind it.
+    Operands up to 16 bits run at one MAC per cycle (after conversion every
+    weight is FP16). Source: the weight-only GEMM kernels of TensorRT-LLM
+    (``fpA_intB`` GEMM, dequantize-then-MMA in the main loop), as described in
+    the MixPE paper (arXiv 2411.16158, Sec. 2).
+    """
+
+    def macs_per_cycle(self, weight_bits, activation_bits, activation_format=NumberFormat.INT):
+        if weight_bits > 16 or activation_bits > 16:
+            raise self._unsupported(f"{weight_bits}x{activation_bits}-bit operands")
+        return self._rate(1)
+
+
+class DequantW4A8(PeModel, kind=PeKind.DEQUANT_W4A8):
+    """QServe-style W4A8: an INT8 x INT8 MAC fed by an in-loop INT4 -> INT8 converter.
+
+    Per cycle: one INT8 MAC (32-bit accumulation). Each INT4 weight is first
+    restored to INT8 by the dequant unit (placement ``in_loop``, a subtract
+    of the zero point and a multiply by the 8-bit group scale of QServe's
+    progressive group quantization) every time it enters the array. Wider
+    integers take ``ceil(bits / 8)`` passes per operand; FP activations are not
+    supported. Source: Lin et al., "QServe: W4A8KV4 quantization and system
+    co-design", arXiv 2405.04532 (MLSys 2025), Sec. 4-5.
+    """
+
+    def macs_per_cycle(self, weight_bits, activation_bits, activation_format=NumberFormat.INT):
+        if activation_format is NumberFormat.FP:
+            raise self._unsupported(f"FP{activation_bits} activations")
+        return self._rate(ceil(weight_bits / 8) * ceil(activation_bits / 8))
+
+
+class BitFusion(PeModel, kind=PeKind.BITFUSION):
+    """BitFusion fusion unit: ``(max_bits/2)^2`` 2-bit x 2-bit BitBricks (16 for an 8-bit unit).
+
+    Operands are split into 2-bit pieces and bricks fuse at run time, so per
+    cycle a unit does ``bricks / (ceil(w/2) * ceil(a/2))`` MACs: 2x2 -> 16,
+    4x4 -> 4, 4x8 -> 2, 8x8 -> 1, 16x16 -> 1/4 (multi-cycle). FP activations are
+    not supported. Source: Sharma et al., "Bit Fusion: Bit-level dynamically
+    composable architecture for accelerating deep neural networks", ISCA 2018,
+    Sec. 3.
+    """
+
+    def macs_per_cycle(self, weight_bits, activation_bits, activation_format=NumberFormat.INT):
+        if activation_format is NumberFormat.FP:
+            raise self._unsupported(f"FP{activation_bits} activations")
+        bricks = (max(self.config.max_bits, 2) // 2) ** 2
+        return Fraction(bricks, ceil(weight_bits / 2) * ceil(activation_bits / 2)) \
+            / self.config.initiation_interval_cycles
+
+
+class Ant(PeModel, kind=PeKind.ANT):
+    """ANT 4-bit PE: a ``native`` x ``native``-bit integer multiplier behind a numeric-type decoder.
+
+    Per cycle: one 4-bit x 4-bit MAC; the decoder turns ANT's int/flint/PoT
+    4-bit codes into an integer and an exponent shift, so every 4-bit type runs
+    at that rate. 8-bit operands are built from 4-bit pieces over several
+    passes (``ceil(w / 4) * ceil(a / 4)``: 4x8 -> 2 passes, 8x8 -> 4), as ANT
+    composes an 8-bit product from four 4-bit ones. FP activations are not
+    supported. Source: Guo et al., "ANT: Exploiting adaptive numerical data
+    type for low-bit deep neural network quantization", MICRO 2022, Sec. 5.
+    """
+
+    def macs_per_cycle(self, weight_bits, activation_bits, activation_format=NumberFormat.INT):
+        cfg = self.config
+        if activation_format is NumberFormat.FP:
+            raise self._unsupported(f"FP{activation_bits} activations")
+        return self._rate(ceil(weight_bits / cfg.native_weight_bits)
+                          * ceil(activation_bits / cfg.native_activation_bits))
 
 
 def pe_model(config: PeConfig) -> PeModel:

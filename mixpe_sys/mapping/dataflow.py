@@ -26,7 +26,8 @@ def _per_pe(rate: Fraction) -> tuple[int, int]:
 
 
 def array_cycles(m: int, n: int, k: int, rows: int, cols: int, rate: Fraction,
-                 pipeline_depth_cycles: int, dataflow: Dataflow) -> int:
+                 pipeline_depth_cycles: int, dataflow: Dataflow, *,
+                 factors: tuple[int, int, Fraction] | None = None, fill_drain: bool = True) -> int:
     """Cycles for an ``[m, k] x [k, n]`` tile on a ``rows x cols`` array.
 
     Parameters
@@ -47,18 +48,26 @@ def array_cycles(m: int, n: int, k: int, rows: int, cols: int, rate: Fraction,
         (``max(m * cpp, R)`` cycles per block). Weight-streaming: the weight
         block is replaced every pass over a wide port (``m * cpp`` cycles per
         block), so a GEMV (m = 1) keeps every PE busy.
+    factors:
+        Output-stationary only: ``(row_factor, col_factor, k_factor)`` from
+        ``PeModel.output_stationary_factors``; one PE covers ``row_factor`` rows
+        and ``col_factor`` columns and ``k_factor`` K steps per cycle. None =
+        ``(1, 1, rate)``.
+    fill_drain:
+        Add one array fill and drain (False: the MixPE authors' model, which has none).
 
     Returns
     -------
     int
-        Cycles, including one fill and drain.
+        Cycles, including one fill and drain when ``fill_drain``.
     """
     if min(m, n, k) <= 0:
         return 0
-    fill = fill_drain_cycles(rows, cols, pipeline_depth_cycles)
+    fill = fill_drain_cycles(rows, cols, pipeline_depth_cycles) if fill_drain else 0
     if dataflow is Dataflow.OUTPUT_STATIONARY:
-        blocks = ceil(m / rows) * ceil(n / cols)
-        return blocks * ceil(k / rate) + fill
+        rf, cf, kf = factors if factors is not None else (1, 1, rate)
+        blocks = ceil(m / (rows * rf)) * ceil(n / (cols * cf))
+        return blocks * ceil(k / kf) + fill
     kpp, cpp = _per_pe(rate)
     blocks = ceil(k / (rows * kpp)) * ceil(n / cols)
     if dataflow is Dataflow.WEIGHT_STATIONARY:

@@ -14,7 +14,7 @@ import enum
 from dataclasses import dataclass
 from fractions import Fraction
 from math import ceil
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from ..errors import MappingError
 from ..hw.config import AcceleratorConfig, Dataflow, DequantPlacement
@@ -129,6 +129,11 @@ class TileStep:
     store_bytes: int  # output bytes written to DRAM after this step (0 unless last K step)
     store_addr: int
     macs: int
+    dequant_elements: int = 0  # elements scaled post-GEMM, or weights converted in-loop, in this step
+    convert_cycles: int = 0  # in-loop converter busy cycles (overlapped with the array, inside compute_cycles)
+    convert_stall_cycles: int = 0  # cycles the array waited on the in-loop converter (inside compute_cycles)
+    a_sram_read_bytes: int = 0  # activation-buffer bytes read by the array
+    w_sram_read_bytes: int = 0  # weight-buffer bytes read by the array
 
 
 @dataclass(frozen=True)
@@ -200,17 +205,37 @@ def _fit_largest(cands: list[int], fits) -> int | None:
     return best
 
 
+class _StepCost(NamedTuple):
+    compute: int  # array busy cycles: PE rule, SRAM bandwidth and in-loop conversion
+    array: int  # array cycles from the PE rule alone
+    dequant: int  # post-GEMM dequant unit cycles
+    sram_read: int
+    sram_write: int
+    dequant_elements: int
+    convert: int  # in-loop converter cycles
+    convert_stall: int
+    a_reads: int
+    w_reads: int
+
+
 def _step_cycles(spec: GemmSpec, accel: AcceleratorConfig, rate: Fraction, dataflow: Dataflow,
-                 m: int, n: int, k: int, load_a: bool, first_k: bool) -> tuple[int, int, int, int, int]:
-    """(compute cycles, array cycles, dequant cycles, SRAM read bytes, SRAM write bytes) of one tile step."""
+                 m: int, n: int, k: int, load_a: bool, first_k: bool) -> _StepCost:
+    """Cycles and SRAM bytes of one tile step."""
     tile = accel.tile
     arr = tile.pe_array
-    a_cyc = array_cycles(m, n, k, arr.rows, arr.cols, rate, arr.pe.pipeline_depth_cycles, dataflow)
+    factors = None
+    if dataflow is Dataflow.OUTPUT_STATIONARY:
+        factors = pe_model(arr.pe).output_stationary_factors(spec.weight_bits, spec.activation_bits,
+                                                             spec.activation_format)
+    a_cyc = array_cycles(m, n, k, arr.rows, arr.cols, rate, arr.pe.pipeline_depth_cycles, dataflow,
+                         factors=factors, fill_drain=arr.fill_drain)
     a_tile = spec.activation_bytes(m, k)
     w_tile = spec.weight_bytes(k, n)
-    if dataflow is Dataflow.OUTPUT_STATIONARY:
-        a_reads, w_reads = ceil(n / arr.cols) * a_tile, ceil(m / arr.rows) * w_tile
+    if factors is not None:
+        row_blocks, col_blocks = ceil(m / (arr.rows * factors[0])), ceil(n / (arr.cols * factors[1]))
+        a_reads, w_reads = col_blocks * a_tile, row_blocks * w_tile
     else:
+        row_blocks = 1  # weight-stationary/streaming: each weight enters the array once per step
         a_reads, w_reads = ceil(n / arr.cols) * a_tile, w_tile
     acc = ceil(m * n * tile.accumulator_bits / 8)
     out_rw = acc + (0 if first_k else acc)
@@ -219,22 +244,28 @@ def _step_cycles(spec: GemmSpec, accel: AcceleratorConfig, rate: Fraction, dataf
                    ceil(out_rw / tile.output_buffer.bytes_per_cycle))
     compute = max(a_cyc, sram_cyc)
     dq = tile.dequant
-    dequant = 0
+    dequant = elems = convert = stall = 0
     if spec.group_size and dq.placement is DequantPlacement.IN_LOOP:
-        # every weight element is converted before the MAC, pipelined in front of the array
-        compute = max(compute, ceil(k * n / dq.elements_per_cycle)) + dq.latency_cycles
+        # every weight is converted each time it enters the array, pipelined in front of it
+        elems = k * n * row_blocks
+        busy = ceil(elems / dq.elements_per_cycle)
+        convert = busy + dq.latency_cycles
+        new = max(compute, busy) + dq.latency_cycles
+        stall, compute = new - compute, new
     elif spec.group_size and dq.placement is DequantPlacement.POST_GEMM:
         groups = ceil(k / spec.group_size)
         elems = m * n * groups + (m * groups if load_a else 0)  # scaled partial sums + activation group sums
         dequant = ceil(elems / dq.elements_per_cycle) + dq.latency_cycles
-    return compute, a_cyc, dequant, a_reads + w_reads + out_rw - acc, acc
+    return _StepCost(compute, a_cyc, dequant, a_reads + w_reads + out_rw - acc, acc, elems, convert, stall,
+                     a_reads, w_reads)
 
 
-def _estimate(spec, accel, rate, dataflow, order, tm, tn, tk, shared) -> tuple[float, int]:
+def _estimate(spec, accel, rate, dataflow, order, tm, tn, tk, shared) -> tuple[float, int, int]:
     nb_i, nb_j, nk = ceil(spec.m / tm), ceil(spec.n / tn), ceil(spec.k / tk)
     units = spec.batch * nb_i * nb_j
     per_tile = ceil(units / accel.num_tiles)
-    cyc = _step_cycles(spec, accel, rate, dataflow, min(tm, spec.m), min(tn, spec.n), min(tk, spec.k), True, True)[0]
+    cyc = _step_cycles(spec, accel, rate, dataflow, min(tm, spec.m), min(tn, spec.n), min(tk, spec.k), True,
+                       True).compute
     compute_s = per_tile * nk * cyc / accel.frequency_hz
     a_total = spec.batch * spec.activation_bytes(spec.m, spec.k)
     w_total = spec.batch * spec.weight_bytes(spec.k, spec.n)
@@ -247,7 +278,7 @@ def _estimate(spec, accel, rate, dataflow, order, tm, tn, tk, shared) -> tuple[f
         w_traffic = w_total * (1 if nk == 1 else nb_i)
     traffic = a_traffic + w_traffic + spec.batch * spec.output_bytes(spec.m, spec.n)
     mem_s = traffic / (accel.dram.bandwidth_bytes_per_s * accel.dram.bandwidth_efficiency)
-    return max(compute_s, mem_s), units * nk
+    return max(compute_s, mem_s), units * nk, traffic
 
 
 def choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> tuple[GemmTiling, Fraction]:
@@ -285,8 +316,9 @@ def choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> tuple[GemmTiling,
                 continue
             for order in LoopOrder:
                 for df in arr.dataflows:
-                    est, steps = _estimate(spec, accel, rate, df, order, tm, tn, tk, shared)
-                    key = (est, steps, order.value, df.value)
+                    est, steps, traffic = _estimate(spec, accel, rate, df, order, tm, tn, tk, shared)
+                    # equal time: less DRAM traffic (energy), then fewer steps (simulation speed)
+                    key = (est, traffic, steps, order.value, df.value)
                     if best is None or key < best[0]:
                         best = (key, GemmTiling(tm, tn, tk, order, df, est))
     if best is None:
@@ -346,7 +378,7 @@ def plan_gemm(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling | Non
                 ck = (m, n, k, load_a, kk == 0)
                 if ck not in cache:
                     cache[ck] = _step_cycles(spec, accel, rate, tiling.dataflow, *ck)
-                comp, arr_cyc, dq, sr, sw = cache[ck]
+                c = cache[ck]
                 a_bytes = spec.activation_bytes(m, k) if load_a else 0
                 w_bytes = spec.weight_bytes(k, n) if load_w else 0
                 last = kk == nk - 1
@@ -356,12 +388,14 @@ def plan_gemm(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling | Non
                     a_addr=a_base + ((b * nb_i + i) * nk + kk) * a_full,
                     w_key=w_key if load_w else None, w_bytes=w_bytes,
                     w_addr=w_base + ((b * nb_j + j) * nk + kk) * w_full,
-                    compute_cycles=comp, array_cycles=arr_cyc, dequant_cycles=dq,
-                    sram_read_bytes=sr + (spec.output_bytes(m, n) if last else 0),
-                    sram_write_bytes=sw + a_bytes + w_bytes,
+                    compute_cycles=c.compute, array_cycles=c.array, dequant_cycles=c.dequant,
+                    sram_read_bytes=c.sram_read + (spec.output_bytes(m, n) if last else 0),
+                    sram_write_bytes=c.sram_write + a_bytes + w_bytes,
                     store_bytes=spec.output_bytes(m, n) if last else 0,
                     store_addr=o_base + ((b * nb_i + i) * nb_j + j) * o_full,
-                    macs=m * n * k))
+                    macs=m * n * k, dequant_elements=c.dequant_elements, convert_cycles=c.convert,
+                    convert_stall_cycles=c.convert_stall, a_sram_read_bytes=c.a_reads,
+                    w_sram_read_bytes=c.w_reads))
         per_tile.append(tuple(steps))
     return GemmPlan(spec=spec, tiling=tiling, steps=tuple(per_tile), rate=rate)
 

@@ -22,7 +22,8 @@ from .op_sim import OpCost, simulate_op
 OP_COLUMNS = ("op_index", "phase", "step", "layer", "name", "kind", "m", "n", "k", "batch", "elements",
               "weight_bits", "activation_bits", "start_s", "end_s", "time_s", "cycles", "compute_cycles",
               "stall_cycles", "dequant_cycles", "dequant_stall_s", "macs", "dram_read_bytes", "dram_write_bytes",
-              "sram_read_bytes", "sram_write_bytes", "memory_time_s", "compute_time_s", "utilization", "bound")
+              "sram_read_bytes", "sram_write_bytes", "memory_time_s", "compute_time_s", "utilization", "bound",
+              "energy_j", "static_energy_j", "dram_energy_j", "buffer_energy_j", "core_energy_j")
 
 
 @dataclass
@@ -96,7 +97,8 @@ def run_ops(ops: Iterable[Op], design: AcceleratorConfig, *, reuse: bool = True,
                      c.time_ns * 1e-9, c.core_cycles, c.compute_cycles, c.stall_cycles, c.dequant_cycles,
                      c.dequant_stall_ns * 1e-9, c.macs, c.dram_read_bytes, c.dram_write_bytes, c.sram_read_bytes,
                      c.sram_write_bytes, c.memory_time_ns * 1e-9, c.compute_time_ns * 1e-9,
-                     (c.compute_time_ns / c.time_ns) if c.time_ns else 0.0, c.bound))
+                     (c.compute_time_ns / c.time_ns) if c.time_ns else 0.0, c.bound,
+                     c.energy_j, c.static_j, c.dram_j, c.buffer_j, c.core_j))
     bar.close()
     df = pd.DataFrame(rows, columns=list(OP_COLUMNS))
     return OpsRun(ops=df, simulated_ops=cache.simulated - before, distinct_ops=len(cache.costs),

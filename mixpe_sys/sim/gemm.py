@@ -8,10 +8,12 @@ from typing import Any
 import pandas as pd
 import simpy
 
+from ..energy import EnergyBreakdown
 from ..hw.accelerator import Accelerator
 from ..hw.config import AcceleratorConfig
 from ..mapping.gemm import GemmPlan, GemmSpec, peak_macs_per_s, plan_gemm
 from ..metrics.recorder import Recorder
+from ..workload.quant import NumberFormat
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,12 @@ class GemmResult:
     plan: GemmPlan = field(repr=False)
     steps: pd.DataFrame = field(repr=False)
     config: AcceleratorConfig = field(repr=False)
+    energy: EnergyBreakdown = field(default_factory=EnergyBreakdown)
+
+    @property
+    def energy_j(self) -> float:
+        """Total energy (J)."""
+        return self.energy.energy_j
 
     @property
     def memory_time_s(self) -> float:
@@ -96,6 +104,7 @@ class GemmResult:
             "memory_time_s": self.memory_time_s, "compute_time_s": self.compute_time_s,
             "roofline_time_s": self.roofline_time_s, "bound": self.bound,
             "utilization": self.utilization,
+            "energy_j": self.energy_j, "energy_breakdown_j": self.energy.to_dict(),
             "tiling": {"tm": t.tm, "tn": t.tn, "tk": t.tk, "order": t.order.value,
                        "dataflow": t.dataflow.value, "tile_steps": len(self.steps)},
         }
@@ -118,15 +127,21 @@ def simulate_gemm(spec: GemmSpec, design: AcceleratorConfig, plan: GemmPlan | No
     GemmResult
         Time (s), cycles, bytes and the per-tile-step DataFrame.
     """
+    from .op_sim import cost_from_run  # op_sim builds on this module
+
     plan = plan if plan is not None else plan_gemm(spec, design)
     run = run_plan(plan, design)
     steps = run.recorder.steps_frame()
+    cost = cost_from_run(run, design, macs=spec.macs, weight_bits=spec.weight_bits,
+                         activation_bits=spec.activation_bits,
+                         activation_fp=spec.activation_format is NumberFormat.FP)
     return GemmResult(
         spec=spec, design=design.name, time_s=run.time_ns * 1e-9, core_cycles=run.core_cycles, macs=spec.macs,
         compute_cycles=run.compute_cycles, stall_cycles=run.stall_cycles, dequant_cycles=run.dequant_cycles,
         dram_read_bytes=run.dram_read_bytes, dram_write_bytes=run.dram_write_bytes,
         sram_read_bytes=run.sram_read_bytes, sram_write_bytes=run.sram_write_bytes,
-        roofline=gemm_roofline(spec, design), plan=plan, steps=steps, config=design)
+        roofline=gemm_roofline(spec, design), plan=plan, steps=steps, config=design,
+        energy=EnergyBreakdown(cost.static_j, cost.dram_j, cost.buffer_j, cost.core_j))
 
 
 @dataclass(frozen=True)
@@ -137,13 +152,21 @@ class PlanRun:
     core_cycles: int
     compute_cycles: int  # busy cycles of the busiest tile
     stall_cycles: int  # core cycles - compute cycles
-    dequant_cycles: int  # busy cycles of the busiest dequant unit
+    dequant_cycles: int  # busy cycles of the busiest dequant unit (post-GEMM scaling or in-loop conversion)
     dequant_stall_ns: float  # longest total wait of a tile's array on its dequant unit
     dram_read_bytes: int
     dram_write_bytes: int
     sram_read_bytes: int
     sram_write_bytes: int
     recorder: Recorder = field(repr=False)
+    # per-buffer split of the SRAM bytes (the output buffer has the rest), for the energy model
+    w_sram_read_bytes: int = 0
+    a_sram_read_bytes: int = 0
+    w_sram_write_bytes: int = 0
+    a_sram_write_bytes: int = 0
+    gbuf_read_bytes: int = 0
+    gbuf_write_bytes: int = 0
+    dequant_elements: int = 0  # elements scaled post-GEMM or weights converted in-loop, all tiles
 
 
 def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0) -> PlanRun:
@@ -160,13 +183,29 @@ def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0) -> PlanR
         stalls[r.tile] = stalls.get(r.tile, 0.0) + r.dequant_stall_ns
         sram_r += r.sram_read_bytes
         sram_w += r.sram_write_bytes
+    # in-loop conversion runs beside the array inside its compute cycles: count it as dequant work
+    convert = [0] * len(accel.tiles)
+    w_r = a_r = w_w = a_w = elems = 0
+    for t, s in plan.iter_steps():
+        convert[t] += s.convert_cycles
+        if s.convert_stall_cycles:
+            stalls[t] = stalls.get(t, 0.0) + s.convert_stall_cycles * design.cycle_ns
+        w_r += s.w_sram_read_bytes
+        a_r += s.a_sram_read_bytes
+        a_w += s.a_bytes
+        w_w += s.w_bytes if s.w_key is not None else 0
+        elems += s.dequant_elements
     gbuf = accel.global_buffer
+    g_r = g_w = 0
     if gbuf is not None:
-        sram_r += gbuf.read_bytes
-        sram_w += gbuf.write_bytes
+        g_r, g_w = gbuf.read_bytes, gbuf.write_bytes
+        sram_r += g_r
+        sram_w += g_w
     return PlanRun(time_ns=env.now, core_cycles=core_cycles, compute_cycles=compute_cycles,
                    stall_cycles=max(0, core_cycles - compute_cycles),
-                   dequant_cycles=max(t.dequant_busy_cycles for t in accel.tiles),
+                   dequant_cycles=max(t.dequant_busy_cycles + c for t, c in zip(accel.tiles, convert)),
                    dequant_stall_ns=max(stalls.values(), default=0.0),
                    dram_read_bytes=accel.dram.read_bytes, dram_write_bytes=accel.dram.write_bytes,
-                   sram_read_bytes=sram_r, sram_write_bytes=sram_w, recorder=recorder)
+                   sram_read_bytes=sram_r, sram_write_bytes=sram_w, recorder=recorder,
+                   w_sram_read_bytes=w_r, a_sram_read_bytes=a_r, w_sram_write_bytes=w_w, a_sram_write_bytes=a_w,
+                   gbuf_read_bytes=g_r, gbuf_write_bytes=g_w, dequant_elements=elems)

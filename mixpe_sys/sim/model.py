@@ -55,6 +55,17 @@ class ModelResult:
     def total_time_s(self) -> float:
         return float(self.ops["time_s"].sum())
 
+    @property
+    def energy_j(self) -> float:
+        """Total energy of the run (J)."""
+        return float(self.ops["energy_j"].sum()) if "energy_j" in self.ops else 0.0
+
+    @property
+    def energy_breakdown_j(self) -> dict[str, float]:
+        """``{static, dram, buffer, core}`` energy of the run (J)."""
+        return {part: float(self.ops[f"{part}_energy_j"].sum()) if f"{part}_energy_j" in self.ops else 0.0
+                for part in ("static", "dram", "buffer", "core")}
+
     def to_dict(self) -> dict[str, Any]:
         """Headline figures (JSON-ready)."""
         prefill, decode = self.phase_time_s("prefill"), self.phase_time_s("decode")
@@ -75,6 +86,7 @@ class ModelResult:
             "memory_bound_share_prefill": self.memory_bound_share("prefill"),
             "memory_bound_share_decode": self.memory_bound_share("decode"),
             "ops": len(self.ops), "simulated_ops": self.simulated_ops, "distinct_ops": self.distinct_ops,
+            "energy_j": self.energy_j, "energy_breakdown_j": self.energy_breakdown_j,
         }
 
 

@@ -23,6 +23,7 @@ from .ops import Op, OpKind, Phase, vector_op
 from .quant import NumberFormat, QuantScheme
 
 STREAM_BITS = 16  # residual stream and GEMM outputs (FP16)
+PAPER_OUTPUT_BITS = 16  # the authors' simulator writes every GEMM output at 16 bits (oprec = 16)
 
 
 def _linear(name: str, m: int, n: int, k: int, q: QuantScheme, out_bits: int, **where) -> Op:
@@ -141,15 +142,16 @@ def paper_workload(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 
                     wb, ab = ov.weight_bits, ov.activation_bits
             db = prof.dequant_bits
             main = Op(name=name, kind=OpKind.LINEAR, m=batch, n=n, k=k, weight_bits=wb, activation_bits=ab,
-                      output_bits=ab, activation_format=fmt, **where)
+                      output_bits=PAPER_OUTPUT_BITS, activation_format=fmt, **where)
             if prof.dequant_gemm is DequantGemmPlacement.BEFORE:
                 dq = Op(name=f"{name}_dequant", kind=OpKind.DEQUANT_GEMM, m=batch, n=max(1, n // 8), k=k,
-                        weight_bits=db, activation_bits=db, output_bits=db, activation_format=fmt, **where)
+                        weight_bits=db, activation_bits=db, output_bits=PAPER_OUTPUT_BITS, activation_format=fmt,
+                        **where)
                 yield dq
                 yield main
             else:
                 dq = Op(name=f"{name}_dequant", kind=OpKind.DEQUANT_GEMM, m=batch, n=max(1, n // 128),
-                        k=max(1, k // 8), weight_bits=db, activation_bits=db, output_bits=db,
+                        k=max(1, k // 8), weight_bits=db, activation_bits=db, output_bits=PAPER_OUTPUT_BITS,
                         activation_format=fmt, **where)
                 yield main
                 yield dq
