@@ -6,7 +6,6 @@ import json
 import sys
 
 from .cli import add_design_args, positive_int, print_table, resolve_design
-from .errors import MixpeError
 
 
 def _model(args):
@@ -85,13 +84,9 @@ def cmd_run(args) -> int:
                                      prompt=int(meta.get("prompt", 0)), generate=int(meta.get("generate", 1)),
                                      reuse=not args.no_reuse, progress=None, total=len(ops))
     else:
-        if args.model is None:
-            raise MixpeError("give --model NAME (or --trace FILE)")
-        wl = WorkloadKind(args.workload)
-        if wl is WorkloadKind.FULL and (args.prompt is None or args.generate is None):
-            raise MixpeError("the full workload needs --prompt and --generate (or use --workload paper)")
-        result = simulate_model(_model(args), design, batch=args.batch, prompt=args.prompt or 0,
-                                generate=args.generate or 1, workload=wl, reuse=not args.no_reuse)
+        result = simulate_model(_model(args), design, batch=args.batch, prompt=args.prompt,
+                                generate=args.generate, workload=WorkloadKind(args.workload),
+                                reuse=not args.no_reuse)
     if args.out:
         write_reports(args.out, result.ops, result.layers, result.phases, result.to_dict())
     _print_result(result, args.json)
@@ -116,11 +111,14 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_trace)
 
     p = sub.add_parser("run", help="simulate a model (or an operator trace) on a design")
-    p.add_argument("--model", help="model name (see `models`) or a config.json path")
+    p.add_argument("--model", default="llama-2-7b", help="model name (see `models`) or a config.json path "
+                   "(default llama-2-7b)")
     p.add_argument("--trace", metavar="FILE", help="replay an operator trace instead of --model")
     p.add_argument("--batch", type=positive_int, default=1, help="sequences, default 1 (the paper used 64)")
-    p.add_argument("--prompt", type=positive_int, help="prompt tokens per sequence (full workload)")
-    p.add_argument("--generate", type=positive_int, help="generated tokens per sequence (full workload)")
+    p.add_argument("--prompt", type=positive_int, default=512,
+                   help="prompt tokens per sequence (full workload), default 512")
+    p.add_argument("--generate", type=positive_int, default=128,
+                   help="generated tokens per sequence (full workload), default 128")
     p.add_argument("--workload", choices=["full", "paper"], default="full",
                    help="full decoder (default) or the MixPE authors' linear-layer workload")
     p.add_argument("--no-reuse", action="store_true", help="simulate every op (same results, slower)")

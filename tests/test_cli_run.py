@@ -124,9 +124,9 @@ def test_paper_workload_needs_no_prompt(capsys):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["run", "--model", "llama-2-7b", "--generate", "4"], "--prompt"),
-    (["run", "--model", "llama-2-7b", "--prompt", "64"], "--generate"),
-    (["run", "--prompt", "64", "--generate", "4"], "--model"),
+    (["run", "--model", "llama-2-7b", "--generate", "0"], "--generate"),
+    (["run", "--model", "llama-2-7b", "--prompt", "-1"], "--prompt"),
+    (["run", "--trace", "no-such-trace.jsonl"], "no-such-trace.jsonl"),
     (["run", "--model", "no-such-model", "--prompt", "8", "--generate", "2"], "no-such-model"),
     (["run", "--model", "llama-2-7b", "--prompt", "0", "--generate", "2"], "positive"),
     (["run", "--model", "llama-2-7b", "--prompt", "8", "--generate", "2", "--workload", "half"], "half"),
