@@ -153,8 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_gemm)
 
     from . import cli_run
+    from . import cli_replay
 
     cli_run.register(sub)
+    cli_replay.register(sub)
     return parser
 
 

@@ -1,0 +1,57 @@
+"""Serving options: batching policy, batch limits, chunked prefill, how iteration costs are found."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ..config_base import ConfigBase, param
+from ..errors import ConfigError, MixpeError
+
+
+class ServingError(MixpeError):
+    """A request trace cannot be served as configured (e.g. a request never fits the KV cache)."""
+
+
+class Batching(str, enum.Enum):
+    """How requests are grouped into iterations."""
+
+    STATIC = "static"  # a batch runs prefill and every decode step to completion before the next batch
+    CONTINUOUS = "continuous"  # iteration-level scheduling (Orca / vLLM): sequences join and leave every step
+
+
+class CostModel(str, enum.Enum):
+    """How an iteration's op costs are obtained."""
+
+    EXACT = "exact"  # every distinct op is simulated on the hardware model
+    INTERPOLATED = "interpolated"  # large ops from simulated anchors, scaled by their exact roofline
+
+
+@dataclass(frozen=True)
+class ServingConfig(ConfigBase):
+    """Options of a serving replay.
+
+    ``max_batched_tokens`` bounds the new tokens (prefill + decode) of one
+    iteration. Without chunked prefill a prompt is never split: a prompt
+    longer than the whole budget runs as the only prefill of its iteration,
+    which then exceeds the budget. Static batching uses the budget to split a
+    batch's prefill into iterations of whole prompts.
+    """
+
+    batching: Batching = param(Batching.CONTINUOUS, help="static or continuous (iteration-level) batching")
+    max_batch: int = param(32, help="most sequences in one batch (static) or running at once (continuous)",
+                           unit="sequences", ge=1)
+    max_batched_tokens: int = param(4096, help="most new tokens (prefill + decode) in one iteration",
+                                    unit="tokens", ge=1)
+    chunked_prefill: bool = param(False, help="split prompts across iterations to fill the token budget "
+                                              "(continuous batching only)")
+    cost_model: CostModel = param(CostModel.EXACT, help="exact (simulate every distinct op) or interpolated "
+                                                        "(simulate anchors, scale by the exact roofline)")
+    exact_tokens: int = param(64, help="interpolated cost model: token counts and KV lengths up to this are "
+                                       "always simulated exactly", unit="tokens", ge=1)
+    anchors_per_octave: int = param(2, help="interpolated cost model: anchor sizes per doubling above "
+                                            "exact_tokens", ge=1, le=64)
+
+    def validate(self) -> None:
+        if self.chunked_prefill and self.batching is Batching.STATIC:
+            raise ConfigError("field 'chunked_prefill': only available with continuous batching")

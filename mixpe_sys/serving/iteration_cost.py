@@ -1,0 +1,136 @@
+"""Iteration cost from the hardware model, through exact cost caches.
+
+An iteration's time is ``num_layers * layer + head``: every decoder layer of
+an iteration has the same ops (a layer boundary is a barrier), and a layer
+costs its token ops at ``T`` tokens plus the attention ops of each sequence.
+Each part is cached by what decides it (``T``; a sequence's ``(q, kv_len)``;
+the number of sequences producing a token), each op by its ``cost_key`` in
+one shared :class:`~mixpe_sys.sim.engine.CostCache`, and whole iterations by
+their composition (an LRU of bounded size), so each distinct op is simulated
+once per design. With :attr:`CostModel.INTERPOLATED`, sizes above
+``exact_tokens`` are estimated from anchors (see :mod:`.interpolation`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Sequence
+
+from ..hw.config import AcceleratorConfig
+from ..sim.engine import CostCache
+from ..workload.models import ModelSpec
+from ..workload.quant import QuantScheme
+from .config import CostModel, ServingConfig
+from .interpolation import ZERO, AnchorGrid, Cost, Interpolator, exact_cost
+from .iteration_ops import IterationOps, SeqWork, iteration_key
+
+ITERATION_CACHE_SIZE = 1 << 16
+"""Iteration compositions remembered (most recently used first)."""
+
+
+class IterationCostModel:
+    """Time (ns) and energy (J) of serving iterations of ``model`` on ``design``.
+
+    Parameters
+    ----------
+    model, design:
+        Model shape and accelerator.
+    quant:
+        Quantization scheme (default: the design's).
+    config:
+        Serving options (for the cost model and its anchors).
+    cache:
+        Op cost cache to share (default: a new one for ``design``).
+    """
+
+    def __init__(self, model: ModelSpec, design: AcceleratorConfig, *, quant: QuantScheme | None = None,
+                 config: ServingConfig | None = None, cache: CostCache | None = None):
+        self.model = model
+        self.design = design
+        self.config = config or ServingConfig()
+        self.ops = IterationOps(model, quant or design.quant)
+        self.cache = cache if cache is not None else CostCache(design)
+        self._interp = None
+        if self.config.cost_model is CostModel.INTERPOLATED:
+            grid = AnchorGrid(self.config.exact_tokens, self.config.anchors_per_octave)
+            self._interp = Interpolator(design, self.cache, grid)
+        self._tokens: dict[int, Cost] = {}
+        self._seqs: dict[tuple[int, int], Cost] = {}
+        self._heads: dict[int, Cost] = {}
+        self._iterations: OrderedDict[tuple, Cost] = OrderedDict()
+        self.iteration_hits = 0
+        self.iteration_misses = 0
+        self._simulated_before = self.cache.simulated
+
+    @property
+    def simulated_ops(self) -> int:
+        """Distinct ops simulated (DES runs) since this model was made."""
+        return self.cache.simulated - self._simulated_before
+
+    def _token_ops(self, tokens: int):
+        before, after = self.ops.token_ops(tokens)
+        return before + after
+
+    def token_cost(self, tokens: int) -> Cost:
+        """One layer's token ops (linear layers, norms, residuals, activation) over ``tokens`` tokens."""
+        hit = self._tokens.get(tokens)
+        if hit is None:
+            if self._interp is None:
+                hit = exact_cost(self._token_ops(tokens), self.cache)
+            else:
+                hit = self._interp.cost("tokens", (tokens,), self._token_ops)
+            self._tokens[tokens] = hit
+        return hit
+
+    def sequence_cost(self, q: int, kv_len: int) -> Cost:
+        """One layer's attention ops of one sequence (``q`` new tokens, ``kv_len`` attended)."""
+        key = (q, kv_len)
+        hit = self._seqs.get(key)
+        if hit is None:
+            if self._interp is None:
+                hit = exact_cost(self.ops.sequence_ops(q, kv_len), self.cache)
+            else:
+                hit = self._interp.cost("sequence", key, self.ops.sequence_ops)
+            self._seqs[key] = hit
+        return hit
+
+    def head_cost(self, sequences: int) -> Cost:
+        """Final norm and LM head for ``sequences`` sequences (always simulated exactly)."""
+        hit = self._heads.get(sequences)
+        if hit is None:
+            hit = exact_cost(self.ops.head_ops(sequences), self.cache)
+            self._heads[sequences] = hit
+        return hit
+
+    def cost(self, works: Sequence[SeqWork]) -> Cost:
+        """Cost of an iteration doing ``works`` (in any order)."""
+        return self.cost_of_key(iteration_key(works))
+
+    def cost_of_key(self, key: tuple[SeqWork, ...]) -> Cost:
+        """Cost of an iteration given its composition key (see :func:`iteration_key`)."""
+        hit = self._iterations.get(key)
+        if hit is not None:
+            self.iteration_hits += 1
+            self._iterations.move_to_end(key)
+            return hit
+        self.iteration_misses += 1
+        tokens = 0
+        emitting = 0
+        layer = ZERO
+        for w in key:
+            tokens += w.q
+            emitting += w.emits
+            layer = layer + self.sequence_cost(w.q, w.kv_len)
+        layer = self.token_cost(tokens) + layer
+        cost = layer.scaled(self.model.num_layers) + self.head_cost(emitting)
+        self._iterations[key] = cost
+        if len(self._iterations) > ITERATION_CACHE_SIZE:
+            self._iterations.popitem(last=False)
+        return cost
+
+    def stats(self) -> dict[str, int]:
+        """Counters: DES runs, distinct parts and iteration-cache hits."""
+        return {"simulated_ops": self.simulated_ops, "distinct_token_counts": len(self._tokens),
+                "distinct_sequence_shapes": len(self._seqs), "distinct_head_sizes": len(self._heads),
+                "iteration_cache_hits": self.iteration_hits, "iteration_cache_misses": self.iteration_misses}
+

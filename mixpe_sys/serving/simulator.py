@@ -1,0 +1,132 @@
+"""The serving simulator: SimPy processes for request arrivals and the accelerator's iteration loop.
+
+Two processes share one :class:`simpy.Environment` (time in ns):
+
+* arrivals: waits until each request's arrival time and hands it to the
+  scheduler, waking the server if it is idle;
+* server: asks the scheduler for the next iteration, holds for the
+  iteration's time from the :class:`IterationCostModel`, then applies it
+  (tokens produced at the end of the iteration), until every request has
+  finished.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import simpy
+from tqdm.auto import tqdm
+
+from ..hw.config import AcceleratorConfig
+from ..sim.engine import CostCache
+from ..workload.models import ModelSpec
+from ..workload.quant import QuantScheme
+from ..workload.requests import requests_from_frame
+from .config import ServingConfig, ServingError
+from .iteration_cost import IterationCostModel
+from .kv_cache import KvCache, kv_budget
+from .results import ReplayResult, iterations_frame, requests_frame, summarise
+from .scheduler import Scheduler
+from .sequence import Sequence
+
+
+class ServingSimulator:
+    """Replays a request trace on one accelerator.
+
+    Parameters
+    ----------
+    requests:
+        Request trace frame (``request_id, arrival_s, prompt_tokens, output_tokens``).
+    model, design:
+        Model shape and accelerator.
+    config:
+        Serving options.
+    quant:
+        Quantization scheme (default: the design's).
+    cache:
+        Op cost cache to share between replays on the same design.
+    progress:
+        Progress bar over completed requests (None: only on a terminal, after a second).
+    """
+
+    def __init__(self, requests: pd.DataFrame, model: ModelSpec, design: AcceleratorConfig,
+                 config: ServingConfig, *, quant: QuantScheme | None = None, cache: CostCache | None = None,
+                 progress: bool | None = None):
+        records = requests_from_frame(requests)
+        if not records:
+            raise ServingError("the request trace has no requests")
+        records.sort(key=lambda r: r.arrival_s)
+        self.model, self.design, self.config = model, design, config
+        self.quant = quant or design.quant
+        self.budget = kv_budget(model, design, self.quant)
+        self.seqs = [Sequence(r.request_id, r.arrival_s * 1e9, r.prompt_tokens, r.output_tokens) for r in records]
+        for seq in self.seqs:
+            if seq.peak_kv_tokens > self.budget.capacity_tokens:
+                raise ServingError(f"request {seq.request_id} needs {seq.peak_kv_tokens} KV-cache tokens "
+                                   f"(prompt {seq.prompt_tokens} + output {seq.output_tokens} - 1) but the cache "
+                                   f"holds {self.budget.capacity_tokens} ({self.budget.kv_capacity_bytes} bytes)")
+        self.costs = IterationCostModel(model, design, quant=self.quant, config=config, cache=cache)
+        self.kv = KvCache(self.budget.capacity_tokens)
+        self.scheduler = Scheduler.create(config, self.kv)
+        self.progress = progress
+        self.env = simpy.Environment()
+        self._wake: simpy.Event | None = None
+        self._iterations: list[tuple] = []
+
+    def _arrivals(self):
+        env = self.env
+        for seq in self.seqs:
+            delay = seq.arrival_ns - env.now
+            if delay > 0:
+                yield env.timeout(delay)
+            self.scheduler.add(seq)
+            if self._wake is not None and not self._wake.triggered:
+                self._wake.succeed()
+
+    def _server(self, bar):
+        env, scheduler, costs = self.env, self.scheduler, self.costs
+        remaining = len(self.seqs)
+        rows = self._iterations
+        while remaining:
+            plan = scheduler.schedule()
+            if plan is None:
+                self._wake = env.event()
+                yield self._wake
+                self._wake = None
+                continue
+            cost = costs.cost_of_key(plan.key())
+            start = env.now
+            kv_used = self.kv.used_tokens
+            yield env.timeout(cost.time_ns)
+            produced, finished = scheduler.complete(plan, env.now)
+            rows.append((start, env.now, len(plan.steps), plan.prefill_tokens, plan.decode_tokens, produced,
+                         cost.energy_j, kv_used, len(scheduler.waiting)))
+            if finished:
+                remaining -= len(finished)
+                bar.update(len(finished))
+
+    def run(self) -> ReplayResult:
+        """Run the replay to the last request's finish."""
+        wall = time.perf_counter()
+        disable = True if self.progress is False else (False if self.progress else None)
+        bar = tqdm(total=len(self.seqs), desc="replaying", unit="req", leave=False, delay=1.0, disable=disable)
+        try:
+            self.env.process(self._arrivals())
+            self.env.run(until=self.env.process(self._server(bar)))
+        finally:
+            bar.close()
+        requests = requests_frame([(s.request_id, s.arrival_ns, s.first_token_ns, s.finish_ns, s.prompt_tokens,
+                                    s.output_tokens, s.preemptions) for s in self.seqs])
+        iterations = iterations_frame(self._iterations)
+        summary = {"model": self.model.name, "design": self.design.name, "quant": self.quant.name,
+                   "batching": self.config.batching.value, "max_batch": self.config.max_batch,
+                   "max_batched_tokens": self.config.max_batched_tokens,
+                   "chunked_prefill": self.config.chunked_prefill, "cost_model": self.config.cost_model.value}
+        summary.update(summarise(requests, iterations))
+        summary.update({"kv_capacity_tokens": self.budget.capacity_tokens,
+                        "kv_peak_tokens": self.kv.peak_tokens, "weight_bytes": self.budget.weight_bytes})
+        summary.update(self.costs.stats())
+        summary["wall_s"] = time.perf_counter() - wall
+        return ReplayResult(requests=requests, iterations=iterations, summary=summary, config=self.config,
+                            design=self.design)
