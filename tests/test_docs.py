@@ -49,3 +49,10 @@ def test_quickstart_commands_match_readme():
     readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
     quick = blocks(DOCS / "index.md")[0][1]
     assert quick.strip() in readme
+
+
+def test_reference_page_is_current():
+    from mixpe_sys.config_reference import reference_markdown
+
+    page = (DOCS / "reference.md").read_text(encoding="utf-8")
+    assert page == reference_markdown(), "regenerate: python -m mixpe_sys.config_reference > docs/reference.md"
