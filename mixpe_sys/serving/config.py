@@ -49,7 +49,7 @@ class ServingConfig(ConfigBase):
                                                         "(simulate anchors, scale by the exact roofline)")
     exact_tokens: int = param(64, help="interpolated cost model: token counts and KV lengths up to this are "
                                        "always simulated exactly", unit="tokens", ge=1)
-    anchors_per_octave: int = param(2, help="interpolated cost model: anchor sizes per doubling above "
+    anchors_per_octave: int = param(1, help="interpolated cost model: anchor sizes per doubling above "
                                             "exact_tokens", ge=1, le=64)
 
     def validate(self) -> None:

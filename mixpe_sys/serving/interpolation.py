@@ -4,9 +4,10 @@ A family of ops whose shapes grow with one or two sizes (the tokens of an
 iteration, or a sequence's new tokens and KV length) is simulated only at
 anchor sizes: every size up to ``exact_tokens``, then multiples of
 ``exact_tokens`` spaced ``anchors_per_octave`` per doubling. An op at any
-other size costs its analytic base time (the mapper's estimate for the
-tiling it picks, which counts partly filled tiles and DRAM traffic, for
-array ops; the roofline for vector ops) plus the simulated time above that
+other size costs its analytic base time (for array ops the mapper's
+estimate for the tiling it picks, which counts partly filled tiles and DRAM
+traffic; the roofline for vector ops and for clearly memory-bound array
+ops) plus the simulated time above that
 base, interpolated linearly in log size between the anchors around it
 (bilinearly for two sizes; along the diagonal when the sizes are equal,
 e.g. a whole prompt attending to itself). Energy is the base time times the
@@ -46,6 +47,10 @@ class Cost:
 
 
 ZERO = Cost(0.0, 0.0)
+
+MEMORY_BOUND_FACTOR = 2.0
+"""An array op whose DRAM time is at least this times its compute time is costed from its roofline
+(tiling cannot make it faster than streaming its operands once)."""
 
 
 def op_energy_j(cost) -> float:
@@ -132,11 +137,13 @@ class Interpolator:
         self._anchor_cache: dict[tuple, list[tuple[float, float]]] = {}
 
     def base_ns(self, op: Op) -> float:
-        """Analytic time of ``op`` (ns): the mapper's estimate for array ops, the roofline for vector ops."""
-        if op.kind.on_array:
+        """Analytic time of ``op`` (ns): the mapper's estimate for array ops that are not clearly
+        memory-bound, the roofline otherwise (vector ops, decode attention)."""
+        memory, compute = op_roofline_ns(op, self.design)
+        if op.kind.on_array and memory < MEMORY_BOUND_FACTOR * compute:
             tiling, _ = choose_tiling(op.gemm_spec(), self.design)
             return tiling.estimated_time_s * 1e9 + self.design.op_overhead_ns
-        return max(op_roofline_ns(op, self.design)) + self.design.op_overhead_ns
+        return max(memory, compute) + self.design.op_overhead_ns
 
     def _anchors(self, family: str, point: tuple[int, ...],
                  build: Callable[..., Sequence[Op]]) -> list[tuple[float, float]]:

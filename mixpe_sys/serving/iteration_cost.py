@@ -128,6 +128,18 @@ class IterationCostModel:
             self._iterations.popitem(last=False)
         return cost
 
+    def exact_op_keys(self) -> set[tuple]:
+        """Distinct op cost keys of every part costed so far: the ops the exact cost model simulates for the
+        same iterations (counted without simulating them)."""
+        keys = set()
+        for tokens in self._tokens:
+            keys.update(op.cost_key() for op in self._token_ops(tokens))
+        for q, kv_len in self._seqs:
+            keys.update(op.cost_key() for op in self.ops.sequence_ops(q, kv_len))
+        for n in self._heads:
+            keys.update(op.cost_key() for op in self.ops.head_ops(n))
+        return keys
+
     def stats(self) -> dict[str, int]:
         """Counters: DES runs, distinct parts and iteration-cache hits."""
         return {"simulated_ops": self.simulated_ops, "distinct_token_counts": len(self._tokens),

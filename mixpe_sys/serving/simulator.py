@@ -91,6 +91,9 @@ class ServingSimulator:
         while remaining:
             plan = scheduler.schedule()
             if plan is None:
+                if scheduler.waiting and not scheduler.running_count:
+                    raise RuntimeError(f"scheduler stalled with {len(scheduler.waiting)} waiting requests "
+                                       f"and an idle server")
                 self._wake = env.event()
                 yield self._wake
                 self._wake = None
