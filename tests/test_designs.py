@@ -194,3 +194,16 @@ def test_mapper_accounts_for_global_buffer_port():
     r = simulate_gemm(GemmSpec(m=512, n=15360, k=5120, weight_bits=4, activation_bits=8, output_bits=16),
                       load_design("bitfusion"))
     assert r.stall_cycles < 0.05 * r.compute_cycles
+
+
+@pytest.mark.parametrize("name", ["ant", "bitfusion", "int8", "mixpe-w4a8"])
+def test_decode_gemv_spreads_over_tiles(name):
+    """A decode GEMV (m = 1) must not be cut into fewer output blocks than the tiles can stream:
+    one tile's link alone is slower than the DRAM."""
+    design = load_design(name)
+    q = design.quant
+    spec = GemmSpec(m=1, n=4096, k=16384, weight_bits=q.weight_bits, activation_bits=q.activation_bits,
+                    output_bits=16, group_size=q.group_size if q.quantized_weights else 0,
+                    scale_bits=q.scale_bits, zero_bits=q.zero_bits)
+    r = simulate_gemm(spec, design)
+    assert r.time_s < 1.1 * r.roofline.memory_time_s

@@ -286,7 +286,7 @@ def _estimate(spec, accel, rate, dataflow, order, tm, tn, tk, shared) -> tuple[f
 
 def _on_chip_s(spec, accel, order, nb_i, nb_j, nk, a_total, w_traffic, shared) -> float:
     """Lower bound (s) from delivering operand tiles to the compute tiles over the interconnect:
-    every tile's link carries its share, and with a global buffer every activation delivery
+    each busy tile's link carries its share, and with a global buffer every activation delivery
     leaves through the buffer's one port. A tile reloads its activation tile whenever the
     (instance, row block, K step) changes between consecutive steps."""
     if accel.noc is None:
@@ -299,7 +299,8 @@ def _on_chip_s(spec, accel, order, nb_i, nb_j, nk, a_total, w_traffic, shared) -
     else:
         a_deliveries = a_total * min(nb_j, 1 + T / (spec.batch * nb_i))
     link = accel.noc.link_bandwidth_bytes_per_s
-    link_s = (a_deliveries + w_traffic) / T / link
+    busy_tiles = min(T, spec.batch * nb_i * nb_j)  # output blocks are what the tiles share
+    link_s = (a_deliveries + w_traffic) / busy_tiles / link
     port_s = 0.0
     if shared:
         gbuf = accel.global_buffer
