@@ -10,6 +10,11 @@ import pandas as pd
 
 SUM_COLUMNS = ["time_s", "cycles", "compute_cycles", "stall_cycles", "dequant_cycles", "macs", "dram_read_bytes",
                "dram_write_bytes", "sram_read_bytes", "sram_write_bytes", "memory_time_s", "compute_time_s"]
+ENERGY_COLUMNS = ["energy_j", "static_energy_j", "dram_energy_j", "buffer_energy_j", "core_energy_j"]
+
+
+def _sum_columns(ops: pd.DataFrame) -> list[str]:
+    return SUM_COLUMNS + [c for c in ENERGY_COLUMNS if c in ops.columns]
 
 
 def _memory_bound_time(ops: pd.DataFrame) -> pd.Series:
@@ -20,7 +25,7 @@ def layers_report(ops: pd.DataFrame) -> pd.DataFrame:
     """One row per (phase, step, layer): summed figures, start/end, memory-bound share of time."""
     df = ops.assign(memory_bound_time_s=_memory_bound_time(ops))
     g = df.groupby(["phase", "step", "layer"], sort=False)
-    out = g[SUM_COLUMNS + ["memory_bound_time_s"]].sum()
+    out = g[_sum_columns(ops) + ["memory_bound_time_s"]].sum()
     out["start_s"] = g["start_s"].min()
     out["end_s"] = g["end_s"].max()
     out["ops"] = g.size()
@@ -32,7 +37,7 @@ def phases_report(ops: pd.DataFrame) -> pd.DataFrame:
     """One row per phase (prefill, decode): summed figures and the memory-bound share of time."""
     df = ops.assign(memory_bound_time_s=_memory_bound_time(ops))
     g = df.groupby("phase", sort=False)
-    out = g[SUM_COLUMNS + ["memory_bound_time_s"]].sum()
+    out = g[_sum_columns(ops) + ["memory_bound_time_s"]].sum()
     out["ops"] = g.size()
     out["steps"] = g["step"].nunique()
     out["memory_bound_share"] = out["memory_bound_time_s"] / out["time_s"].where(out["time_s"] > 0)

@@ -155,3 +155,12 @@ def test_breakdown_arithmetic():
     cost = CostCache(design).cost(Op(name="x", kind=OpKind.LINEAR, m=8, n=64, k=64, weight_bits=4,
                                      activation_bits=8, output_bits=16))
     assert op_energy(cost, design).energy_j == pytest.approx(cost.energy_j, rel=1e-12)
+
+
+def test_layer_and_phase_reports_sum_energy():
+    res = simulate("llama-2-7b", "mixpe-w4a8", batch=1, prompt=16, generate=3, progress=False)
+    total = float(res.ops["energy_j"].sum())
+    assert float(res.phases["energy_j"].sum()) == pytest.approx(total, rel=1e-12)
+    assert float(res.layers["energy_j"].sum()) == pytest.approx(total, rel=1e-12)
+    for part in ("static", "dram", "buffer", "core"):
+        assert float(res.phases[f"{part}_energy_j"].sum()) == pytest.approx(res.energy_breakdown_j[part], rel=1e-12)
