@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_run.register(sub)
     cli_replay.register(sub)
+    from . import cli_sweep
+    cli_sweep.register(sub)
     return parser
 
 
