@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..config_base import ConfigBase, _coerce, _LineMap, load_config_file, param
-from ..errors import ConfigError
 from ..hw.config import AcceleratorConfig
+from ..numerics.snr import SnrTarget
 from ..sim.model import WorkloadKind
 
 DESIGN_PARAM = "design"  # a whole design (preset name or YAML file)
@@ -53,11 +53,7 @@ class SnrConfig(ConfigBase):
     n: int = param(256, help="output columns of the weight matrix", unit="elements", ge=1)
     tokens: int = param(64, help="rows of generated activations", unit="tokens", ge=1)
     seed: int = param(0, help="seed of numpy.random.default_rng for weights and activations", ge=0)
-    target: str = param("output", help="output (SNR of x @ w) or weights (SNR of w)")
-
-    def validate(self) -> None:
-        if self.target not in ("output", "weights"):
-            raise ConfigError(f"field 'target': choose output or weights, got {self.target!r}")
+    target: SnrTarget = param(SnrTarget.OUTPUT, help="output (SNR of x @ w) or weights (SNR of w)")
 
 
 @dataclass(frozen=True, kw_only=True)
