@@ -34,7 +34,8 @@ def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
     Parameters
     ----------
     requests:
-        Request trace frame: ``request_id, arrival_s`` (s), ``prompt_tokens, output_tokens``.
+        Request trace frame: ``request_id, arrival_s`` (s), ``prompt_tokens, output_tokens``. A request
+        with 0 output tokens is served as one with 1 (its prefill produces one token).
     model:
         A ModelSpec, a shipped model name or a ``config.json`` path.
     design:

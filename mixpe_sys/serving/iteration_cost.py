@@ -21,10 +21,10 @@ from ..sim.engine import CostCache
 from ..workload.models import ModelSpec
 from ..workload.quant import QuantScheme
 from .config import CostModel, ServingConfig
-from .interpolation import ZERO, AnchorGrid, Cost, Interpolator, exact_cost
+from .interpolation import AnchorGrid, Cost, Interpolator, exact_cost
 from .iteration_ops import IterationOps, SeqWork, iteration_key
 
-ITERATION_CACHE_SIZE = 1 << 16
+ITERATION_CACHE_SIZE = 4096
 """Iteration compositions remembered (most recently used first)."""
 
 
@@ -114,15 +114,19 @@ class IterationCostModel:
             self._iterations.move_to_end(key)
             return hit
         self.iteration_misses += 1
-        tokens = 0
-        emitting = 0
-        layer = ZERO
-        for w in key:
-            tokens += w.q
-            emitting += w.emits
-            layer = layer + self.sequence_cost(w.q, w.kv_len)
-        layer = self.token_cost(tokens) + layer
-        cost = layer.scaled(self.model.num_layers) + self.head_cost(emitting)
+        tokens = emitting = 0
+        t = e = 0.0
+        seqs, sequence_cost = self._seqs, self.sequence_cost
+        for q, kv_len, emits in key:
+            tokens += q
+            emitting += emits
+            c = seqs.get((q, kv_len)) or sequence_cost(q, kv_len)
+            t += c.time_ns
+            e += c.energy_j
+        c = self.token_cost(tokens)
+        layers = self.model.num_layers
+        head = self.head_cost(emitting)
+        cost = Cost((c.time_ns + t) * layers + head.time_ns, (c.energy_j + e) * layers + head.energy_j)
         self._iterations[key] = cost
         if len(self._iterations) > ITERATION_CACHE_SIZE:
             self._iterations.popitem(last=False)

@@ -20,8 +20,7 @@ with ``batch=1``.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from ..workload.models import ModelSpec
 from ..workload.ops import Op, Phase
@@ -32,8 +31,7 @@ ATTENTION_OPS = ("kv_write", "attn_qk", "softmax", "attn_pv")
 """Ops of a layer that run per sequence (their cost depends on the sequence's ``q`` and KV length)."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class SeqWork:
+class SeqWork(NamedTuple):
     """What one sequence does in an iteration.
 
     Attributes

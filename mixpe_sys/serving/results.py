@@ -8,6 +8,9 @@ Definitions (seconds):
   than one output token, NaN otherwise;
 * end-to-end latency (e2e) = finish - arrival.
 
+``output_tokens`` in the request table is the number of tokens served: at
+least 1 (a request with 0 output tokens is served as one with 1).
+
 Throughput is output tokens per second of the replay's span (first arrival
 to last finish). Percentiles are linear-interpolated (``numpy.percentile``)
 over the completed requests.

@@ -176,30 +176,34 @@ class ContinuousScheduler(Scheduler, batching=Batching.CONTINUOUS):
 
     def schedule(self) -> IterationPlan | None:
         cfg = self.config
+        chunked = cfg.chunked_prefill
+        kv = self.kv
         budget = cfg.max_batched_tokens
         steps: list[tuple[Sequence, int]] = []
         prefill_scheduled = False
+        running = self.running
         i = 0
-        while i < len(self.running) and budget > 0:
-            seq = self.running[i]
-            need = seq.context - seq.allocated
-            victim = None
-            while need > self.kv.free_tokens and victim is not seq:
-                victim = self._preempt_last()
-            if victim is seq:
-                break  # seq was the most recently admitted: everything before it is scheduled
+        while i < len(running) and budget > 0:
+            seq = running[i]
+            context = seq.prompt_tokens + seq.generated
+            need = context - seq.allocated
             if need > 0:
-                self.kv.allocate(need)
+                victim = None
+                while need > kv.capacity_tokens - kv.used_tokens and victim is not seq:
+                    victim = self._preempt_last()
+                if victim is seq:
+                    break  # seq was the most recently admitted: everything before it is scheduled
+                kv.allocate(need)
                 seq.allocated += need
-            pending = seq.pending
-            if pending == 1 or cfg.chunked_prefill:
-                q = min(pending, budget)
+            pending = context - seq.computed
+            if pending == 1 or chunked:
+                q = pending if pending <= budget else budget
             elif pending <= budget or not (steps or prefill_scheduled):
                 q = pending
             else:
                 i += 1
                 continue
-            if not seq.decoding:
+            if not (seq.generated and pending == 1):
                 prefill_scheduled = True
             steps.append((seq, q))
             budget -= q

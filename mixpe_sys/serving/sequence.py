@@ -97,13 +97,20 @@ class IterationPlan:
 
     @classmethod
     def build(cls, steps: list[tuple[Sequence, int]]) -> "IterationPlan":
-        decode = sum(q for seq, q in steps if seq.decoding)
-        total = sum(q for _, q in steps)
+        total = decode = 0
+        for seq, q in steps:
+            total += q
+            if seq.generated and seq.computed + 1 == seq.prompt_tokens + seq.generated:
+                decode += q
         return cls(steps=tuple(steps), prefill_tokens=total - decode, decode_tokens=decode)
 
     def works(self) -> list[SeqWork]:
         """The per-sequence work, for the cost model."""
-        return [SeqWork(q, seq.computed + q, seq.computed + q == seq.context) for seq, q in self.steps]
+        out = []
+        for seq, q in self.steps:
+            kv_len = seq.computed + q
+            out.append(SeqWork(q, kv_len, kv_len == seq.prompt_tokens + seq.generated))
+        return out
 
     def key(self) -> tuple[SeqWork, ...]:
         return iteration_key(self.works())
