@@ -326,3 +326,9 @@ def test_preemption_evicts_most_recently_admitted_and_recomputes(design):
     assert plan.prefill_tokens == 6 and plan.works()[0].emits and plan.works()[0].kv_len == 6
     sched.complete(plan, now + 1.0)
     assert b.generated == 3 and b.preemptions == 1 and sched.preemptions == 1
+
+
+def test_cost_cache_of_another_design_is_refused(tiny, design, cache):
+    other = design.replace(frequency_hz=design.frequency_hz / 2)
+    with pytest.raises(ServingError, match="cost cache"):
+        replay(one_request(4, 2), tiny, other, cache=cache)

@@ -20,7 +20,7 @@ from ..hw.config import AcceleratorConfig
 from ..sim.engine import CostCache
 from ..workload.models import ModelSpec
 from ..workload.quant import QuantScheme
-from .config import CostModel, ServingConfig
+from .config import CostModel, ServingConfig, ServingError
 from .interpolation import AnchorGrid, Cost, Interpolator, exact_cost
 from .iteration_ops import IterationOps, SeqWork, iteration_key
 
@@ -49,6 +49,8 @@ class IterationCostModel:
         self.design = design
         self.config = config or ServingConfig()
         self.ops = IterationOps(model, quant or design.quant)
+        if cache is not None and cache.design is not design and cache.design != design:
+            raise ServingError(f"the cost cache is for design '{cache.design.name}', not '{design.name}'")
         self.cache = cache if cache is not None else CostCache(design)
         self._interp = None
         if self.config.cost_model is CostModel.INTERPOLATED:
