@@ -89,3 +89,13 @@ def write_reports(outdir: str | Path, ops: pd.DataFrame, layers: pd.DataFrame, p
     if summary is not None:
         atomic("summary.json", lambda p: p.write_text(json.dumps(summary, indent=2)))
     return written
+
+
+def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
+    """``df`` as a GitHub Markdown table (floats formatted with ``floatfmt``)."""
+    def cell(v: Any) -> str:
+        return floatfmt.format(v) if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(str(c) for c in df.columns) + " |", "|" + "|".join("---" for _ in df.columns) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
