@@ -1,0 +1,463 @@
+"""How accurate is the simulator? Compare the ``a100-like`` preset with measured A100 GEMM times.
+
+Usage::
+
+    python experiments/validate_gpu.py OUTDIR [--subset] [--all] [--fit]
+
+Measurements: the LLMCompass authors' A100 timings (PrincetonUniversity/LLMCompass,
+``ae/figure5/ab/real_hardware/matmul_A100.csv``): ``torch.matmul`` on BF16 operands
+(tensor-core rate equal to FP16), the median over repeated calls of the host wall
+clock around one call and a ``torch.cuda.synchronize()``, so each time includes the
+kernel launch and the Python/PyTorch dispatch. The machine was an A100 80 GB (their
+simulator models it as ``A100_80GB``, 2,039 GB/s; the M=64 point moves 305 MB in
+0.190 ms = 1.61 TB/s, more than the 40 GB part's 1,555 GB/s peak), so the comparison
+runs ``a100-like`` with the ``hbm2e-a100-80gb`` DRAM preset and every other parameter
+unchanged.
+
+Simulated time = ``simulate_gemm`` (device time from idle to drained) + the design's
+``op_overhead_ns``, the same sum the model engine charges per operation. Error =
+(simulated - measured) / measured. Nothing is fitted per shape: ``--fit`` searches a
+grid of the two efficiency parameters, ``op_overhead_ns`` and the DRAM
+``bandwidth_efficiency``, by median absolute error (see :func:`fit`) and writes the
+grid; the values it finds are copied by hand into ``a100-like.yaml``.
+
+Writes into OUTDIR:
+
+- ``gemm_validation.csv`` / ``.md`` / ``.png``: simulated vs measured per GEMM;
+- ``decode_gemv.csv`` / ``.png``: batch-M decode GEMMs of a 7B model on ``a100-like``
+  (40 GB), time and achieved fraction of HBM bandwidth against the roofline;
+- ``sensitivity.csv`` (not with ``--subset``): change of a few device times when an
+  unfitted parameter (DRAM latency, L2 bandwidth) is halved or doubled;
+- ``fit_grid.csv`` and ``fit_kernels.csv`` (with ``--fit``): error figures per grid
+  point, and the simulated device time of every GEMM at every efficiency.
+
+``--subset`` runs a few small GEMMs only (seconds; used by the tests). The default
+set skips the three largest published GEMMs (each minutes of simulation); ``--all``
+adds them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mixpe_sys import load_design, simulate_gemm
+from mixpe_sys.config_base import parse_yaml_with_lines
+from mixpe_sys.hw.config import AcceleratorConfig, DramConfig
+
+MEASUREMENT_SOURCE = ("PrincetonUniversity/LLMCompass, ae/figure5/ab/real_hardware/matmul_A100.csv "
+                      "(torch.matmul, bf16, median host wall clock incl. launch and synchronize, A100 80 GB)")
+
+#: LLMCompass' own published accuracy against A100 (Zhang et al., ISCA 2024): mean error per operator
+#: and end-to-end, for comparison with the figures this script computes.
+LLMCOMPASS_OPERATOR_ERROR_PCT = 10.4
+LLMCOMPASS_END_TO_END_ERROR_PCT = 4.1
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured GEMM ``[m, k] x [k, n]`` and its time (ms); ``group`` says which runs include it."""
+
+    m: int
+    n: int
+    k: int
+    measured_ms: float
+    group: str  # "subset" (also in the default run), "default", or "large" (only with --all)
+
+
+#: Every row of matmul_A100.csv, in file order.
+A100_MEASUREMENTS: tuple[Measurement, ...] = (
+    Measurement(64, 12288, 12288, 0.1900, "subset"),
+    Measurement(128, 12288, 12288, 0.2003, "default"),
+    Measurement(256, 12288, 12288, 0.3185, "default"),
+    Measurement(512, 12288, 12288, 0.6118, "default"),
+    Measurement(1024, 12288, 12288, 1.1990, "default"),
+    Measurement(2048, 12288, 12288, 2.3586, "default"),
+    Measurement(4096, 12288, 12288, 4.4576, "default"),
+    Measurement(8192, 12288, 12288, 8.6216, "default"),
+    Measurement(16384, 12288, 12288, 17.0307, "default"),
+    Measurement(32768, 12288, 12288, 35.4407, "large"),
+    Measurement(8192, 64, 64, 0.0296, "subset"),
+    Measurement(8192, 128, 128, 0.0310, "default"),
+    Measurement(8192, 256, 256, 0.0356, "subset"),
+    Measurement(8192, 512, 512, 0.0471, "default"),
+    Measurement(8192, 1024, 1024, 0.0927, "subset"),
+    Measurement(8192, 2048, 2048, 0.2818, "default"),
+    Measurement(8192, 4096, 4096, 1.0210, "default"),
+    Measurement(8192, 8192, 8192, 3.9614, "default"),
+    Measurement(8192, 16384, 16384, 15.0087, "large"),
+    Measurement(8192, 32768, 32768, 61.1346, "large"),
+)
+
+#: Decode GEMMs of a 7B model (Llama-2-7B: hidden 4096, FFN 11008) as (n, k).
+DECODE_SHAPES: tuple[tuple[int, int], ...] = ((4096, 4096), (11008, 4096))
+DECODE_BATCHES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+#: The --fit grid.
+FIT_EFFICIENCIES: tuple[float, ...] = (0.80, 0.84, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98, 1.00)
+FIT_OVERHEADS_NS: tuple[float, ...] = tuple(float(v) for v in np.arange(0.0, 40000.0 + 1, 500.0))
+#: A point is DRAM-bandwidth-bound when its simulated DRAM traffic at the sustained
+#: bandwidth takes at least this fraction of its simulated device time.
+BANDWIDTH_BOUND_FRACTION = 0.8
+#: Efficiencies whose bandwidth-bound error is this close (percentage points) to the best count as
+#: equally good: one measured GEMM cannot resolve smaller differences.
+EFFICIENCY_TOLERANCE_PCT = 0.5
+
+
+def measurements(selection: str = "default") -> list[Measurement]:
+    """The measured GEMMs of a run: ``"subset"``, ``"default"`` (subset included) or ``"all"``."""
+    groups = {"subset": {"subset"}, "default": {"subset", "default"},
+              "all": {"subset", "default", "large"}}[selection]
+    return [p for p in A100_MEASUREMENTS if p.group in groups]
+
+
+def _dram_preset(name: str) -> DramConfig:
+    entry = resources.files("mixpe_sys") / "designs" / "dram" / f"{name}.yaml"
+    data, lines = parse_yaml_with_lines(entry.read_text(encoding="utf-8"), f"DRAM preset {name}")
+    return DramConfig.from_dict(data, source=f"DRAM preset {name}", lines=lines)
+
+
+def validation_design(design: str | AcceleratorConfig = "a100-like") -> AcceleratorConfig:
+    """``design`` with the A100 80 GB HBM2e of the measured machine, keeping its sustained fraction."""
+    base = design if isinstance(design, AcceleratorConfig) else load_design(design)
+    dram = dataclasses.replace(_dram_preset("hbm2e-a100-80gb"),
+                               bandwidth_efficiency=base.dram.bandwidth_efficiency)
+    return dataclasses.replace(base, name=f"{base.name}-80gb", dram=dram)
+
+
+def with_params(design: AcceleratorConfig, *, op_overhead_ns: float | None = None,
+                bandwidth_efficiency: float | None = None) -> AcceleratorConfig:
+    """``design`` with other efficiency parameters (None keeps the design's value)."""
+    if bandwidth_efficiency is not None:
+        design = dataclasses.replace(design, dram=dataclasses.replace(
+            design.dram, bandwidth_efficiency=bandwidth_efficiency))
+    if op_overhead_ns is not None:
+        design = dataclasses.replace(design, op_overhead_ns=op_overhead_ns)
+    return design
+
+
+def kernel_times(design: AcceleratorConfig, points: Sequence[Measurement],
+                 progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Simulated device time of each GEMM (ms, without ``op_overhead_ns``) and the wall time it took (s).
+
+    ``dram_busy_fraction`` is the simulated DRAM traffic at the sustained bandwidth
+    (peak x efficiency) over the device time.
+    """
+    device = with_params(design, op_overhead_ns=0.0)
+    sustained = design.dram.bandwidth_bytes_per_s * design.dram.bandwidth_efficiency
+    rows = []
+    for p in points:
+        start = time.perf_counter()
+        r = simulate_gemm(p.m, p.n, p.k, device)
+        wall = time.perf_counter() - start
+        rows.append({"m": p.m, "n": p.n, "k": p.k, "measured_ms": p.measured_ms,
+                     "kernel_ms": r.time_s * 1e3, "roofline_ms": r.roofline_time_s * 1e3, "bound": r.bound,
+                     "dram_busy_fraction": (r.dram_read_bytes + r.dram_write_bytes) / sustained / r.time_s,
+                     "tile_steps": len(r.steps), "wall_s": wall})
+        if progress is not None:
+            progress(f"{p.m}x{p.n}x{p.k}: {r.time_s * 1e3:.4f} ms simulated, {p.measured_ms:.4f} ms measured "
+                     f"({wall:.1f} s)")
+    return pd.DataFrame(rows)
+
+
+def add_errors(kernels: pd.DataFrame, op_overhead_ns: float) -> pd.DataFrame:
+    """Add the per-op overhead and the error columns to a :func:`kernel_times` frame.
+
+    ``simulated_ms = kernel_ms + op_overhead_ns``; ``error_pct = 100 (simulated - measured) / measured``.
+    """
+    df = kernels.copy()
+    df["overhead_ms"] = op_overhead_ns * 1e-6
+    df["simulated_ms"] = df["kernel_ms"] + df["overhead_ms"]
+    df["error_pct"] = 100.0 * (df["simulated_ms"] - df["measured_ms"]) / df["measured_ms"]
+    df["abs_error_pct"] = df["error_pct"].abs()
+    flops = 2.0 * df["m"] * df["n"] * df["k"]
+    df["measured_tflops"] = flops / (df["measured_ms"] * 1e-3) / 1e12
+    df["simulated_tflops"] = flops / (df["simulated_ms"] * 1e-3) / 1e12
+    return df
+
+
+def error_summary(df: pd.DataFrame) -> dict[str, float]:
+    """Median, mean and max absolute error (%) over the rows of an :func:`add_errors` frame."""
+    err = df["abs_error_pct"]
+    return {"points": int(len(df)), "median_abs_error_pct": float(err.median()),
+            "mean_abs_error_pct": float(err.mean()), "max_abs_error_pct": float(err.max())}
+
+
+def validate(design: AcceleratorConfig, points: Sequence[Measurement],
+             progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Simulated vs measured time of each GEMM on ``design`` (ms) with the error per point."""
+    return add_errors(kernel_times(design, points, progress), design.op_overhead_ns)
+
+
+def fit(design: AcceleratorConfig, points: Sequence[Measurement],
+        efficiencies: Iterable[float] = FIT_EFFICIENCIES, overheads_ns: Iterable[float] = FIT_OVERHEADS_NS,
+        progress: Callable[[str], None] | None = None) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
+    """Grid search of the DRAM ``bandwidth_efficiency`` and ``op_overhead_ns``, each by a median error.
+
+    Every efficiency needs a simulation of every point; the overhead adds to every
+    simulated time, so it is swept without simulating again.
+
+    1. For each efficiency, the overhead with the smallest median absolute error over
+       all points (ties: smaller mean, then max).
+    2. The efficiency from the median absolute error of its step-1 pair over the
+       DRAM-bandwidth-bound points: those whose simulated DRAM traffic keeps the DRAM
+       busy at least :data:`BANDWIDTH_BOUND_FRACTION` of the device time. The median
+       over all points hardly depends on the efficiency (most GEMMs are compute-bound
+       or dominated by the fixed overhead), so only these points can tell efficiencies
+       apart. Above some efficiency other limits (latency, the tiles' ports) set their
+       time and the error stops changing, so the data bound the efficiency only from
+       below: of the efficiencies within :data:`EFFICIENCY_TOLERANCE_PCT` percentage
+       points of the smallest error, the smallest is chosen. Without bandwidth-bound
+       points, step 2 uses the median over all points the same way.
+
+    Returns
+    -------
+    (best, grid, kernels):
+        The chosen grid point (``bandwidth_efficiency``, ``op_overhead_ns`` and its
+        error figures), one row per grid point, and the simulated device time of every
+        point at every efficiency.
+    """
+    overheads = list(overheads_ns)
+    rows, tables = [], []
+    for eff in efficiencies:
+        kernels = kernel_times(with_params(design, bandwidth_efficiency=eff), points)
+        kernels.insert(0, "bandwidth_efficiency", eff)
+        tables.append(kernels)
+        bw_bound = kernels["dram_busy_fraction"] >= BANDWIDTH_BOUND_FRACTION
+        if progress is not None:
+            progress(f"bandwidth_efficiency {eff:.2f}: simulated {len(points)} GEMMs "
+                     f"in {kernels['wall_s'].sum():.1f} s ({int(bw_bound.sum())} DRAM-bandwidth-bound)")
+        for ovh in overheads:
+            df = add_errors(kernels, ovh)
+            bw_err = df.loc[bw_bound, "abs_error_pct"]
+            rows.append({"bandwidth_efficiency": eff, "op_overhead_ns": ovh, **error_summary(df),
+                         "bandwidth_bound_points": int(bw_bound.sum()),
+                         "bandwidth_bound_median_abs_error_pct": float(bw_err.median()) if len(bw_err) else np.nan})
+    grid = pd.DataFrame(rows)
+    order = ["median_abs_error_pct", "mean_abs_error_pct", "max_abs_error_pct"]
+    per_eff = (grid.sort_values(order, kind="stable").groupby("bandwidth_efficiency", sort=False).head(1))
+    key = "bandwidth_bound_median_abs_error_pct"
+    if per_eff[key].isna().all():
+        key = "median_abs_error_pct"
+    close = per_eff[per_eff[key] <= per_eff[key].min() + EFFICIENCY_TOLERANCE_PCT]
+    best = close.sort_values("bandwidth_efficiency", kind="stable").iloc[0]
+    return best.to_dict(), grid, pd.concat(tables, ignore_index=True)
+
+
+def decode_curve(design: AcceleratorConfig, shapes: Sequence[tuple[int, int]] = DECODE_SHAPES,
+                 batches: Sequence[int] = DECODE_BATCHES) -> pd.DataFrame:
+    """Decode GEMMs ``[M, K] x [K, N]`` for each batch M: simulated time against the roofline.
+
+    ``hbm_fraction`` is the compulsory DRAM bytes (weights, activations and outputs
+    once) over the device time, as a fraction of the peak HBM bandwidth: the figure
+    profilers report for a kernel, so ``op_overhead_ns`` is left out of it.
+    """
+    peak_bw = design.dram.bandwidth_bytes_per_s
+    rows = []
+    for n, k in shapes:
+        for m in batches:
+            r = simulate_gemm(m, n, k, with_params(design, op_overhead_ns=0.0))
+            reads, writes = r.spec.compulsory_bytes()
+            rows.append({"m": m, "n": n, "k": k, "kernel_us": r.time_s * 1e6,
+                         "time_us": r.time_s * 1e6 + design.op_overhead_ns * 1e-3,
+                         "memory_roofline_us": r.memory_time_s * 1e6,
+                         "sustained_memory_us": r.memory_time_s * 1e6 / design.dram.bandwidth_efficiency,
+                         "compute_roofline_us": r.compute_time_s * 1e6,
+                         "hbm_fraction": (reads + writes) / r.time_s / peak_bw,
+                         "bound": r.bound, "tiling": "{tm}x{tn}x{tk}".format(**r.to_dict()["tiling"])})
+    return pd.DataFrame(rows)
+
+
+#: Unfitted parameters varied by :func:`sensitivity`, and the GEMMs it runs.
+SENSITIVITY_SHAPES: tuple[tuple[int, int, int], ...] = (
+    (64, 12288, 12288), (256, 12288, 12288), (8192, 512, 512), (8192, 1024, 1024), (8192, 4096, 4096))
+
+
+def _scaled_l2(design: AcceleratorConfig, factor: float) -> AcceleratorConfig:
+    gbuf = design.global_buffer
+    noc = design.noc
+    return dataclasses.replace(
+        design, global_buffer=dataclasses.replace(gbuf, banks=max(1, round(gbuf.banks * factor))),
+        noc=dataclasses.replace(noc, link_bandwidth_bytes_per_s=noc.link_bandwidth_bytes_per_s * factor))
+
+
+def sensitivity(design: AcceleratorConfig,
+                shapes: Sequence[tuple[int, int, int]] = SENSITIVITY_SHAPES) -> pd.DataFrame:
+    """Device time of a few GEMMs when an unfitted parameter is halved or doubled.
+
+    Varies the DRAM latency (x0.5, x2) and the L2 bandwidth (global-buffer banks and
+    interconnect links, x0.5). ``change_pct`` is relative to ``design`` itself.
+    """
+    variants = {
+        "dram latency x0.5": dataclasses.replace(design, dram=dataclasses.replace(
+            design.dram, latency_ns=design.dram.latency_ns * 0.5)),
+        "dram latency x2": dataclasses.replace(design, dram=dataclasses.replace(
+            design.dram, latency_ns=design.dram.latency_ns * 2)),
+        "L2 bandwidth x0.5": _scaled_l2(design, 0.5),
+    }
+    rows = []
+    for m, n, k in shapes:
+        base = simulate_gemm(m, n, k, with_params(design, op_overhead_ns=0.0)).time_s
+        for label, variant in variants.items():
+            t = simulate_gemm(m, n, k, with_params(variant, op_overhead_ns=0.0)).time_s
+            rows.append({"m": m, "n": n, "k": k, "variant": label, "base_ms": base * 1e3, "variant_ms": t * 1e3,
+                         "change_pct": 100.0 * (t - base) / base})
+    return pd.DataFrame(rows)
+
+
+# ---- output files -------------------------------------------------------------------------------------------
+
+def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
+    """A GitHub Markdown table of ``df`` (no extra dependency)."""
+    def cell(v):
+        return floatfmt.format(v) if isinstance(v, (float, np.floating)) else str(v)
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "|".join("---" for _ in df.columns) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def validation_markdown(df: pd.DataFrame, design: AcceleratorConfig, wall_s: float) -> str:
+    """The validation report: table, error summary, parameters and the LLMCompass reference figures."""
+    s = error_summary(df)
+    cols = ["m", "n", "k", "measured_ms", "simulated_ms", "kernel_ms", "error_pct", "bound"]
+    return "\n".join([
+        f"# {design.name}: simulated vs measured A100 GEMM times", "",
+        f"Measured: {MEASUREMENT_SOURCE}.", "",
+        f"Design: `{design.name}` (DRAM `{design.dram.kind}`, bandwidth_efficiency "
+        f"{design.dram.bandwidth_efficiency:g}, op_overhead_ns {design.op_overhead_ns:g}). "
+        "simulated_ms = kernel_ms (simulate_gemm) + op_overhead_ns; "
+        "error_pct = 100 (simulated - measured) / measured.", "",
+        markdown_table(df[cols]), "",
+        f"Points: {s['points']}; median |error| {s['median_abs_error_pct']:.1f} %, "
+        f"mean {s['mean_abs_error_pct']:.1f} %, max {s['max_abs_error_pct']:.1f} %.", "",
+        f"For comparison, LLMCompass reports {LLMCOMPASS_OPERATOR_ERROR_PCT} % average error per operator "
+        f"and {LLMCOMPASS_END_TO_END_ERROR_PCT} % end to end against A100.", "",
+        f"Simulation wall time: {wall_s:.1f} s.", ""])
+
+
+def plot_validation(df: pd.DataFrame, path: Path) -> None:
+    """Two log-log panels: the M x 12288 x 12288 series against M, the 8192 x N x N series against N."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    series = [(df[(df.n == 12288) & (df.k == 12288)], "m", "M  (GEMM M x 12288 x 12288)"),
+              (df[(df.m == 8192) & (df.n == df.k)], "n", "N = K  (GEMM 8192 x N x N)")]
+    for ax, (part, x, label) in zip(axes, series):
+        part = part.sort_values(x)
+        ax.loglog(part[x], part["measured_ms"], "o", color="black", label="A100 measured")
+        ax.loglog(part[x], part["simulated_ms"], "s-", color="tab:blue", mfc="none", label="a100-like simulated")
+        ax.loglog(part[x], part["roofline_ms"], ":", color="gray", label="roofline (no overhead)")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(label)
+        ax.set_ylabel("time (ms)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_decode(df: pd.DataFrame, path: Path) -> None:
+    """Decode GEMM time against batch M (log-log) with the memory and compute rooflines."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (n, k), part in df.groupby(["n", "k"], sort=False):
+        part = part.sort_values("m")
+        line, = ax.loglog(part["m"], part["kernel_us"], "o-", label=f"simulated N={n} K={k}")
+        roof = np.maximum(part["memory_roofline_us"], part["compute_roofline_us"])
+        ax.loglog(part["m"], roof, ":", color=line.get_color(), label=f"roofline N={n} K={k}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("batch M (tokens)")
+    ax.set_ylabel("device time (us)")
+    ax.set_title("a100-like FP16 decode GEMMs\n(device time, without op_overhead_ns)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(outdir: Path, selection: str = "default", do_fit: bool = False,
+        progress: Callable[[str], None] | None = None) -> dict:
+    """Run the validation (and optionally the fit) and write every output file into ``outdir``.
+
+    Returns
+    -------
+    dict
+        ``summary`` (error figures), ``validation`` and ``decode`` DataFrames,
+        ``best`` and ``grid`` when fitting, and the file paths written.
+    """
+    outdir.mkdir(parents=True, exist_ok=True)
+    points = measurements(selection)
+    design = validation_design("a100-like")
+    out: dict = {"files": []}
+    if do_fit:
+        best, grid, kernels = fit(design, points, progress=progress)
+        grid.to_csv(outdir / "fit_grid.csv", index=False)
+        kernels.to_csv(outdir / "fit_kernels.csv", index=False)
+        out.update(best=best, grid=grid, kernels=kernels)
+        out["files"] += [outdir / "fit_grid.csv", outdir / "fit_kernels.csv"]
+        if progress is not None:
+            progress(f"best: bandwidth_efficiency {best['bandwidth_efficiency']:.2f}, "
+                     f"op_overhead_ns {best['op_overhead_ns']:.0f}, median |error| "
+                     f"{best['median_abs_error_pct']:.2f} %, max {best['max_abs_error_pct']:.2f} %")
+    start = time.perf_counter()
+    df = validate(design, points, progress)
+    wall = time.perf_counter() - start
+    df.to_csv(outdir / "gemm_validation.csv", index=False)
+    (outdir / "gemm_validation.md").write_text(validation_markdown(df, design, wall), encoding="utf-8")
+    plot_validation(df, outdir / "gemm_validation.png")
+    out["files"] += [outdir / "gemm_validation.csv", outdir / "gemm_validation.md", outdir / "gemm_validation.png"]
+
+    decode_design = load_design("a100-like")
+    batches = DECODE_BATCHES if selection != "subset" else (1, 16, 256)
+    shapes = DECODE_SHAPES if selection != "subset" else DECODE_SHAPES[:1]
+    dec = decode_curve(decode_design, shapes, batches)
+    dec.to_csv(outdir / "decode_gemv.csv", index=False)
+    plot_decode(dec, outdir / "decode_gemv.png")
+    out["files"] += [outdir / "decode_gemv.csv", outdir / "decode_gemv.png"]
+    if selection != "subset":
+        sens = sensitivity(design)
+        sens.to_csv(outdir / "sensitivity.csv", index=False)
+        out["files"].append(outdir / "sensitivity.csv")
+        out["sensitivity"] = sens
+    out.update(summary=error_summary(df), validation=df, decode=dec, wall_s=wall)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("outdir", type=Path, help="directory for the CSV, Markdown and PNG files")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--subset", action="store_true", help="a few small GEMMs only (seconds)")
+    group.add_argument("--all", action="store_true", help="include the three largest GEMMs (minutes each)")
+    parser.add_argument("--fit", action="store_true",
+                        help="grid-search op_overhead_ns and bandwidth_efficiency first and write fit_grid.csv")
+    args = parser.parse_args(argv)
+    selection = "subset" if args.subset else "all" if args.all else "default"
+    out = run(args.outdir, selection, args.fit, progress=lambda msg: print(msg, flush=True))
+    s = out["summary"]
+    print(f"{s['points']} GEMMs: median |error| {s['median_abs_error_pct']:.1f} %, "
+          f"max {s['max_abs_error_pct']:.1f} % (LLMCompass: {LLMCOMPASS_OPERATOR_ERROR_PCT} % per operator); "
+          f"simulation {out['wall_s']:.1f} s")
+    for path in out["files"]:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
