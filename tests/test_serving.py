@@ -99,7 +99,8 @@ def test_iteration_ops_batch_linear_layers_over_all_tokens(tiny, design):
 @pytest.mark.parametrize("model_name,prompt,generate", [("tiny", 37, 9), ("llama-2-7b", 12, 4)])
 def test_single_request_on_idle_system_matches_simulate_model(tiny, design, cache, model_name, prompt, generate):
     model = tiny if model_name == "tiny" else load_model(model_name)
-    res = replay(one_request(prompt, generate, arrival=0.25), model, design, cache=cache, progress=False)
+    res = replay(one_request(prompt, generate, arrival=0.25), model, design, cache=cache, progress=False,
+                 shape_buckets=0)  # unpadded shapes: the same ops as the engine
     ref = simulate_model(model, design, batch=1, prompt=prompt, generate=generate)
     row = res.requests.iloc[0]
     assert row["ttft_s"] == pytest.approx(ref.phase_time_s("prefill"), rel=1e-9)
@@ -110,8 +111,19 @@ def test_single_request_on_idle_system_matches_simulate_model(tiny, design, cach
     assert res.summary["iterations"] == generate
 
 
+def test_shape_buckets_cost_the_padded_shapes(tiny, design, cache):
+    # prompt 37 pads to 38 (16 sizes per doubling: multiples of 2 in [32, 64)), KV 200 to 200, then 37 -> 38
+    padded = IterationCostModel(tiny, design, cache=cache, config=ServingConfig(shape_buckets=16))
+    exact = IterationCostModel(tiny, design, cache=cache, config=ServingConfig(shape_buckets=0))
+    assert padded.cost([SeqWork(37, 37, True)]) == exact.cost([SeqWork(38, 38, True)])
+    assert padded.cost([SeqWork(1, 201, True)]) == exact.cost([SeqWork(1, 208, True)])  # step 8 in [128, 256)
+    assert padded.cost([SeqWork(1, 16, True)]) == exact.cost([SeqWork(1, 16, True)])  # small sizes unpadded
+    # padding adds work, never removes it
+    assert padded.cost([SeqWork(37, 37, True)]).time_ns >= exact.cost([SeqWork(37, 37, True)]).time_ns
+
+
 def test_iteration_time_is_layers_times_layer_plus_head(tiny, design, cache):
-    model = IterationCostModel(tiny, design, cache=cache)
+    model = IterationCostModel(tiny, design, cache=cache, config=ServingConfig(shape_buckets=0))
     works = [SeqWork(1, 40, True), SeqWork(20, 20, True), SeqWork(7, 30, False)]
     ops = IterationOps(tiny, design.quant).iteration(works)
     direct = sum(cache.cost(op).time_ns for op in ops)

@@ -47,6 +47,11 @@ class ServingConfig(ConfigBase):
                                               "(continuous batching only)")
     cost_model: CostModel = param(CostModel.EXACT, help="exact (simulate every distinct op) or interpolated "
                                                         "(simulate anchors, scale by the exact roofline)")
+    shape_buckets: int = param(16, help="pad each iteration's token count and each sequence's new tokens and KV "
+                                        "length up to one of this many sizes per doubling (adding under "
+                                        "1/N), as serving runtimes pad to compiled shapes and whole KV "
+                                        "blocks; the padded shapes are simulated exactly; 0 = unpadded",
+                               ge=0, le=1024)
     exact_tokens: int = param(64, help="interpolated cost model: token counts and KV lengths up to this are "
                                        "always simulated exactly", unit="tokens", ge=1)
     anchors_per_octave: int = param(1, help="interpolated cost model: anchor sizes per doubling above "

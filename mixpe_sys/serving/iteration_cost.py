@@ -24,6 +24,19 @@ from .config import CostModel, ServingConfig, ServingError
 from .interpolation import AnchorGrid, Cost, Interpolator, exact_cost
 from .iteration_ops import IterationOps, SeqWork, iteration_key
 
+def bucket(n: int, per_octave: int) -> int:
+    """``n`` padded up to the next of ``per_octave`` evenly spaced sizes per doubling.
+
+    Sizes up to ``per_octave`` stay as they are; above, ``n`` rounds up to a
+    multiple of ``2 ** floor(log2 n) // per_octave``, adding less than
+    ``n / per_octave``. ``per_octave = 0`` leaves every ``n`` as it is.
+    """
+    if per_octave <= 0 or n <= per_octave:
+        return n
+    step = max(1, (1 << (n.bit_length() - 1)) // per_octave)
+    return -(-n // step) * step
+
+
 ITERATION_CACHE_SIZE = 4096
 """Iteration compositions remembered (most recently used first)."""
 
@@ -119,13 +132,17 @@ class IterationCostModel:
         tokens = emitting = 0
         t = e = 0.0
         seqs, sequence_cost = self._seqs, self.sequence_cost
+        per_octave = self.config.shape_buckets
         for q, kv_len, emits in key:
             tokens += q
             emitting += emits
+            if per_octave:
+                q = bucket(q, per_octave)
+                kv_len = max(q, bucket(kv_len, per_octave))
             c = seqs.get((q, kv_len)) or sequence_cost(q, kv_len)
             t += c.time_ns
             e += c.energy_j
-        c = self.token_cost(tokens)
+        c = self.token_cost(bucket(tokens, per_octave))
         layers = self.model.num_layers
         head = self.head_cost(emitting)
         cost = Cost((c.time_ns + t) * layers + head.time_ns, (c.energy_j + e) * layers + head.energy_j)
