@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from mixpe_sys.dse import load_sweep, pareto, plot_pareto, read_results, run_sweep
+from mixpe_sys.report import markdown_table
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SWEEP = HERE / "sweeps" / "pareto.yaml"
@@ -43,15 +44,6 @@ FRONT_COLUMNS = ["label", "family", "quant", "group_size", "array", "num_tiles",
 
 #: MixPE design and the baseline with the same operand precisions (in-loop dequant), compared at equal settings.
 PAIRS = [("mixpe-w4a8", "qserve-w4a8"), ("mixpe-w4a16", "trtllm-w4a16")]
-
-
-def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
-    """A GitHub Markdown table of ``df`` (no extra dependency)."""
-    def cell(v):
-        return floatfmt.format(v) if isinstance(v, (float, np.floating)) else str(v)
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "|".join("---" for _ in df.columns) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def fronts(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

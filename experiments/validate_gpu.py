@@ -53,6 +53,7 @@ import pandas as pd
 from mixpe_sys import load_design, simulate_gemm
 from mixpe_sys.config_base import parse_yaml_with_lines
 from mixpe_sys.hw.config import AcceleratorConfig, DramConfig
+from mixpe_sys.report import markdown_table
 
 MEASUREMENT_SOURCE = ("PrincetonUniversity/LLMCompass, ae/figure5/ab/real_hardware/matmul_A100.csv "
                       "(torch.matmul, bf16, median host wall clock incl. launch and synchronize, A100 80 GB)")
@@ -315,15 +316,6 @@ def sensitivity(design: AcceleratorConfig,
 
 
 # ---- output files -------------------------------------------------------------------------------------------
-
-def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
-    """A GitHub Markdown table of ``df`` (no extra dependency)."""
-    def cell(v):
-        return floatfmt.format(v) if isinstance(v, (float, np.floating)) else str(v)
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "|".join("---" for _ in df.columns) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
-
 
 def validation_markdown(df: pd.DataFrame, design: AcceleratorConfig, wall_s: float) -> str:
     """The validation report: table, error summary, parameters and the LLMCompass reference figures."""

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 SUM_COLUMNS = ["time_s", "cycles", "compute_cycles", "stall_cycles", "dequant_cycles", "macs", "dram_read_bytes",
@@ -94,7 +95,7 @@ def write_reports(outdir: str | Path, ops: pd.DataFrame, layers: pd.DataFrame, p
 def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
     """``df`` as a GitHub Markdown table (floats formatted with ``floatfmt``)."""
     def cell(v: Any) -> str:
-        return floatfmt.format(v) if isinstance(v, float) else str(v)
+        return floatfmt.format(v) if isinstance(v, (float, np.floating)) else str(v)
 
     lines = ["| " + " | ".join(str(c) for c in df.columns) + " |", "|" + "|".join("---" for _ in df.columns) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]

@@ -3,10 +3,40 @@
 Set ``HYPOTHESIS_PROFILE=explore`` to draw fresh random examples instead.
 """
 
+import json
 import os
 
+import pytest
 from hypothesis import settings
+
+from mixpe_sys import load_design
+from mixpe_sys.sim.engine import CostCache
+from mixpe_sys.workload.models import load_model
 
 settings.register_profile("default", derandomize=True, deadline=None)
 settings.register_profile("explore", derandomize=False, deadline=None, max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+# Serving fixtures: a tiny Llama-like model, the default design and one shared exact cost cache.
+TINY_CONFIG = {"architectures": ["LlamaForCausalLM"], "hidden_size": 256, "intermediate_size": 688,
+               "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000,
+               "max_position_embeddings": 4096}
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny") / "config.json"
+    path.write_text(json.dumps(TINY_CONFIG))
+    return load_model(path)
+
+
+@pytest.fixture(scope="session")
+def design():
+    return load_design("mixpe-w4a8")
+
+
+@pytest.fixture(scope="session")
+def cache(design):
+    """One op cost cache for every replay on the design (costs are exact, so sharing changes nothing)."""
+    return CostCache(design)

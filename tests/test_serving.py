@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixpe_sys import load_design
 from mixpe_sys.errors import ConfigError, MixpeError
 from mixpe_sys.serving import (Batching, IterationCostModel, IterationOps, ServingConfig, ServingError, SeqWork,
                                kv_budget, kv_bytes_per_token, replay, weight_bytes)
@@ -20,29 +19,6 @@ from mixpe_sys.workload.models import load_model
 from mixpe_sys.workload.ops import Phase
 from mixpe_sys.workload.requests import LogNormalTokens, synthetic_requests
 from mixpe_sys.workload.transformer import full_workload
-
-TINY_CONFIG = {"architectures": ["LlamaForCausalLM"], "hidden_size": 256, "intermediate_size": 688,
-               "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000,
-               "max_position_embeddings": 4096}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny") / "config.json"
-    path.write_text(json.dumps(TINY_CONFIG))
-    return load_model(path)
-
-
-@pytest.fixture(scope="module")
-def design():
-    return load_design("mixpe-w4a8")
-
-
-@pytest.fixture(scope="module")
-def cache(design):
-    """One op cost cache for every replay on the design (costs are exact, so sharing changes nothing)."""
-    return CostCache(design)
-
 
 def one_request(prompt: int, output: int, arrival: float = 0.0) -> pd.DataFrame:
     return pd.DataFrame({"request_id": [0], "arrival_s": [arrival], "prompt_tokens": [prompt],

@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mixpe_sys import load_design
 from mixpe_sys.serving import IterationCostModel, ServingConfig, replay
 from mixpe_sys.serving.interpolation import AnchorGrid
 from mixpe_sys.sim.engine import CostCache
-from mixpe_sys.workload.models import load_model
 from mixpe_sys.workload.requests import LogNormalTokens, synthetic_requests
-
-TINY_CONFIG = {"architectures": ["LlamaForCausalLM"], "hidden_size": 256, "intermediate_size": 688,
-               "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000,
-               "max_position_embeddings": 4096}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny") / "config.json"
-    path.write_text(json.dumps(TINY_CONFIG))
-    return load_model(path)
-
-
-@pytest.fixture(scope="module")
-def design():
-    return load_design("mixpe-w4a8")
-
-
-@pytest.fixture(scope="module")
-def cache(design):
-    return CostCache(design)
-
 
 @settings(max_examples=200, deadline=None)
 @given(exact=st.integers(1, 128), per_octave=st.integers(1, 8), value=st.integers(1, 200_000))

@@ -82,7 +82,6 @@ def run_ops(ops: Iterable[Op], design: AcceleratorConfig, *, reuse: bool = True,
         One row per op (times in s from the start of the run).
     """
     cache = cache if cache is not None else CostCache(design)
-    cycle_s = design.cycle_ns * 1e-9
     rows = []
     t_ns = 0.0
     before = cache.simulated
