@@ -2,21 +2,23 @@
 
 Replays the full Azure 2023 code trace (8,819 requests) and conversation
 trace (19,366 requests) on Llama-2-7B with ``mixpe-w4a8`` (continuous
-batching, max batch 32, 4,096 batched tokens) and prints, per trace, the wall
-time, the distinct DES simulations, the iterations and the summary figures.
+batching, max batch 32, 4,096 batched tokens) and prints, per trace and cost
+model, the wall and CPU time, the distinct DES simulations, the iterations
+and the summary figures.
 
-The full traces run with the interpolated cost model by default: the exact
-model simulates every distinct op, and these traces have tens of thousands
-(every iteration's token count and every sequence's KV length differ); the
-benchmark counts them along the same schedule without simulating them. To
-measure the interpolation error it also replays the first ``--prefix``
-requests of each trace both ways and prints the relative differences.
+Both cost models run by default: ``exact`` (every distinct op simulated; with
+the default shape buckets the padded shapes) and ``interpolated`` (anchor
+shapes simulated, the rest interpolated). Each run also counts the distinct
+ops the exact model would simulate for the same iterations without
+simulating them. With ``--prefix N`` the first N requests are replayed with
+both cost models and the relative differences of the summary figures are
+printed (the interpolation error).
 
 Usage::
 
-    python benchmarks/bench_replay.py                        # both traces, interpolated, prefix 60
-    python benchmarks/bench_replay.py --traces code --prefix 0
-    python benchmarks/bench_replay.py --cost-model exact --limit 200
+    python benchmarks/bench_replay.py                          # both traces, both cost models
+    python benchmarks/bench_replay.py --traces code --cost-models interpolated
+    python benchmarks/bench_replay.py --shape-buckets 0 --prefix 60 --cost-models interpolated
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ COMPARED = ("throughput_tokens_per_s", "ttft_p50_s", "ttft_p99_s", "tpot_p50_s",
 
 
 def run(requests, model, design, config):
-    """Replay; returns (summary, exact op keys needed, wall s, CPU s of this process)."""
+    """Replay with a fresh cost cache; returns (summary, exact op keys needed, wall s, CPU s of this process)."""
     wall, cpu = time.perf_counter(), time.process_time()
     sim = ServingSimulator(requests, model, design, config, cache=CostCache(design))
     result = sim.run()
@@ -50,8 +52,9 @@ def run(requests, model, design, config):
 
 def show(name: str, summary: dict, exact_ops: int, wall: float, cpu: float) -> None:
     print(f"== {name}: wall {wall:.1f} s (CPU {cpu:.1f} s), {summary['simulated_ops']} DES simulations "
-          f"(exact costs would need {exact_ops}), {summary['iterations']} iterations")
-    print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()}))
+          f"(exact costs need {exact_ops}), {summary['iterations']} iterations", flush=True)
+    print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()}),
+          flush=True)
 
 
 def main() -> None:
@@ -59,26 +62,31 @@ def main() -> None:
     ap.add_argument("--traces", nargs="+", choices=sorted(FILES), default=["code", "conv"])
     ap.add_argument("--model", default="llama-2-7b")
     ap.add_argument("--design", default="mixpe-w4a8")
-    ap.add_argument("--cost-model", choices=["interpolated", "exact"], default="interpolated")
+    ap.add_argument("--cost-models", nargs="+", choices=["exact", "interpolated"], default=["exact", "interpolated"])
+    ap.add_argument("--shape-buckets", type=int, default=ServingConfig().shape_buckets,
+                    help="sizes per doubling that shapes are padded to (0: unpadded)")
     ap.add_argument("--limit", type=int, help="replay only the first N requests of each trace")
     ap.add_argument("--rate-scale", type=float, default=1.0)
-    ap.add_argument("--prefix", type=int, default=60,
-                    help="also replay the first N requests exactly and interpolated, and compare (0: skip)")
+    ap.add_argument("--prefix", type=int, default=0,
+                    help="also replay the first N requests with both cost models and compare (0: skip)")
     args = ap.parse_args()
     model, design = load_model(args.model), load_design(args.design)
-    config = ServingConfig(cost_model=args.cost_model)
     for name in args.traces:
         requests = load_request_trace(FILES[name], limit=args.limit, rate_scale=args.rate_scale)
-        show(f"{name} trace, {len(requests)} requests, {args.cost_model} costs",
-             *run(requests, model, design, config))
+        for cost_model in args.cost_models:
+            config = ServingConfig(cost_model=cost_model, shape_buckets=args.shape_buckets)
+            show(f"{name} trace, {len(requests)} requests, {cost_model} costs, shape buckets {args.shape_buckets}",
+                 *run(requests, model, design, config))
         if args.prefix:
             head = load_request_trace(FILES[name], limit=args.prefix, rate_scale=args.rate_scale)
-            exact, _, wall_e, _ = run(head, model, design, ServingConfig(cost_model="exact"))
-            approx, _, wall_i, _ = run(head, model, design, ServingConfig(cost_model="interpolated"))
+            exact, _, wall_e, _ = run(head, model, design,
+                                      ServingConfig(cost_model="exact", shape_buckets=args.shape_buckets))
+            approx, _, wall_i, _ = run(head, model, design,
+                                       ServingConfig(cost_model="interpolated", shape_buckets=args.shape_buckets))
             diffs = ", ".join(f"{k} {100 * (approx[k] - exact[k]) / exact[k]:+.2f}%" for k in COMPARED)
             print(f"-- first {args.prefix} requests: exact {wall_e:.1f} s ({exact['simulated_ops']} DES "
                   f"simulations), interpolated {wall_i:.1f} s ({approx['simulated_ops']}); "
-                  f"interpolated - exact: {diffs}")
+                  f"interpolated - exact: {diffs}", flush=True)
 
 
 if __name__ == "__main__":
