@@ -46,7 +46,7 @@ class ServingConfig(ConfigBase):
     chunked_prefill: bool = param(False, help="split prompts across iterations to fill the token budget "
                                               "(continuous batching only)")
     cost_model: CostModel = param(CostModel.EXACT, help="exact (simulate every distinct op) or interpolated "
-                                                        "(simulate anchors, scale by the exact roofline)")
+                                                        "(simulate anchor shapes, interpolate between them)")
     shape_buckets: int = param(16, help="pad each iteration's token count and each sequence's new tokens and KV "
                                         "length up to one of this many sizes per doubling (adding under "
                                         "1/N), as serving runtimes pad to compiled shapes and whole KV "
