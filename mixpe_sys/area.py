@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .energy import _paper_pe, constants, sram_capacity_kib
+from .energy import _paper_pe, constants, pe_figures, sram_capacity_kib
+from .errors import ConfigError
 from .hw.config import AcceleratorConfig, DequantPlacement, PeConfig, PeKind
 from .workload.quant import NumberFormat
 
@@ -44,20 +45,23 @@ def _components_um2(recipe: dict) -> float:
     table = c["components_45nm"]
     um2 = float(recipe.get("extra_um2", 0.0))
     for name, count in recipe.items():
-        if name != "extra_um2":
-            um2 += count * table[name]["area_um2"]
+        if name == "extra_um2":
+            continue
+        if name not in table:
+            raise ConfigError(f"unknown area component '{name}' (known: {', '.join(table)}, extra_um2)")
+        um2 += count * table[name]["area_um2"]
     return um2 * c["scaling"]["area_factor"]
 
 
 def pe_area_um2(pe: PeConfig) -> float:
-    """Area of one PE (um^2, 28 nm); a paper PE takes the area of its closest realistic PE."""
-    pes = constants()["pes"]
-    if pe.kind is PeKind.PAPER_RULE:
+    """Area of one PE (um^2, 28 nm); a paper PE takes the area of its closest realistic PE, a user
+    PE type the components its class lists (:func:`mixpe_sys.energy.pe_figures`)."""
+    if pe.kind == PeKind.PAPER_RULE:
         paper = _paper_pe(pe)
         like = paper["area_like"] if paper else "bitfusion"
         scale = 1.0 if paper else (pe.max_bits / 8) ** 2
-        return _components_um2(pes[like]["area"]) * scale
-    return _components_um2(pes[pe.kind.value]["area"])
+        return _components_um2(constants()["pes"][like]["area"]) * scale
+    return _components_um2(pe_figures(pe)["area"])
 
 
 def dequant_lane_um2(design: AcceleratorConfig) -> float:

@@ -114,7 +114,7 @@ def design_summary(design: AcceleratorConfig) -> dict[str, Any]:
     rate = pe_model(design.tile.pe_array.pe).macs_per_cycle(q.weight_bits, q.activation_bits, q.activation_format)
     arr = design.tile.pe_array
     return {"design": design.name, "quant": q.name, "tiles": design.num_tiles,
-            "array": f"{arr.rows}x{arr.cols}", "pe": arr.pe.kind.value,
+            "array": f"{arr.rows}x{arr.cols}", "pe": arr.pe.kind,
             "frequency_mhz": design.frequency_hz / 1e6,
             "peak_tmac_per_s": design.num_pes * float(rate) * design.frequency_hz / 1e12,
             "dram": design.dram.kind, "dram_gb_per_s": design.dram.bandwidth_bytes_per_s / 1e9,

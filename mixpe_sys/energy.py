@@ -3,7 +3,9 @@
 Pure functions of an op's counters (:class:`~mixpe_sys.sim.op_sim.OpCost`:
 time, MACs, busy cycles, SRAM bytes per buffer, DRAM bytes, dequantized
 elements, vector operations) and the design. The constants live in
-``mixpe_sys/data/energy_area.yaml``, each with its source.
+``mixpe_sys/data/energy_area.yaml``, each with its source; a PE type that
+file does not list states its own figures on its class (see
+:func:`pe_figures`).
 
 Parts (joules):
 
@@ -36,8 +38,9 @@ from typing import Any
 import yaml
 
 from .config_base import YamlLoader
+from .errors import ConfigError
 from .hw.config import (AcceleratorConfig, DequantPlacement, EnergyAccounting, PeConfig, PeKind, SramConfig)
-from .hw.pe import pe_model
+from .hw.pe import ENERGY_AREA_ATTRIBUTES, pe_class, pe_model
 from .workload.quant import NumberFormat
 
 PJ = 1e-12
@@ -77,7 +80,7 @@ class EnergyBreakdown:
 
 
 def _paper_pe(pe: PeConfig) -> dict | None:
-    if pe.kind is not PeKind.PAPER_RULE:
+    if pe.kind != PeKind.PAPER_RULE:
         return None
     return constants()["paper_pes"].get(f"{pe.max_bits},{pe.min_bits}")
 
@@ -86,12 +89,31 @@ def _scaled_energy_pj(pj_45nm: float) -> float:
     return pj_45nm * constants()["scaling"]["energy_factor"]
 
 
-def _realistic_pe(pe: PeConfig) -> dict:
+def pe_figures(pe: PeConfig) -> dict[str, Any]:
+    """Energy and area figures of a PE kind, as an ``energy_area.yaml`` ``pes`` entry (45 nm).
+
+    The data file's entry for the kind; else, for a paper-rule PE, that of its
+    area twin; else the figures its :class:`~mixpe_sys.hw.pe.PeModel` class
+    states (``mult_pj_per_cycle_45nm``, ``acc_pj_per_mac_45nm``,
+    ``area_components_45nm``).
+
+    Raises
+    ------
+    ConfigError
+        If neither the data file nor the class gives figures for the kind.
+    """
     table = constants()["pes"]
-    if pe.kind.value in table:
-        return table[pe.kind.value]
-    paper = _paper_pe(pe)  # a paper PE without a synthesis entry: use its area twin
-    return table[paper["area_like"] if paper else "bitfusion"]
+    if pe.kind in table:
+        return table[pe.kind]
+    if pe.kind == PeKind.PAPER_RULE:
+        paper = _paper_pe(pe)  # a paper PE without a synthesis entry: use its area twin
+        return table[paper["area_like"] if paper else "bitfusion"]
+    cls = pe_class(pe.kind)
+    figures = cls.energy_area_figures()
+    if figures is None:
+        raise ConfigError(f"PE kind '{pe.kind}' has no energy/area figures: set {', '.join(ENERGY_AREA_ATTRIBUTES)} "
+                          f"on {cls.__qualname__} (or add a 'pes' entry to energy_area.yaml)")
+    return figures
 
 
 def pe_mac_energy_pj(pe: PeConfig, weight_bits: int, activation_bits: int,
@@ -106,7 +128,7 @@ def pe_mac_energy_pj(pe: PeConfig, weight_bits: int, activation_bits: int,
     paper = _paper_pe(pe)
     if paper is not None:
         return paper["dynamic_uw"] * 1e-6 / constants()["paper_pe_frequency_hz"] / PJ / rate
-    spec = _realistic_pe(pe)
+    spec = pe_figures(pe)
     arith = spec["mult_pj_per_cycle"] / rate + spec["acc_pj_per_mac"]
     return _scaled_energy_pj(arith) * constants()["pe_overhead_factor"]
 
@@ -125,7 +147,7 @@ def pe_leakage_w(pe: PeConfig) -> float:
     paper = _paper_pe(pe)
     if paper is not None:
         return paper["leakage_uw"] * 1e-6
-    spec = _realistic_pe(pe)
+    spec = pe_figures(pe)
     full_cycle_pj = _scaled_energy_pj(spec["mult_pj_per_cycle"] + spec["acc_pj_per_mac"]) * c["pe_overhead_factor"]
     return c["pe_leakage_ratio"] * full_cycle_pj * PJ * c["paper_pe_frequency_hz"]
 

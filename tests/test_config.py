@@ -267,7 +267,7 @@ def test_dram_preset_in_a_design_file(tmp_path):
     assert cfg.dram.bandwidth_bytes_per_s == 51.2e9  # 2 x 25.6 GB/s from the preset
     assert cfg.dram.latency_ns == 50.0
     assert cfg.dram.row_buffer.row_bytes == 8192
-    assert cfg.tile.pe_array.pe.kind is PeKind.INT8_MAC
+    assert cfg.tile.pe_array.pe.kind == PeKind.INT8_MAC
     assert cfg.tile.pe_array.dataflows == (Dataflow.OUTPUT_STATIONARY,)
 
 

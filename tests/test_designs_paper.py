@@ -58,7 +58,7 @@ def test_paper_presets_have_no_fill_drain_and_their_arrays():
         d = load_design(name)
         arr = d.tile.pe_array
         assert (arr.rows, arr.cols, arr.pe.max_bits, arr.pe.min_bits) == (rows, cols, pmax, pmin), name
-        assert arr.pe.kind is PeKind.PAPER_RULE and not arr.fill_drain
+        assert arr.pe.kind == PeKind.PAPER_RULE and not arr.fill_drain
         assert d.frequency_hz == 500e6 and d.dram.bandwidth_bytes_per_s == 1024 * 500e6 / 8
 
 

@@ -41,7 +41,7 @@ def test_preset_has_published_peaks(name, flops, hbm):
     q = d.quant
     assert (q.weight_bits, q.activation_bits, q.activation_format, q.group_size, q.kv_bits) == \
         (16, 16, NumberFormat.FP, 0, 16)
-    assert d.tile.pe_array.pe.kind.value == "fp16_mac"
+    assert d.tile.pe_array.pe.kind == "fp16_mac"
     assert d.op_overhead_ns > 0 and 0 < d.dram.bandwidth_efficiency <= 1
 
 

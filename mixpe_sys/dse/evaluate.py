@@ -36,8 +36,6 @@ FIGURE_COLUMNS = ["total_time_s", "prefill_time_s", "decode_time_s", "tokens_per
                   "energy_j", "energy_per_token_j", "area_mm2", "tokens_per_s_per_mm2", "snr_db"]
 ERROR_COLUMNS = ["error"]
 
-MIXPE_PE_KINDS = (PeKind.MIXPE_W4A8, PeKind.MIXPE_W4A16)
-
 
 def result_columns(param_paths: list[str]) -> list[str]:
     """Column order of ``results.csv`` for a sweep with these parameter paths."""
@@ -87,10 +85,11 @@ def design_columns(design: AcceleratorConfig) -> dict[str, Any]:
     q = design.quant
     pe = design.tile.pe_array.pe
     arr = design.tile.pe_array
-    rate = pe_model(pe).macs_per_cycle(q.weight_bits, q.activation_bits, q.activation_format)
-    mixpe = pe.kind in MIXPE_PE_KINDS or (pe.kind is PeKind.PAPER_RULE
-                                          and design.tile.dequant.placement is DequantPlacement.POST_GEMM)
-    return {"family": "MixPE" if mixpe else "baseline", "pe_kind": pe.kind.value, "quant": q.name,
+    model = pe_model(pe)
+    rate = model.macs_per_cycle(q.weight_bits, q.activation_bits, q.activation_format)
+    mixpe = model.mixed_precision or (pe.kind == PeKind.PAPER_RULE
+                                      and design.tile.dequant.placement is DequantPlacement.POST_GEMM)
+    return {"family": "MixPE" if mixpe else "baseline", "pe_kind": pe.kind, "quant": q.name,
             "group_size": q.group_size, "dequant": design.tile.dequant.placement.value,
             "array": f"{arr.rows}x{arr.cols}", "num_tiles": design.num_tiles, "num_pes": design.num_pes,
             "frequency_hz": design.frequency_hz, "dram": design.dram.kind,

@@ -23,8 +23,12 @@ class Dataflow(str, enum.Enum):
     WEIGHT_STREAMING = "weight_streaming"  # a new weight block every cycle over a wide port (GEMV)
 
 
-class PeKind(str, enum.Enum):
-    """Processing-element types known to the PE registry (``mixpe_sys.hw.pe``)."""
+class PeKind:
+    """Names of the built-in processing-element types (plain strings).
+
+    ``PeConfig.kind`` is any name in the PE registry (``mixpe_sys.hw.pe``):
+    these, or the kind of a user's :class:`~mixpe_sys.hw.pe.PeModel` subclass.
+    """
 
     MIXPE_W4A8 = "mixpe_w4a8"
     MIXPE_W4A16 = "mixpe_w4a16"
@@ -35,6 +39,10 @@ class PeKind(str, enum.Enum):
     DEQUANT_W4A8 = "dequant_w4a8"  # QServe style: INT8 MAC behind an in-loop INT4 -> INT8 converter
     BITFUSION = "bitfusion"  # BitFusion fusion unit of 2-bit x 2-bit BitBricks
     ANT = "ant"  # ANT 4-bit PE with a numeric-type decoder
+
+
+#: The built-in PE kind names, in declaration order.
+BUILTIN_PE_KINDS: tuple[str, ...] = tuple(v for k, v in vars(PeKind).items() if k.isupper())
 
 
 class DequantPlacement(str, enum.Enum):
@@ -119,7 +127,8 @@ class NocConfig(ConfigBase):
 class PeConfig(ConfigBase):
     """One processing element type and its timing parameters."""
 
-    kind: PeKind = param(help="PE type in the registry (mixpe_sys.hw.pe)")
+    kind: str = param(help="PE type, a kind in the PE registry (mixpe_sys.hw.pe): built in "
+                      + ", ".join(f"`{k}`" for k in BUILTIN_PE_KINDS) + ", or the kind of a user PeModel subclass")
     native_weight_bits: int = param(4, help="weight bits multiplied in one pass (shift-add and ANT PEs)", unit="bits",
                                     ge=1)
     native_activation_bits: int = param(8, help="activation bits handled in one pass (shift-add and ANT PEs)",
@@ -130,6 +139,30 @@ class PeConfig(ConfigBase):
     min_bits: int = param(4, help="paper rule: minimum precision pmin of the PE", unit="bits", ge=1)
     pipeline_depth_cycles: int = param(2, help="latency from operand in to product accumulated", unit="cycles", ge=0)
     initiation_interval_cycles: int = param(1, help="cycles between successive MAC issues", unit="cycles", ge=1)
+
+    def validate(self) -> None:
+        reason = _unknown_pe_kind(self.kind)
+        if reason:
+            raise ConfigError(f"field 'kind': {reason}")
+
+    @classmethod
+    def _from_mapping(cls, data, path, lm):
+        # Check the kind before building, so an error in a file names the kind's own line and full path.
+        reason = _unknown_pe_kind(data.get("kind")) if isinstance(data.get("kind"), str) else None
+        if reason:
+            raise lm.error(path + ("kind",), reason)
+        return super()._from_mapping(data, path, lm)
+
+
+def _unknown_pe_kind(kind: str) -> str | None:
+    """Why ``kind`` is not a registered PE kind, or None if it is."""
+    from .pe import pe_class  # pe.py imports this module: look the registry up at validation time
+
+    try:
+        pe_class(kind)
+    except ConfigError as exc:
+        return exc.reason
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)

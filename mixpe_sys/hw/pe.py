@@ -1,36 +1,71 @@
 """Processing-element types: MACs per PE per cycle for given operand widths.
 
-Each PE type is a subclass of :class:`PeModel` registered under a
-:class:`~mixpe_sys.hw.config.PeKind` through ``__init_subclass__``; look one
-up with :func:`pe_model`. Throughput is an exact :class:`fractions.Fraction`
-(e.g. 1/2 MAC per cycle for a two-pass multiply) so cycle counts are exact.
+Each PE type is a subclass of :class:`PeModel` registered under a kind name
+(a plain string; :class:`~mixpe_sys.hw.config.PeKind` names the built-in
+ones) through ``__init_subclass__``; look one up with :func:`pe_model`.
+Throughput is an exact :class:`fractions.Fraction` (e.g. 1/2 MAC per cycle
+for a two-pass multiply) so cycle counts are exact.
+
+User code adds a PE type without editing the package::
+
+    class MyPe(PeModel, kind="my_pe"):
+        def macs_per_cycle(self, weight_bits, activation_bits, activation_format=NumberFormat.INT):
+            ...
+        mult_pj_per_cycle_45nm = 0.12
+        acc_pj_per_mac_45nm = 0.1
+        area_components_45nm = {"add12": 3, "add32": 1, "dff": 44}
+
+after which ``kind: my_pe`` is valid in a design (see ``docs/tutorials/add_pe.md``).
 """
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from math import ceil
-from typing import ClassVar
+from typing import Any, ClassVar, Mapping
 
-from ..errors import MappingError
+from ..errors import ConfigError, MappingError
 from ..workload.quant import NumberFormat
-from .config import PeConfig, PeKind
+from .config import BUILTIN_PE_KINDS, PeConfig, PeKind
 
-_REGISTRY: dict[PeKind, type["PeModel"]] = {}
+_REGISTRY: dict[str, type["PeModel"]] = {}
+_KIND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+#: Class attributes through which a PE type states its own energy and area.
+ENERGY_AREA_ATTRIBUTES = ("mult_pj_per_cycle_45nm", "acc_pj_per_mac_45nm", "area_components_45nm")
 
 
 class PeModel:
-    """Base PE type: override :meth:`macs_per_cycle`."""
+    """Base PE type: subclass with ``kind="name"`` and override :meth:`macs_per_cycle`.
 
-    kind: ClassVar[PeKind]
+    A PE type supplies its throughput rule (:meth:`macs_per_cycle`, and
+    :meth:`output_stationary_factors` if its extra MACs are not along K) and,
+    unless ``mixpe_sys/data/energy_area.yaml`` has a ``pes`` entry for its kind,
+    its energy and area through the three ``*_45nm`` class attributes (same
+    meaning and 45 nm units as that file's entries; :mod:`mixpe_sys.energy`
+    and :mod:`mixpe_sys.area` scale them to 28 nm and add the register and
+    leakage overheads exactly as for the built-in PEs). The design supplies
+    the rest in its ``pe`` block: pipeline depth, initiation interval (a rule
+    divides its rate by ``initiation_interval_cycles``, as :meth:`_rate` does)
+    and the native widths; the dequant placement is the tile's
+    ``dequant.placement``.
+    """
+
+    kind: ClassVar[str]
     #: True when the PE multiplies group-quantized low-bit weights directly (post-GEMM dequant).
     mixed_precision: ClassVar[bool] = False
+    #: Energy of the multiplying hardware in one fully used cycle, shared by the MACs it completes (pJ, 45 nm).
+    mult_pj_per_cycle_45nm: ClassVar[float | None] = None
+    #: Energy of one accumulation into the partial sum (pJ per MAC, 45 nm).
+    acc_pj_per_mac_45nm: ClassVar[float | None] = None
+    #: One PE's parts: counts of ``components_45nm`` entries of ``energy_area.yaml`` (``dff`` per register
+    #: bit), plus an optional ``extra_um2`` (um^2 at 45 nm).
+    area_components_45nm: ClassVar[Mapping[str, float] | None] = None
 
-    def __init_subclass__(cls, kind: PeKind | None = None, **kwargs):
+    def __init_subclass__(cls, kind: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
         if kind is not None:
-            cls.kind = kind
-            _REGISTRY[kind] = cls
+            _register(cls, kind)
 
     def __init__(self, config: PeConfig):
         self.config = config
@@ -60,11 +95,50 @@ class PeModel:
         """
         return 1, 1, self.macs_per_cycle(weight_bits, activation_bits, activation_format)
 
+    @classmethod
+    def energy_area_figures(cls) -> dict[str, Any] | None:
+        """The class's own figures as an ``energy_area.yaml`` ``pes`` entry, or None if it states none."""
+        if cls.mult_pj_per_cycle_45nm is None:
+            return None
+        return {"mult_pj_per_cycle": float(cls.mult_pj_per_cycle_45nm),
+                "acc_pj_per_mac": float(cls.acc_pj_per_mac_45nm),
+                "area": dict(cls.area_components_45nm)}
+
     def _rate(self, passes: int) -> Fraction:
+        """``1 / (passes x initiation interval)`` MACs per cycle."""
         return Fraction(1, passes * self.config.initiation_interval_cycles)
 
     def _unsupported(self, what: str) -> MappingError:
-        return MappingError(f"PE type '{self.kind.value}' cannot multiply {what}")
+        return MappingError(f"PE type '{self.kind}' cannot multiply {what}")
+
+
+def _same_definition(a: type, b: type) -> bool:
+    """True when ``a`` and ``b`` are one class definition run twice (a module re-imported or reloaded)."""
+    return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
+
+
+def _register(cls: type[PeModel], kind: str) -> None:
+    if not isinstance(kind, str) or not _KIND_NAME.fullmatch(kind):
+        raise ValueError(f"PE kind {kind!r} of {cls.__qualname__}: use letters, digits, '_', '.' or '-'")
+    if cls.macs_per_cycle is PeModel.macs_per_cycle:
+        raise TypeError(f"PE type {cls.__qualname__} (kind '{kind}') must override macs_per_cycle")
+    given = [a for a in ENERGY_AREA_ATTRIBUTES if getattr(cls, a) is not None]
+    if given and len(given) < len(ENERGY_AREA_ATTRIBUTES):
+        missing = ", ".join(a for a in ENERGY_AREA_ATTRIBUTES if a not in given)
+        raise TypeError(f"PE type {cls.__qualname__} (kind '{kind}') sets {', '.join(given)} but not {missing}")
+    old = _REGISTRY.get(kind)
+    if old is not None and old is not cls and not _same_definition(old, cls):
+        raise ValueError(f"PE kind '{kind}' is already registered by {old.__module__}.{old.__qualname__}; "
+                         f"choose another kind name for {cls.__module__}.{cls.__qualname__}")
+    cls.kind = kind
+    _REGISTRY[kind] = cls
+
+
+def unregister_pe_kind(kind: str) -> None:
+    """Remove a user PE type from the registry (built-in kinds cannot be removed; unknown kinds are ignored)."""
+    if kind in BUILTIN_PE_KINDS:
+        raise ValueError(f"PE kind '{kind}' is built in and cannot be unregistered")
+    _REGISTRY.pop(kind, None)
 
 
 class ShiftAddW4A8(PeModel, kind=PeKind.MIXPE_W4A8):
@@ -245,15 +319,27 @@ class Ant(PeModel, kind=PeKind.ANT):
                           * ceil(activation_bits / cfg.native_activation_bits))
 
 
+def pe_class(kind: str) -> type[PeModel]:
+    """The PE type registered under ``kind``.
+
+    Raises
+    ------
+    ConfigError
+        If no PE type has that kind (the message lists the registered ones).
+    """
+    try:
+        return _REGISTRY[kind]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown PE kind {kind!r} (registered: {', '.join(registered_pe_kinds())}; "
+                          "add one by subclassing mixpe_sys.hw.pe.PeModel)") from None
+
+
 def pe_model(config: PeConfig) -> PeModel:
     """The registered PE model for ``config.kind``."""
-    try:
-        cls = _REGISTRY[config.kind]
-    except KeyError:  # pragma: no cover - every PeKind is registered below
-        raise MappingError(f"no PE model registered for '{config.kind.value}'") from None
-    return cls(config)
+    return pe_class(config.kind)(config)
 
 
-def registered_pe_kinds() -> list[PeKind]:
-    """All PE kinds with a registered model."""
-    return list(_REGISTRY)
+def registered_pe_kinds() -> list[str]:
+    """All PE kinds with a registered model, sorted."""
+    return sorted(_REGISTRY)
+
