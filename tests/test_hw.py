@@ -221,6 +221,42 @@ def test_row_buffer_hits_and_misses():
     ]
 
 
+def reference_activations(open_rows: dict, channels: int, interleave: int, row_bytes: int, banks: int,
+                           addr: int, nbytes: int) -> int:
+    """Row activations of one transfer, row by row: each channel's share starts at its first block."""
+    misses = 0
+    for c, share in enumerate(channel_bytes(addr, nbytes, interleave, channels)):
+        if not share:
+            continue
+        first_block = addr // interleave + (c - addr // interleave) % channels
+        local = (first_block // channels) * interleave
+        rows = range(local // row_bytes, (local + share - 1) // row_bytes + 1)
+        # every row is opened except those of the first `banks` (distinct banks) already open
+        misses += len(rows) - sum(1 for r in rows[:banks] if open_rows.get((c, r % banks)) == r)
+        for r in rows[-banks:]:
+            open_rows[(c, r % banks)] = r
+    return misses
+
+
+@settings(max_examples=200, deadline=None)
+@given(channels=st.integers(1, 4), banks=st.sampled_from([1, 2, 4, 8]), rows_per_block=st.sampled_from([1, 2, 4]),
+       transfers=st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(1, 1 << 14)), min_size=1, max_size=12))
+def test_row_buffer_activations_match_row_by_row_count(channels, banks, rows_per_block, transfers):
+    row_bytes = 256 * rows_per_block
+    cfg = DramConfig(channels=channels, bandwidth_bytes_per_s=1e9 * channels, latency_ns=0.0, interleave_bytes=256,
+                     row_buffer=RowBufferConfig(banks_per_channel=banks, row_bytes=row_bytes, t_rcd_ns=6.0,
+                                                t_rp_ns=2.0))
+    dram = Dram(simpy.Environment(), cfg, Recorder())
+    open_rows: dict = {}
+    activation_ns = 8.0 / banks
+    for addr, nbytes in transfers:
+        expected = reference_activations(open_rows, channels, 256, row_bytes, banks, addr, nbytes)
+        before = [ch.busy_ns for ch in dram.channels]
+        dram.reserve(0.0, addr, nbytes)
+        busy = sum(ch.busy_ns for ch in dram.channels) - sum(before)
+        assert busy == pytest.approx(nbytes / 1.0 + expected * activation_ns)
+
+
 def test_row_buffer_off_costs_no_activation():
     cfg = DramConfig(channels=1, bandwidth_bytes_per_s=1e9, latency_ns=0.0)
     env = simpy.Environment()

@@ -32,7 +32,7 @@ class Dma:
         self.dram = dram
         self.noc = noc
         self.global_buffer = global_buffer
-        self._staged: dict = {}  # activation tile key -> event fired when it is in the global buffer
+        self._staged: dict = {}  # activation tile key -> when it is in the global buffer (ns)
 
     def _path(self, now: float, src: str, dst: str, nbytes: int) -> tuple[float, float]:
         if self.noc is None:
@@ -46,35 +46,28 @@ class Dma:
         end = max(end, noc_end, buffer.reserve_write(now, nbytes))
         return end + self.dram.config.latency_ns + noc_lat + buffer.latency_ns
 
-    def load(self, tile: int, buffer: SramBuffer, addr: int, nbytes: int):
-        """Process body: DRAM -> tile buffer. Returns the DRAM bytes read."""
-        done = self.book_load(self.env.now, tile, buffer, addr, nbytes)
-        yield self.env.timeout(done - self.env.now)
-        return nbytes
+    def stage(self, now: float, key, addr: int, nbytes: int) -> tuple[float, int]:
+        """Stage activation tile ``key`` in the global buffer, reading DRAM only on first request.
 
-    def load_shared(self, tile: int, buffer: SramBuffer, key, addr: int, nbytes: int):
-        """Process body: an activation tile read from DRAM once into the global
-        buffer, then copied to each tile that asks for it. Returns the DRAM bytes
-        this call read (0 when another tile already staged it)."""
-        gbuf = self.global_buffer
+        Returns (when it is in the global buffer ns, DRAM bytes this call read:
+        ``nbytes`` for the first request, 0 after).
+        """
         staged = self._staged.get(key)
-        dram_bytes = 0
-        if staged is None:
-            staged = self._staged[key] = self.env.event()
-            now = self.env.now
-            end = self.dram.reserve(now, addr, nbytes)
-            noc_end, noc_lat = self._path(now, DRAM_NODE, GBUF_NODE, nbytes)
-            end = max(end, noc_end, gbuf.reserve_write(now, nbytes))
-            yield self.env.timeout(end - now + self.dram.config.latency_ns + noc_lat + gbuf.latency_ns)
-            staged.succeed()
-            dram_bytes = nbytes
-        elif not staged.processed:
-            yield staged
-        now = self.env.now
+        if staged is not None:
+            return staged, 0
+        gbuf = self.global_buffer
+        end = self.dram.reserve(now, addr, nbytes)
+        noc_end, noc_lat = self._path(now, DRAM_NODE, GBUF_NODE, nbytes)
+        end = max(end, noc_end, gbuf.reserve_write(now, nbytes))
+        staged = self._staged[key] = end + self.dram.config.latency_ns + noc_lat + gbuf.latency_ns
+        return staged, nbytes
+
+    def book_copy(self, now: float, tile: int, buffer: SramBuffer, nbytes: int) -> float:
+        """Book a staged activation tile's copy global buffer -> tile buffer at ``now``; return when it lands (ns)."""
+        gbuf = self.global_buffer
         noc_end, noc_lat = self._path(now, GBUF_NODE, tile_node(tile), nbytes)
         end = max(gbuf.reserve_read(now, nbytes), noc_end, buffer.reserve_write(now, nbytes))
-        yield self.env.timeout(end - now + gbuf.latency_ns + noc_lat + buffer.latency_ns)
-        return dram_bytes
+        return end + gbuf.latency_ns + noc_lat + buffer.latency_ns
 
     def book_store(self, now: float, tile: int, buffer: SramBuffer, addr: int, nbytes: int) -> float:
         """Book tile buffer -> DRAM for ``nbytes`` at ``now``; return when it is written (ns)."""
@@ -82,9 +75,3 @@ class Dma:
         noc_end, noc_lat = self._path(now, tile_node(tile), DRAM_NODE, nbytes)
         end = max(end, noc_end, buffer.reserve_read(now, nbytes))
         return end + self.dram.config.latency_ns + noc_lat + buffer.latency_ns
-
-    def store(self, tile: int, buffer: SramBuffer, addr: int, nbytes: int):
-        """Process body: tile buffer -> DRAM. Returns the DRAM bytes written."""
-        done = self.book_store(self.env.now, tile, buffer, addr, nbytes)
-        yield self.env.timeout(done - self.env.now)
-        return nbytes

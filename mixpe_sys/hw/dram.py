@@ -7,27 +7,33 @@ from .config import DramConfig
 from .fifo import FifoServer
 
 
-def channel_bytes(addr: int, nbytes: int, interleave_bytes: int, channels: int) -> list[int]:
-    """Bytes of ``[addr, addr + nbytes)`` that fall in each channel under block interleaving.
+def channel_spans(addr: int, nbytes: int, interleave_bytes: int, channels: int) -> list[tuple[int, int, int]]:
+    """``(channel, bytes, first block)`` for each channel that ``[addr, addr + nbytes)`` touches.
 
-    Block ``b = address // interleave_bytes`` lives in channel ``b % channels``.
+    Block ``b = address // interleave_bytes`` lives in channel ``b % channels``;
+    a channel's share is contiguous in its local address space, starting at
+    its first block.
     """
-    out = [0] * channels
     if nbytes <= 0:
-        return out
+        return []
     end = addr + nbytes
     first, last = addr // interleave_bytes, (end - 1) // interleave_bytes
-    if first == last:
-        out[first % channels] = nbytes
-        return out
-    out[first % channels] += (first + 1) * interleave_bytes - addr
-    out[last % channels] += end - last * interleave_bytes
-    inner_first, inner_count = first + 1, last - first - 1
-    full_rounds, rest = divmod(inner_count, channels)
-    for c in range(channels):
-        out[c] += full_rounds * interleave_bytes
-    for r in range(rest):
-        out[(inner_first + r) % channels] += interleave_bytes
+    spans = []
+    for b in range(first, min(last, first + channels - 1) + 1):
+        share = ((last - b) // channels + 1) * interleave_bytes
+        if b == first:
+            share -= addr - first * interleave_bytes
+        if (last - b) % channels == 0:
+            share -= (last + 1) * interleave_bytes - end
+        spans.append((b % channels, share, b))
+    return spans
+
+
+def channel_bytes(addr: int, nbytes: int, interleave_bytes: int, channels: int) -> list[int]:
+    """Bytes of ``[addr, addr + nbytes)`` that fall in each channel under block interleaving."""
+    out = [0] * channels
+    for c, share, _ in channel_spans(addr, nbytes, interleave_bytes, channels):
+        out[c] = share
     return out
 
 
@@ -51,6 +57,7 @@ class Dram:
         rb = config.row_buffer
         self._open_rows = [[-1] * rb.banks_per_channel for _ in range(config.channels)] if rb else None
         self._activation_ns = (rb.t_rp_ns + rb.t_rcd_ns) / rb.banks_per_channel if rb else 0.0
+        self._row_geometry = (config.channels, config.interleave_bytes, rb.row_bytes, rb.banks_per_channel) if rb else None
         self.read_bytes = 0
         self.write_bytes = 0
 
@@ -58,42 +65,54 @@ class Dram:
         """Book a transfer arriving at ``now_ns``; return when its data is all through (ns), latency excluded."""
         cfg = self.config
         end = now_ns
-        shares = channel_bytes(addr, nbytes, cfg.interleave_bytes, cfg.channels)
         ns_per_byte = self._ns_per_byte
         open_rows = self._open_rows
-        for c, share in enumerate(shares):
-            if share:
-                service = share * ns_per_byte
-                if open_rows is not None:
-                    service += self._activations(c, addr, share) * self._activation_ns
-                finish = self.channels[c].reserve(now_ns, service, share)
-                if finish > end:
-                    end = finish
+        channels = self.channels
+        for c, share, block in channel_spans(addr, nbytes, cfg.interleave_bytes, cfg.channels):
+            service = share * ns_per_byte
+            if open_rows is not None:
+                service += self._activations(open_rows[c], block, share) * self._activation_ns
+            finish = channels[c].reserve(now_ns, service, share)
+            if finish > end:
+                end = finish
         if write:
             self.write_bytes += nbytes
         else:
             self.read_bytes += nbytes
         return end
 
-    def _activations(self, channel: int, addr: int, share: int) -> int:
-        """Row activations needed by ``share`` bytes of channel ``channel`` for a transfer at ``addr``.
+    def _activations(self, open_rows: list[int], block: int, share: int) -> int:
+        """Row activations needed by ``share`` bytes starting at interleave block ``block`` of a
+        channel whose banks' open rows are ``open_rows`` (updated).
 
         The share is contiguous in the channel's local address space, so it
-        touches consecutive rows; only the first row per bank can hit an open row.
+        touches consecutive rows; only the first row per bank can hit an open
+        row. Bank ``b`` holds rows ``b, b + banks, ...``; ``open_rows[b]`` keeps
+        the open row's number divided by ``banks`` (-1: none open), so the
+        consecutive rows of a share, which sit in consecutive banks with the
+        same quotient (the next one after wrapping), are checked and opened
+        slice-wise.
         """
-        cfg, rb = self.config, self.config.row_buffer
-        first_block = addr // cfg.interleave_bytes
-        block = first_block + (channel - first_block) % cfg.channels
-        local = (block // cfg.channels) * cfg.interleave_bytes
-        first_row, last_row = local // rb.row_bytes, (local + share - 1) // rb.row_bytes
-        banks = rb.banks_per_channel
-        open_rows = self._open_rows[channel]
-        misses = last_row - first_row + 1
-        for r in range(first_row, min(last_row, first_row + banks - 1) + 1):
-            if open_rows[r % banks] == r:
-                misses -= 1
-        for r in range(max(first_row, last_row - banks + 1), last_row + 1):
-            open_rows[r % banks] = r
+        channels, interleave, row_bytes, banks = self._row_geometry
+        local = (block // channels) * interleave
+        first_row = local // row_bytes
+        rows = (local + share - 1) // row_bytes - first_row + 1
+        if rows > banks:  # later rows of the share reopen the first rows' banks
+            last_row = first_row + rows - 1
+            misses = rows
+            for r in range(first_row, first_row + banks):
+                if open_rows[r % banks] == r // banks:
+                    misses -= 1
+            for r in range(last_row - banks + 1, last_row + 1):
+                open_rows[r % banks] = r // banks
+            return misses
+        group, bank = divmod(first_row, banks)
+        head = min(rows, banks - bank)
+        misses = rows - open_rows[bank:bank + head].count(group)
+        open_rows[bank:bank + head] = [group] * head
+        if rows > head:
+            misses -= open_rows[:rows - head].count(group + 1)
+            open_rows[:rows - head] = [group + 1] * (rows - head)
         return misses
 
     def transfer(self, addr: int, nbytes: int, write: bool = False):

@@ -1,15 +1,33 @@
 """A compute tile: PE array, weight/activation/output buffers, dequant unit, and the
-processes that pipeline a GEMM's tile steps through them.
+pipeline that runs a GEMM's tile steps through them.
 
-Four SimPy processes run per GEMM: the loader prefetches the next step's
+Four stages work on each step in turn: the loader prefetches the next step's
 operands into the free half of each double-buffered buffer while the array
 computes the current one; the array computes; the dequant unit scales each
 step's per-group partial sums (MixPE, post-GEMM); the writeback engine stores
-finished output tiles. Each stage waits on the next through bounded queues,
-so a slow stage stalls the ones before it.
+finished output tiles. The stages are coupled through bounded queues, so a
+slow stage stalls the ones before it:
+
+- the loader issues step ``i`` once it has finished loading step ``i-1`` and
+  the array has released the input slot of step ``i - in_slots``;
+- the array starts step ``i`` once its operands are loaded, it has handed
+  step ``i-1`` on, and (first K step of an output tile) an output slot is free;
+- the hand-off to the dequant unit waits while the unit's one-entry queue is
+  full;
+- the writeback engine stores output tiles in order; each store frees an
+  output slot.
+
+Only the loader's and the writeback engine's transfers touch shared units
+(DRAM channels, links, the global buffer), whose FIFO servers must be booked
+in time order. The tile therefore runs as one SimPy process that sleeps until
+its next booking and works out the array and dequant times between bookings
+from the recurrences above: one event per transfer instead of one per queue
+hand-off, with the same times a process per stage gives.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 import simpy
 
@@ -52,97 +70,180 @@ class ComputeTile:
         self.output_buffer = SramBuffer(env, config.output_buffer, recorder, f"{name}.output", cycle_ns)
         self.busy_cycles = 0
         self.dequant_busy_cycles = 0
+        self.dequant_stall_ns = 0.0  # total time the array waited on the dequant unit
 
-    def run_gemm(self, op_id: int, steps: tuple[TileStep, ...], shared_activations: bool) -> simpy.Event:
-        """Start the processes for ``steps``; return an event that fires when all are done."""
-        env = self.env
-        in_slots = 2 if (self.config.weight_buffer.double_buffered
-                         and self.config.activation_buffer.double_buffered) else 1
-        out_slots = 2 if self.config.output_buffer.double_buffered else 1
-        ready = simpy.Store(env)
-        free_in = simpy.Container(env, capacity=in_slots, init=in_slots)
-        free_out = simpy.Container(env, capacity=out_slots, init=out_slots)
-        use_dequant = any(s.dequant_cycles for s in steps)
-        dq_queue = simpy.Store(env, capacity=1) if use_dequant else None
-        wb_queue = simpy.Store(env)
-        stores = sum(1 for s in steps if s.store_bytes)
-        procs = [env.process(self._loader(steps, ready, free_in, shared_activations)),
-                 env.process(self._array(op_id, steps, ready, free_in, free_out, dq_queue, wb_queue)),
-                 env.process(self._writeback(op_id, stores, wb_queue, free_out))]
-        if use_dequant:
-            procs.append(env.process(self._dequant(op_id, len(steps), dq_queue, wb_queue)))
-        return simpy.AllOf(env, procs)
+    def run_gemm(self, op_id: int, steps: tuple[TileStep, ...], shared_activations: bool) -> simpy.Process:
+        """Start the pipeline on ``steps``; return the process, which ends when every step is written back."""
+        return self.env.process(_Pipeline(self, op_id, steps, shared_activations).run())
 
-    def _loader(self, steps, ready, free_in, shared):
-        env, dma = self.env, self.dma
-        for s in steps:
-            yield free_in.get(1)
-            start = env.now
-            done = start
-            dram = 0
-            if s.w_key is not None:
-                done = dma.book_load(start, self.index, self.weight_buffer, s.w_addr, s.w_bytes)
-                dram += s.w_bytes
-            if s.a_key is not None:
-                if shared:
-                    dram += yield from dma.load_shared(self.index, self.activation_buffer, s.a_key,
-                                                       s.a_addr, s.a_bytes)
-                else:
-                    done = max(done, dma.book_load(start, self.index, self.activation_buffer, s.a_addr, s.a_bytes))
-                    dram += s.a_bytes
-            if done > env.now:
-                yield env.timeout(done - env.now)
-            ready.put([s, start, env.now, dram, 0.0, 0.0, 0.0])
 
-    def _array(self, op_id, steps, ready, free_in, free_out, dq_queue, wb_queue):
-        env = self.env
-        for s in steps:
-            item = yield ready.get()
+class _Pipeline:
+    """One tile's run of one GEMM: the stage recurrences and the bookings of shared units."""
+
+    def __init__(self, tile: ComputeTile, op_id: int, steps: tuple[TileStep, ...], shared: bool):
+        cfg = tile.config
+        self.tile = tile
+        self.op_id = op_id
+        self.steps = steps
+        self.shared = shared
+        self.in_slots = 2 if cfg.weight_buffer.double_buffered and cfg.activation_buffer.double_buffered else 1
+        self.out_slots = 2 if cfg.output_buffer.double_buffered else 1
+        self.use_dequant = any(s.dequant_cycles for s in steps)
+        n = len(steps)
+        self.load_start = [0.0] * n
+        self.load_end = [0.0] * n
+        self.dram_read = [0] * n
+        self.compute_start = [0.0] * n
+        self.compute_end = [0.0] * n
+        self.stall = [0.0] * n
+        # loader: steps [0, loaded) are in their buffers; a shared activation copy may be pending
+        self.loaded = 0
+        self.loader_free_ns = 0.0
+        self.copy: tuple[float, float] | None = None  # (copy booking time ns, weight load end ns)
+        # array and dequant unit: steps [0, computed) are through the array
+        self.computed = 0
+        self.array_free_ns = 0.0
+        self.dq_take_ns = 0.0  # when the dequant unit took the previous step
+        self.dq_end_ns = 0.0  # when it finished the previous step
+        self.out_taken = 0  # output slots taken so far
+        self.out_freed: list[float] = []  # when each store freed its output slot (ns)
+        # writeback: (ready ns, step) of steps waiting to be stored, in order
+        self.pending: deque[tuple[float, int]] = deque()
+        self.writeback_free_ns = 0.0
+        self.finish_ns = 0.0  # when the last step done so far was done
+
+    def run(self):
+        """Process body: book transfers in time order until every step is done."""
+        env, n = self.tile.env, len(self.steps)
+        while True:
+            self._advance_array()
+            action, when = self._next_action()
+            if action is None:
+                if self.computed < n or self.pending:  # pragma: no cover - the recurrences cannot deadlock
+                    raise RuntimeError(f"tile {self.tile.index}: pipeline stuck at step {self.computed} of {n}")
+                if self.finish_ns > env.now:
+                    yield env.timeout(self.finish_ns - env.now)
+                return
+            if when > env.now:
+                yield env.timeout(when - env.now)
+            action(when)
+
+    # --- choosing the next booking -------------------------------------------------------------
+
+    def _next_action(self):
+        """(bound method, time ns) of the earliest booking that is due, or (None, 0)."""
+        best, when = None, 0.0
+        if self.copy is not None:
+            best, when = self._book_copy, self.copy[0]
+        elif self.loaded < len(self.steps):
+            i = self.loaded
+            t = self.loader_free_ns
+            if i >= self.in_slots:
+                j = i - self.in_slots
+                t = max(t, self.compute_end[j]) if j < self.computed else None
+            if t is not None:
+                best, when = self._book_load, t
+        if self.pending:
+            t = max(self.pending[0][0], self.writeback_free_ns)
+            if best is None or t < when:
+                best, when = self._book_store, t
+        return best, when
+
+    # --- bookings of shared units --------------------------------------------------------------
+
+    def _book_load(self, now: float) -> None:
+        tile, i = self.tile, self.loaded
+        s, dma = self.steps[i], tile.dma
+        self.load_start[i] = now
+        done = now
+        dram = 0
+        if s.w_key is not None:
+            done = dma.book_load(now, tile.index, tile.weight_buffer, s.w_addr, s.w_bytes)
+            dram += s.w_bytes
+        if s.a_key is not None:
+            if self.shared:
+                staged_ns, staged_bytes = dma.stage(now, s.a_key, s.a_addr, s.a_bytes)
+                dram += staged_bytes
+                self.dram_read[i] = dram
+                self.copy = (max(now, staged_ns), done)
+                if staged_ns <= now:
+                    self._book_copy(now)
+                return
+            done = max(done, dma.book_load(now, tile.index, tile.activation_buffer, s.a_addr, s.a_bytes))
+            dram += s.a_bytes
+        self.dram_read[i] = dram
+        self._loaded(done)
+
+    def _book_copy(self, now: float) -> None:
+        tile = self.tile
+        s = self.steps[self.loaded]
+        w_done = self.copy[1]
+        self.copy = None
+        self._loaded(max(w_done, tile.dma.book_copy(now, tile.index, tile.activation_buffer, s.a_bytes)))
+
+    def _loaded(self, done: float) -> None:
+        self.load_end[self.loaded] = done
+        self.loader_free_ns = done
+        self.loaded += 1
+
+    def _book_store(self, now: float) -> None:
+        tile = self.tile
+        _, i = self.pending.popleft()
+        s = self.steps[i]
+        done = tile.dma.book_store(now, tile.index, tile.output_buffer, s.store_addr, s.store_bytes)
+        self.writeback_free_ns = done
+        self.out_freed.append(done)
+        self._record(i, done, s.store_bytes)
+
+    # --- tile-local stages -----------------------------------------------------------------------
+
+    def _advance_array(self) -> None:
+        """Run the array and dequant recurrences over every step whose inputs are known."""
+        tile, steps, cyc = self.tile, self.steps, self.tile.cycle_ns
+        while self.computed < self.loaded:
+            i = self.computed
+            s = steps[i]
+            start = max(self.load_end[i], self.array_free_ns)
             if s.kk == 0:
-                yield free_out.get(1)
-            item[4] = env.now
-            yield env.timeout(s.compute_cycles * self.cycle_ns)
-            self.busy_cycles += s.compute_cycles
-            item[5] = env.now
-            free_in.put(1)
-            if dq_queue is not None:
-                wait = env.now
-                yield dq_queue.put(item)
-                item[6] = env.now - wait
-            elif s.store_bytes:
-                wb_queue.put(item)
-            else:
-                self._record(op_id, item, env.now, 0)
-
-    def _dequant(self, op_id, count, dq_queue, wb_queue):
-        env = self.env
-        for _ in range(count):
-            item = yield dq_queue.get()
-            s = item[0]
-            if s.dequant_cycles:
-                yield env.timeout(s.dequant_cycles * self.cycle_ns)
-                self.dequant_busy_cycles += s.dequant_cycles
+                r = self.out_taken - self.out_slots
+                if r >= 0:
+                    if r >= len(self.out_freed):
+                        return  # waits for a store still to be booked
+                    start = max(start, self.out_freed[r])
+                self.out_taken += 1
+            end = start + s.compute_cycles * cyc
+            tile.busy_cycles += s.compute_cycles
+            self.compute_start[i] = start
+            self.compute_end[i] = end
+            ready = end
+            self.array_free_ns = end
+            if self.use_dequant:
+                # the one-entry queue frees when the unit takes the previous step
+                handed = max(end, self.dq_take_ns)
+                take = max(handed, self.dq_end_ns)
+                ready = take + s.dequant_cycles * cyc
+                tile.dequant_busy_cycles += s.dequant_cycles
+                self.dq_take_ns, self.dq_end_ns = take, ready
+                self.array_free_ns = handed
+                self.stall[i] = handed - end
+                tile.dequant_stall_ns += handed - end
+            self.computed += 1
             if s.store_bytes:
-                wb_queue.put(item)
+                self.pending.append((ready, i))
             else:
-                self._record(op_id, item, env.now, 0)
+                self._record(i, ready, 0)
 
-    def _writeback(self, op_id, count, wb_queue, free_out):
-        env = self.env
-        for _ in range(count):
-            item = yield wb_queue.get()
-            s = item[0]
-            done = self.dma.book_store(env.now, self.index, self.output_buffer, s.store_addr, s.store_bytes)
-            yield env.timeout(done - env.now)
-            free_out.put(1)
-            self._record(op_id, item, env.now, s.store_bytes)
-
-    def _record(self, op_id: int, item: list, done_ns: float, written: int) -> None:
-        s, load_start, load_end, dram, c_start, c_end, stall = item
-        self.recorder.step(StepRecord(
-            op_id=op_id, tile=self.index, step=s.index, inst=s.inst, i=s.i, j=s.j, kk=s.kk,
-            m=s.m, n=s.n, k=s.k, load_start_ns=load_start, load_end_ns=load_end,
-            compute_start_ns=c_start, compute_end_ns=c_end, done_ns=done_ns, macs=s.macs,
-            compute_cycles=s.compute_cycles, array_cycles=s.array_cycles, dequant_cycles=s.dequant_cycles,
-            dequant_stall_ns=stall, dram_read_bytes=dram, dram_write_bytes=written,
-            sram_read_bytes=s.sram_read_bytes, sram_write_bytes=s.sram_write_bytes))
+    def _record(self, i: int, done_ns: float, written: int) -> None:
+        if done_ns > self.finish_ns:
+            self.finish_ns = done_ns
+        recorder = self.tile.recorder
+        if not recorder.record_steps:
+            return
+        s = self.steps[i]
+        recorder.step(StepRecord(
+            op_id=self.op_id, tile=self.tile.index, step=s.index, inst=s.inst, i=s.i, j=s.j, kk=s.kk,
+            m=s.m, n=s.n, k=s.k, load_start_ns=self.load_start[i], load_end_ns=self.load_end[i],
+            compute_start_ns=self.compute_start[i], compute_end_ns=self.compute_end[i], done_ns=done_ns,
+            macs=s.macs, compute_cycles=s.compute_cycles, array_cycles=s.array_cycles,
+            dequant_cycles=s.dequant_cycles, dequant_stall_ns=self.stall[i], dram_read_bytes=self.dram_read[i],
+            dram_write_bytes=written, sram_read_bytes=s.sram_read_bytes, sram_write_bytes=s.sram_write_bytes))

@@ -39,9 +39,17 @@ class StepRecord:
 
 
 class Recorder:
-    """Collects record rows; reports turn them into DataFrames."""
+    """Collects record rows; reports turn them into DataFrames.
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    steps:
+        Keep one :class:`StepRecord` per tile step. Runs that need only
+        totals turn this off; components then skip building the rows.
+    """
+
+    def __init__(self, steps: bool = True) -> None:
+        self.record_steps = steps
         self.steps: list[StepRecord] = []
 
     def step(self, record: StepRecord) -> None:

@@ -169,27 +169,27 @@ class PlanRun:
     dequant_elements: int = 0  # elements scaled post-GEMM or weights converted in-loop, all tiles
 
 
-def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0) -> PlanRun:
-    """Run ``plan`` on a fresh accelerator (every unit idle, buffers empty) until it drains."""
+def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0, *, record_steps: bool = True) -> PlanRun:
+    """Run ``plan`` on a fresh accelerator (every unit idle, buffers empty) until it drains.
+
+    With ``record_steps=False`` no per-step rows are kept (``recorder.steps``
+    stays empty); every total is the same.
+    """
     env = simpy.Environment()
-    recorder = Recorder()
+    recorder = Recorder(steps=record_steps)
     accel = Accelerator(env, design, recorder)
     env.run(until=accel.start_gemm(op_id, plan))
     core_cycles = round(env.now / design.cycle_ns)
     compute_cycles = max(t.busy_cycles for t in accel.tiles)
-    stalls: dict[int, float] = {}
-    sram_r = sram_w = 0
-    for r in recorder.steps:
-        stalls[r.tile] = stalls.get(r.tile, 0.0) + r.dequant_stall_ns
-        sram_r += r.sram_read_bytes
-        sram_w += r.sram_write_bytes
+    stalls = [t.dequant_stall_ns for t in accel.tiles]
     # in-loop conversion runs beside the array inside its compute cycles: count it as dequant work
     convert = [0] * len(accel.tiles)
-    w_r = a_r = w_w = a_w = elems = 0
+    sram_r = sram_w = w_r = a_r = w_w = a_w = elems = 0
     for t, s in plan.iter_steps():
         convert[t] += s.convert_cycles
-        if s.convert_stall_cycles:
-            stalls[t] = stalls.get(t, 0.0) + s.convert_stall_cycles * design.cycle_ns
+        stalls[t] += s.convert_stall_cycles * design.cycle_ns
+        sram_r += s.sram_read_bytes
+        sram_w += s.sram_write_bytes
         w_r += s.w_sram_read_bytes
         a_r += s.a_sram_read_bytes
         a_w += s.a_bytes
@@ -204,7 +204,7 @@ def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0) -> PlanR
     return PlanRun(time_ns=env.now, core_cycles=core_cycles, compute_cycles=compute_cycles,
                    stall_cycles=max(0, core_cycles - compute_cycles),
                    dequant_cycles=max(t.dequant_busy_cycles + c for t, c in zip(accel.tiles, convert)),
-                   dequant_stall_ns=max(stalls.values(), default=0.0),
+                   dequant_stall_ns=max(stalls, default=0.0),
                    dram_read_bytes=accel.dram.read_bytes, dram_write_bytes=accel.dram.write_bytes,
                    sram_read_bytes=sram_r, sram_write_bytes=sram_w, recorder=recorder,
                    w_sram_read_bytes=w_r, a_sram_read_bytes=a_r, w_sram_write_bytes=w_w, a_sram_write_bytes=a_w,

@@ -94,7 +94,7 @@ def cost_from_run(run: PlanRun, design: AcceleratorConfig, *, macs: int, weight_
 def simulate_op(op: Op, design: AcceleratorConfig) -> OpCost:
     """Map ``op`` (array or vector unit) and run it in a fresh simulation."""
     plan = plan_gemm(op.gemm_spec(), design) if op.kind.on_array else plan_vector(op, design)
-    run = run_plan(plan, design)
+    run = run_plan(plan, design, record_steps=False)
     memory, compute = op_roofline_ns(op, design)
     return cost_from_run(run, design, macs=op.macs, weight_bits=op.weight_bits, activation_bits=op.activation_bits,
                          activation_fp=op.activation_format is NumberFormat.FP,
