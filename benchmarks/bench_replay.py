@@ -3,8 +3,10 @@
 Replays the full Azure 2023 code trace (8,819 requests) and conversation
 trace (19,366 requests) on Llama-2-7B with ``mixpe-w4a8`` (continuous
 batching, max batch 32, 4,096 batched tokens) and prints, per trace and cost
-model, the wall and CPU time, the distinct DES simulations, the iterations
-and the summary figures.
+model, the wall and CPU time (CPU time of this process, not of the worker
+processes), the distinct DES simulations, the iterations and the summary
+figures. New ops are simulated on ``--workers`` processes (default: every
+CPU), as ``mixpe-sim replay`` does.
 
 Both cost models run by default: ``exact`` (every distinct op simulated; with
 the default shape buckets the padded shapes) and ``interpolated`` (anchor
@@ -19,6 +21,7 @@ Usage::
     python benchmarks/bench_replay.py                          # both traces, both cost models
     python benchmarks/bench_replay.py --traces code --cost-models interpolated
     python benchmarks/bench_replay.py --shape-buckets 0 --prefix 60 --cost-models interpolated
+    python benchmarks/bench_replay.py --traces code --cost-models exact --workers 1
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import time
 from pathlib import Path
 
 from mixpe_sys import load_design
+from mixpe_sys.cli import cpu_count
 from mixpe_sys.serving import ServingConfig, ServingSimulator
 from mixpe_sys.sim.engine import CostCache
 from mixpe_sys.workload.models import load_model
@@ -41,11 +45,13 @@ COMPARED = ("throughput_tokens_per_s", "ttft_p50_s", "ttft_p99_s", "tpot_p50_s",
             "e2e_p99_s", "busy_s")
 
 
-def run(requests, model, design, config):
-    """Replay with a fresh cost cache; returns (summary, exact op keys needed, wall s, CPU s of this process)."""
+def run(requests, model, design, config, workers=1):
+    """Replay with a fresh cost cache on ``workers`` processes; returns (summary, exact op keys needed,
+    wall s, CPU s of this process)."""
     wall, cpu = time.perf_counter(), time.process_time()
-    sim = ServingSimulator(requests, model, design, config, cache=CostCache(design))
-    result = sim.run()
+    with CostCache(design, workers=workers) as cache:
+        sim = ServingSimulator(requests, model, design, config, cache=cache)
+        result = sim.run()
     return (result.summary, len(sim.costs.exact_op_keys()), time.perf_counter() - wall,
             time.process_time() - cpu)
 
@@ -67,6 +73,8 @@ def main() -> None:
                     help="sizes per doubling that shapes are padded to (0: unpadded)")
     ap.add_argument("--limit", type=int, help="replay only the first N requests of each trace")
     ap.add_argument("--rate-scale", type=float, default=1.0)
+    ap.add_argument("--workers", type=int, default=cpu_count(),
+                    help="processes simulating new ops in parallel (default: CPU count)")
     ap.add_argument("--prefix", type=int, default=0,
                     help="also replay the first N requests with both cost models and compare (0: skip)")
     args = ap.parse_args()
@@ -75,8 +83,8 @@ def main() -> None:
         requests = load_request_trace(FILES[name], limit=args.limit, rate_scale=args.rate_scale)
         for cost_model in args.cost_models:
             config = ServingConfig(cost_model=cost_model, shape_buckets=args.shape_buckets)
-            show(f"{name} trace, {len(requests)} requests, {cost_model} costs, shape buckets {args.shape_buckets}",
-                 *run(requests, model, design, config))
+            show(f"{name} trace, {len(requests)} requests, {cost_model} costs, shape buckets {args.shape_buckets}, "
+                 f"{args.workers} worker(s)", *run(requests, model, design, config, args.workers))
         if args.prefix:
             head = load_request_trace(FILES[name], limit=args.prefix, rate_scale=args.rate_scale)
             exact, _, wall_e, _ = run(head, model, design,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -66,6 +67,11 @@ def resolve_design(name: str, config_file: str | None = None):
     elif isinstance(data, dict) and "extends" not in data:
         data = {"extends": name, **data}
     return design_from_data(data, source=config_file, lines=lines)
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def print_table(rows: Sequence[tuple[str, Any]], out=None) -> None:

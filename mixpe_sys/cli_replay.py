@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .cli import add_design_args, nonneg_int, positive_float, positive_int, print_table, resolve_design
+from .cli import add_design_args, cpu_count, nonneg_int, positive_float, positive_int, print_table, resolve_design
 
 
 def _seconds(x: float) -> str:
@@ -46,7 +46,7 @@ def cmd_replay(args) -> int:
     design = resolve_design(args.design, args.config)
     model = load_model(args.model)
     requests = load_request_trace(args.trace, limit=args.limit, rate_scale=args.rate_scale)
-    result = replay(requests, model, design, config=config, progress=None)
+    result = replay(requests, model, design, config=config, progress=None, workers=args.workers or cpu_count())
     if args.out:
         result.write(args.out)
     if args.json:
@@ -82,6 +82,9 @@ def register(sub) -> None:
     p.add_argument("--rate-scale", type=positive_float, default=1.0,
                    help="arrival-rate multiplier (2 = twice as fast), default 1")
     p.add_argument("--limit", type=positive_int, help="replay only the first N requests of the file")
+    p.add_argument("--workers", type=positive_int,
+                   help="processes simulating new ops in parallel (default: CPU count; results do not depend "
+                        "on it)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="DIR", help="write requests.csv, iterations.csv and summary.json")
     add_design_args(p)

@@ -260,6 +260,28 @@ def test_replay_is_deterministic(tiny, design, cache):
     assert json.dumps(sa, sort_keys=True) == json.dumps(sb, sort_keys=True)
 
 
+def test_parallel_workers_give_the_same_replay(tiny, design):
+    trace = busy_trace(n=25)
+    options = dict(progress=False, max_batch=4, chunked_prefill=True, max_batched_tokens=96)
+    one = replay(trace, tiny, design, workers=1, **options)
+    two = replay(trace, tiny, design, workers=2, **options)
+    pd.testing.assert_frame_equal(one.requests, two.requests)
+    pd.testing.assert_frame_equal(one.iterations, two.iterations)
+    assert one.summary["simulated_ops"] == two.summary["simulated_ops"]
+
+
+def test_prefetch_simulates_each_missing_op_once_in_parallel(tiny, design):
+    ops = IterationOps(tiny, design.quant)
+    batch = ops.sequence_ops(40, 40) + ops.sequence_ops(40, 40) + ops.token_ops(40)[0]
+    with CostCache(design, workers=2) as parallel:
+        parallel.prefetch(batch)
+        assert parallel.simulated == len({op.cost_key() for op in batch})
+        parallel.prefetch(batch)  # all cached: nothing simulated again
+        assert parallel.simulated == len({op.cost_key() for op in batch})
+    serial = CostCache(design)
+    assert all(parallel.costs[op.cost_key()] == serial.cost(op) for op in batch)
+
+
 def test_bad_options_are_user_errors(tiny, design):
     with pytest.raises(ConfigError, match="chunked_prefill"):
         ServingConfig(batching=Batching.STATIC, chunked_prefill=True)

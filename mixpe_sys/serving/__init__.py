@@ -28,7 +28,7 @@ from .simulator import ServingSimulator
 def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
            design: AcceleratorConfig | str = "mixpe-w4a8", *, config: ServingConfig | None = None,
            quant: QuantScheme | str | None = None, cache: CostCache | None = None, progress: bool | None = None,
-           **options) -> ReplayResult:
+           workers: int = 1, **options) -> ReplayResult:
     """Replay a request trace on a design.
 
     Parameters
@@ -50,6 +50,9 @@ def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
         Op cost cache for ``design``, to share between replays.
     progress:
         Progress bar over completed requests (None: only on a terminal, after a second).
+    workers:
+        Processes that simulate new ops in parallel (when no ``cache`` is given); the
+        results do not depend on it.
 
     Returns
     -------
@@ -73,7 +76,8 @@ def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     accel = design if isinstance(design, AcceleratorConfig) else load_design(design)
     q = QuantScheme.parse(quant) if isinstance(quant, str) else quant
-    return ServingSimulator(requests, spec, accel, cfg, quant=q, cache=cache, progress=progress).run()
+    return ServingSimulator(requests, spec, accel, cfg, quant=q, cache=cache, progress=progress,
+                            workers=workers).run()
 
 
 __all__ = ["replay", "ReplayResult", "ServingConfig", "Batching", "CostModel", "ServingError",

@@ -129,20 +129,16 @@ class IterationCostModel:
             self._iterations.move_to_end(key)
             return hit
         self.iteration_misses += 1
-        tokens = emitting = 0
+        tokens, shapes, emitting = self._parts(key)
+        if self.cache.workers > 1 and self._interp is None:
+            self._prefetch(tokens, shapes, emitting)
         t = e = 0.0
         seqs, sequence_cost = self._seqs, self.sequence_cost
-        per_octave = self.config.shape_buckets
-        for q, kv_len, emits in key:
-            tokens += q
-            emitting += emits
-            if per_octave:
-                q = bucket(q, per_octave)
-                kv_len = max(q, bucket(kv_len, per_octave))
-            c = seqs.get((q, kv_len)) or sequence_cost(q, kv_len)
+        for shape in shapes:
+            c = seqs.get(shape) or sequence_cost(*shape)
             t += c.time_ns
             e += c.energy_j
-        c = self.token_cost(bucket(tokens, per_octave))
+        c = self.token_cost(tokens)
         layers = self.model.num_layers
         head = self.head_cost(emitting)
         cost = Cost((c.time_ns + t) * layers + head.time_ns, (c.energy_j + e) * layers + head.energy_j)
@@ -150,6 +146,29 @@ class IterationCostModel:
         if len(self._iterations) > ITERATION_CACHE_SIZE:
             self._iterations.popitem(last=False)
         return cost
+
+    def _parts(self, key: tuple[SeqWork, ...]) -> tuple[int, list[tuple[int, int]], int]:
+        """(padded token count, padded ``(q, kv_len)`` of each sequence, sequences emitting a token)."""
+        tokens = emitting = 0
+        shapes = []
+        per_octave = self.config.shape_buckets
+        for q, kv_len, emits in key:
+            tokens += q
+            emitting += emits
+            if per_octave:
+                q = bucket(q, per_octave)
+                kv_len = max(q, bucket(kv_len, per_octave))
+            shapes.append((q, kv_len))
+        return bucket(tokens, per_octave), shapes, emitting
+
+    def _prefetch(self, tokens: int, shapes: list[tuple[int, int]], emitting: int) -> None:
+        """Simulate the uncached ops of an iteration's uncosted parts together (on the cache's workers)."""
+        ops = [] if tokens in self._tokens else self._token_ops(tokens)
+        for shape in set(shapes) - self._seqs.keys():
+            ops += self.ops.sequence_ops(*shape)
+        if emitting not in self._heads:
+            ops += self.ops.head_ops(emitting)
+        self.cache.prefetch(ops)
 
     def exact_op_keys(self) -> set[tuple]:
         """Distinct op cost keys of every part costed so far: the ops the exact cost model simulates for the

@@ -48,11 +48,14 @@ class ServingSimulator:
         Op cost cache to share between replays on the same design.
     progress:
         Progress bar over completed requests (None: only on a terminal, after a second).
+    workers:
+        Processes that simulate an iteration's new ops in parallel, when no ``cache`` is given (a
+        given cache brings its own); the results do not depend on it.
     """
 
     def __init__(self, requests: pd.DataFrame, model: ModelSpec, design: AcceleratorConfig,
                  config: ServingConfig, *, quant: QuantScheme | None = None, cache: CostCache | None = None,
-                 progress: bool | None = None):
+                 progress: bool | None = None, workers: int = 1):
         records = requests_from_frame(requests)
         if not records:
             raise ServingError("the request trace has no requests")
@@ -66,6 +69,8 @@ class ServingSimulator:
                 raise ServingError(f"request {seq.request_id} needs {seq.peak_kv_tokens} KV-cache tokens "
                                    f"(prompt {seq.prompt_tokens} + output {seq.output_tokens} - 1) but the cache "
                                    f"holds {self.budget.capacity_tokens} ({self.budget.kv_capacity_bytes} bytes)")
+        self._own_cache = cache is None
+        cache = CostCache(design, workers=workers) if cache is None else cache
         self.costs = IterationCostModel(model, design, quant=self.quant, config=config, cache=cache)
         self.kv = KvCache(self.budget.capacity_tokens)
         self.scheduler = Scheduler.create(config, self.kv)
@@ -119,6 +124,8 @@ class ServingSimulator:
             self.env.run(until=self.env.process(self._server(bar)))
         finally:
             bar.close()
+            if self._own_cache:
+                self.costs.cache.close()
         requests = requests_frame([(s.request_id, s.arrival_ns, s.first_token_ns, s.finish_ns, s.prompt_tokens,
                                     s.output_tokens, s.preemptions) for s in self.seqs])
         iterations = iterations_frame(self._iterations)

@@ -9,7 +9,10 @@ cost for every identical op (identical layers, identical decode-step ops);
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Iterable
 
 import pandas as pd
@@ -28,11 +31,19 @@ OP_COLUMNS = ("op_index", "phase", "step", "layer", "name", "kind", "m", "n", "k
 
 @dataclass
 class CostCache:
-    """Exact per-op costs on one design, keyed by ``Op.cost_key()``."""
+    """Exact per-op costs on one design, keyed by ``Op.cost_key()``.
+
+    ``workers`` > 1 lets :meth:`prefetch` simulate several missing ops at
+    once on that many processes (each op still runs alone in a fresh
+    simulation, so the costs are the same as with one process). Call
+    :meth:`close` (or use the cache as a context manager) to stop them.
+    """
 
     design: AcceleratorConfig
     costs: dict = field(default_factory=dict)
     simulated: int = 0
+    workers: int = 1
+    _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False, compare=False)
 
     def cost(self, op: Op, reuse: bool = True) -> OpCost:
         """The op's cost, simulated on first sight (always, when ``reuse`` is False)."""
@@ -45,6 +56,39 @@ class CostCache:
         self.simulated += 1
         self.costs[key] = cost
         return cost
+
+    def prefetch(self, ops: Iterable[Op]) -> None:
+        """Simulate the distinct ops among ``ops`` that are not cached yet, in parallel when
+        ``workers`` > 1 and more than one is missing."""
+        missing: dict = {}
+        for op in ops:
+            key = op.cost_key()
+            if key not in self.costs and key not in missing:
+                missing[key] = op
+        if len(missing) < 2 or self.workers < 2 or multiprocessing.current_process().daemon:
+            for op in missing.values():
+                self.cost(op)
+            return
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+        # largest first, so the last op to finish is a small one
+        keys = sorted(missing, key=lambda k: -(missing[k].macs + missing[k].elements))
+        ops = [missing[k] for k in keys]
+        for key, cost in zip(keys, self._pool.map(simulate_op, ops, repeat(self.design))):
+            self.costs[key] = cost
+            self.simulated += 1
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> "CostCache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)
