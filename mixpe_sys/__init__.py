@@ -48,7 +48,7 @@ def simulate_gemm(m: int, n: int, k: int, design="mixpe-w4a8", *, batch: int = 1
 
 
 def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt: int = 512, generate: int = 128,
-             workload: str = "full", reuse: bool = True, progress: bool | None = None):
+             workload: str = "full", reuse: bool = True, progress: bool | None = None, workers: int = 1):
     """Simulate a model's inference on a design.
 
     Parameters
@@ -65,6 +65,8 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
         Reuse exact costs of identical ops (``False`` simulates every op; same results).
     progress:
         Progress bar (None: only on a terminal, for runs over a second).
+    workers:
+        Processes that simulate the distinct ops in parallel (same results).
 
     Returns
     -------
@@ -78,7 +80,7 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     cfg = design if isinstance(design, AcceleratorConfig) else load_design(design)
     return simulate_model(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload,
-                          reuse=reuse, progress=progress)
+                          reuse=reuse, progress=progress, workers=workers)
 
 
 __all__ = ["simulate", "simulate_gemm", "load_design", "list_designs", "design_names", "GemmSpec", "GemmResult",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .cli import add_design_args, positive_int, print_table, resolve_design
+from .cli import add_design_args, cpu_count, positive_int, print_table, resolve_design
 
 
 def _model(args):
@@ -82,11 +82,12 @@ def cmd_run(args) -> int:
         result = simulate_ops_result(ops, design, model_name=str(meta.get("model", args.trace)),
                                      workload=str(meta.get("workload", "trace")), batch=int(meta.get("batch", 1)),
                                      prompt=int(meta.get("prompt", 0)), generate=int(meta.get("generate", 1)),
-                                     reuse=not args.no_reuse, progress=None, total=len(ops))
+                                     reuse=not args.no_reuse, progress=None, total=len(ops),
+                                     workers=args.workers or cpu_count())
     else:
         result = simulate_model(_model(args), design, batch=args.batch, prompt=args.prompt,
                                 generate=args.generate, workload=WorkloadKind(args.workload),
-                                reuse=not args.no_reuse)
+                                reuse=not args.no_reuse, workers=args.workers or cpu_count())
     if args.out:
         write_reports(args.out, result.ops, result.layers, result.phases, result.to_dict())
     _print_result(result, args.json)
@@ -122,6 +123,8 @@ def register(sub) -> None:
     p.add_argument("--workload", choices=["full", "paper"], default="full",
                    help="full decoder (default) or the MixPE authors' linear-layer workload")
     p.add_argument("--no-reuse", action="store_true", help="simulate every op (same results, slower)")
+    p.add_argument("--workers", type=positive_int,
+                   help="processes simulating the distinct ops in parallel (default: CPU count; same results)")
     p.add_argument("--out", metavar="DIR", help="write ops.csv, layers.csv, phases.csv, timeline.json")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_design_args(p)

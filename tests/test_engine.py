@@ -128,11 +128,15 @@ TINY_CONFIG = {
 }
 
 
-def test_reuse_on_and_off_give_identical_frames(tmp_path, design):
+@pytest.fixture
+def tiny(tmp_path):
     path = tmp_path / "tiny" / "config.json"
     path.parent.mkdir()
     path.write_text(json.dumps(TINY_CONFIG))
-    tiny = load_model(path)
+    return load_model(path)
+
+
+def test_reuse_on_and_off_give_identical_frames(tiny, design):
     assert tiny.name == "tiny" and tiny.head_dim == 64
     kw = dict(batch=2, prompt=16, generate=4, progress=False)
     on = simulate_model(tiny, design, reuse=True, **kw)
@@ -245,3 +249,13 @@ def test_layer_and_phase_reports_add_up(decode_run):
     assert int(phases["dram_read_bytes"].sum()) == int(ops["dram_read_bytes"].sum())
     # decode time per output token averages the 3 decode steps
     assert figures["time_per_output_token_s"] == pytest.approx(figures["decode_time_s"] / 3, rel=1e-12)
+
+
+def test_parallel_workers_give_identical_frames(tiny, design):
+    kw = dict(batch=2, prompt=16, generate=4, progress=False)
+    one = simulate_model(tiny, design, workers=1, **kw)
+    two = simulate_model(tiny, design, workers=2, **kw)
+    pd.testing.assert_frame_equal(one.ops, two.ops, check_exact=True)
+    assert one.to_dict() == two.to_dict()
+    assert two.simulated_ops == len({op.cost_key() for op in model_ops(tiny, design, **{
+        k: v for k, v in kw.items() if k != "progress"})})

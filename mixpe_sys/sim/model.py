@@ -108,18 +108,33 @@ def op_count(model: ModelSpec, *, prompt: int, generate: int, workload: Workload
 
 def simulate_ops_result(ops: Iterable[Op], design: AcceleratorConfig, *, model_name: str, workload: str,
                         batch: int, prompt: int, generate: int, reuse: bool = True, progress: bool | None = None,
-                        total: int | None = None, cache: CostCache | None = None) -> ModelResult:
-    """Run an op stream and build the result with its reports."""
-    run = run_ops(ops, design, reuse=reuse, progress=progress, total=total, cache=cache)
+                        total: int | None = None, cache: CostCache | None = None, workers: int = 1) -> ModelResult:
+    """Run an op stream and build the result with its reports.
+
+    With ``reuse`` and ``workers`` > 1 the stream's distinct ops are first
+    simulated on that many processes (same results); ``cache``, if given,
+    brings its own workers.
+    """
+    own = cache is None
+    cache = CostCache(design, workers=workers) if own else cache
+    before = cache.simulated
+    try:
+        if reuse and cache.workers > 1:
+            ops = ops if isinstance(ops, list) else list(ops)
+            cache.prefetch(ops)
+        run = run_ops(ops, design, reuse=reuse, progress=progress, total=total, cache=cache)
+    finally:
+        if own:
+            cache.close()
     return ModelResult(model=model_name, design=design.name, workload=workload, batch=batch, prompt_tokens=prompt,
                        generate_tokens=generate, ops=run.ops, layers=layers_report(run.ops),
-                       phases=phases_report(run.ops), simulated_ops=run.simulated_ops,
+                       phases=phases_report(run.ops), simulated_ops=cache.simulated - before,
                        distinct_ops=run.distinct_ops, config=design)
 
 
 def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 1, prompt: int = 512,
                    generate: int = 128, workload: WorkloadKind | str = WorkloadKind.FULL, reuse: bool = True,
-                   progress: bool | None = None, quant: QuantScheme | None = None) -> ModelResult:
+                   progress: bool | None = None, quant: QuantScheme | None = None, workers: int = 1) -> ModelResult:
     """Simulate ``model`` on ``design``.
 
     Parameters
@@ -138,10 +153,12 @@ def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 
         Progress bar (None = only on a terminal for runs longer than a second).
     quant:
         Override the design's quantization scheme (full workload).
+    workers:
+        With reuse, simulate the distinct ops on this many processes first (same results).
     """
     wl = WorkloadKind(workload)
     ops = model_ops(model, design, batch=batch, prompt=prompt, generate=generate, workload=wl, quant=quant)
     return simulate_ops_result(ops, design, model_name=model.name, workload=wl.value, batch=batch,
                                prompt=prompt if wl is WorkloadKind.FULL else 0,
                                generate=generate if wl is WorkloadKind.FULL else 1, reuse=reuse, progress=progress,
-                               total=op_count(model, prompt=prompt, generate=generate, workload=wl))
+                               total=op_count(model, prompt=prompt, generate=generate, workload=wl), workers=workers)
