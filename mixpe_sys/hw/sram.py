@@ -35,6 +35,7 @@ class SramBuffer:
         self.name = name
         self.cycle_ns = cycle_ns
         self.port = FifoServer(name)
+        self._bytes_per_cycle = config.bytes_per_cycle
         self.read_bytes = 0
         self.write_bytes = 0
 
@@ -46,7 +47,7 @@ class SramBuffer:
 
     def write_ns(self, nbytes: int) -> float:
         """Time to write ``nbytes`` through the port at banks x width bytes/cycle (ns)."""
-        return ceil(nbytes / self.config.bytes_per_cycle) * self.cycle_ns
+        return ceil(nbytes / self._bytes_per_cycle) * self.cycle_ns
 
     def reserve_write(self, now_ns: float, nbytes: int) -> float:
         """Book a write of ``nbytes`` arriving at ``now_ns``; return its finish (ns)."""
