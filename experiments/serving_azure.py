@@ -9,7 +9,8 @@ conversation traces (Patel et al., "Splitwise", ISCA 2024; CC-BY 4.0, see
 ``traces/azure-llm-2023/README.md``) on each design with continuous batching
 (max batch 32, 4,096 batched tokens), and writes ``serving.csv`` (one row per
 trace and design), ``summary.md`` and ``serving.png`` (TTFT and TPOT p50/p99
-bars). Every replay of a design shares one exact op-cost cache.
+bars). Every replay of a design shares one exact op-cost cache, whose new ops
+are simulated on one worker process per CPU.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from mixpe_sys import load_design  # noqa: E402
+from mixpe_sys.cli import cpu_count  # noqa: E402
 from mixpe_sys.errors import MixpeError  # noqa: E402
 from mixpe_sys.report import markdown_table  # noqa: E402
 from mixpe_sys.serving import replay  # noqa: E402
@@ -47,17 +49,21 @@ def run(designs: list[str], model_name: str, limit: int, rate_scale: float) -> p
     rows = []
     for name in designs:
         design = load_design(name)
-        cache = CostCache(design)
-        for trace, requests in traces.items():
-            start = time.perf_counter()
-            try:
-                s = replay(requests, model, design, cache=cache, progress=False).summary
-                figures, status = {k: s[k] for k in FIGURES}, "ok"
-            except MixpeError as exc:  # e.g. FP16 weights leave too little DRAM for a long prompt's KV cache
-                figures, status = {k: float("nan") for k in FIGURES}, str(exc)
-            rows.append({"trace": trace, "design": name, "requests": len(requests), **figures,
-                         "status": status, "wall_s": time.perf_counter() - start})
+        with CostCache(design, workers=cpu_count()) as cache:
+            rows += [replay_row(trace, requests, model, design, name, cache) for trace, requests in traces.items()]
     return pd.DataFrame(rows)
+
+
+def replay_row(trace: str, requests: pd.DataFrame, model, design, name: str, cache: CostCache) -> dict:
+    """The summary figures of one replay (NaN and the reason when the design cannot serve the trace)."""
+    start = time.perf_counter()
+    try:
+        s = replay(requests, model, design, cache=cache, progress=False).summary
+        figures, status = {k: s[k] for k in FIGURES}, "ok"
+    except MixpeError as exc:  # e.g. FP16 weights leave too little DRAM for a long prompt's KV cache
+        figures, status = {k: float("nan") for k in FIGURES}, str(exc)
+    return {"trace": trace, "design": name, "requests": len(requests), **figures, "status": status,
+            "wall_s": time.perf_counter() - start}
 
 
 def plot(df: pd.DataFrame, path: Path) -> None:
