@@ -24,8 +24,9 @@ grid; the values it finds are copied by hand into ``a100-like.yaml``.
 Writes into OUTDIR:
 
 - ``gemm_validation.csv`` / ``.md`` / ``.png``: simulated vs measured per GEMM;
-- ``decode_gemv.csv`` / ``.png``: batch-M decode GEMMs of a 7B model on ``a100-like``
-  (40 GB), time and achieved fraction of HBM bandwidth against the roofline;
+- ``decode_gemv.csv`` / ``.md`` / ``.png``: the four decode GEMMs of Llama-2-7B (batch M =
+  1 ... 512 tokens) on ``a100-like`` (40 GB): device time, achieved fraction of peak HBM
+  bandwidth, the mapper's tiling and estimate, against the memory and compute rooflines;
 - ``sensitivity.csv`` (not with ``--subset``): change of a few device times when an
   unfitted parameter (DRAM latency, L2 bandwidth) is halved or doubled;
 - ``fit_grid.csv`` and ``fit_kernels.csv`` (with ``--fit``): error figures per grid
@@ -99,9 +100,15 @@ A100_MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement(8192, 32768, 32768, 61.1346, "large"),
 )
 
-#: Decode GEMMs of a 7B model (Llama-2-7B: hidden 4096, FFN 11008) as (n, k).
-DECODE_SHAPES: tuple[tuple[int, int], ...] = ((4096, 4096), (11008, 4096))
-DECODE_BATCHES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+#: The decode GEMMs of Llama-2-7B (hidden 4096, FFN 11008) as (n, k): the fused Q/K/V projection,
+#: the attention output projection (4096 x 4096, also the shape of each of Q, K, V), the FFN gate
+#: and up projections (each 11008 x 4096) and the FFN down projection.
+DECODE_SHAPES: tuple[tuple[int, int], ...] = ((4096, 4096), (11008, 4096), (4096, 11008), (12288, 4096))
+DECODE_NAMES: dict[tuple[int, int], str] = {(4096, 4096): "o_proj (and q, k, v)", (11008, 4096): "ffn gate / up",
+                                            (4096, 11008): "ffn down", (12288, 4096): "fused qkv"}
+DECODE_BATCHES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+#: The decode curve counts as flat while the device time stays within this factor of the M = 1 time.
+FLAT_TOLERANCE = 1.10
 
 #: The --fit grid.
 FIT_EFFICIENCIES: tuple[float, ...] = (0.80, 0.84, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98, 1.00)
@@ -256,26 +263,93 @@ def fit(design: AcceleratorConfig, points: Sequence[Measurement],
 
 def decode_curve(design: AcceleratorConfig, shapes: Sequence[tuple[int, int]] = DECODE_SHAPES,
                  batches: Sequence[int] = DECODE_BATCHES) -> pd.DataFrame:
-    """Decode GEMMs ``[M, K] x [K, N]`` for each batch M: simulated time against the roofline.
+    """Decode GEMMs ``[M, K] x [K, N]`` for each batch M: simulated device time against the roofline.
 
     ``hbm_fraction`` is the compulsory DRAM bytes (weights, activations and outputs
     once) over the device time, as a fraction of the peak HBM bandwidth: the figure
-    profilers report for a kernel, so ``op_overhead_ns`` is left out of it.
+    profilers report for a kernel, so ``op_overhead_ns`` is left out of it (``time_us``
+    adds it). ``vs_m1`` is the device time over that of the same GEMM at the smallest M;
+    ``estimate_us`` is the mapper's estimate for the tiling it chose, ``tiles`` the
+    compute tiles that get work and ``steps_per_tile`` the most tile steps one of them runs.
     """
+    device = with_params(design, op_overhead_ns=0.0)
     peak_bw = design.dram.bandwidth_bytes_per_s
     rows = []
     for n, k in shapes:
         for m in batches:
-            r = simulate_gemm(m, n, k, with_params(design, op_overhead_ns=0.0))
+            r = simulate_gemm(m, n, k, device)
             reads, writes = r.spec.compulsory_bytes()
-            rows.append({"m": m, "n": n, "k": k, "kernel_us": r.time_s * 1e6,
+            t = r.plan.tiling
+            rows.append({"m": m, "n": n, "k": k, "gemm": DECODE_NAMES.get((n, k), f"{n}x{k}"),
+                         "kernel_us": r.time_s * 1e6,
                          "time_us": r.time_s * 1e6 + design.op_overhead_ns * 1e-3,
                          "memory_roofline_us": r.memory_time_s * 1e6,
                          "sustained_memory_us": r.memory_time_s * 1e6 / design.dram.bandwidth_efficiency,
                          "compute_roofline_us": r.compute_time_s * 1e6,
+                         "roofline_us": r.roofline_time_s * 1e6,
                          "hbm_fraction": (reads + writes) / r.time_s / peak_bw,
-                         "bound": r.bound, "tiling": "{tm}x{tn}x{tk}".format(**r.to_dict()["tiling"])})
+                         "bound": r.bound, "estimate_us": t.estimated_time_s * 1e6,
+                         "tiling": f"{t.tm}x{t.tn}x{t.tk}",
+                         "tiles": sum(1 for steps in r.plan.steps if steps),
+                         "steps_per_tile": max(len(steps) for steps in r.plan.steps)})
+    df = pd.DataFrame(rows)
+    first = df.groupby(["n", "k"])["kernel_us"].transform("first")
+    df.insert(df.columns.get_loc("kernel_us") + 1, "vs_m1", df["kernel_us"] / first)
+    return df
+
+
+def decode_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per decode GEMM: the M = 1 time and HBM fraction, where the compute roofline overtakes the
+    memory roofline, and how flat the simulated time stays below that point.
+
+    ``flat_up_to_m`` is the largest M up to which every point stays within
+    :data:`FLAT_TOLERANCE` of the M = 1 time; ``max_vs_m1_memory_bound`` the largest
+    ``vs_m1`` over the points the roofline calls memory-bound.
+    """
+    rows = []
+    for (n, k), part in df.groupby(["n", "k"], sort=False):
+        part = part.sort_values("m")
+        memory_bound = part[part.bound == "memory"]
+        within = (part["vs_m1"] <= FLAT_TOLERANCE).to_numpy()
+        flat_up_to = int(part["m"].iloc[int(np.argmin(within)) - 1]) if not within.all() else int(part["m"].max())
+        rows.append({"gemm": part["gemm"].iloc[0], "n": n, "k": k, "m1_us": part["kernel_us"].iloc[0],
+                     "m1_hbm_fraction": part["hbm_fraction"].iloc[0],
+                     "last_memory_bound_m": int(memory_bound["m"].max()) if len(memory_bound) else 0,
+                     "max_vs_m1_memory_bound": float(memory_bound["vs_m1"].max()) if len(memory_bound) else np.nan,
+                     "flat_up_to_m": flat_up_to})
     return pd.DataFrame(rows)
+
+
+def decode_markdown(df: pd.DataFrame, design: AcceleratorConfig) -> str:
+    """The decode-curve report: device time and HBM fraction per batch for each GEMM, and the summary."""
+    shapes = list(dict.fromkeys(zip(df.n, df.k)))
+    wide = pd.DataFrame({"M": sorted(df.m.unique())})
+    for n, k in shapes:
+        part = df[(df.n == n) & (df.k == k)].set_index("m")
+        wide[f"{n}x{k} us"] = wide["M"].map(part["kernel_us"]).round(1)
+        wide[f"{n}x{k} HBM"] = wide["M"].map(part["hbm_fraction"]).round(2)
+        wide[f"{n}x{k} roofline us"] = wide["M"].map(part["roofline_us"]).round(1)
+    summary = decode_summary(df)
+    summary["m1_us"] = summary["m1_us"].round(1)
+    summary["m1_hbm_fraction"] = summary["m1_hbm_fraction"].round(2)
+    summary["max_vs_m1_memory_bound"] = summary["max_vs_m1_memory_bound"].round(3)
+    tilings = df.pivot_table(index="m", columns=["n", "k"], values="tiling", aggfunc="first")
+    tiles = df.pivot_table(index="m", columns=["n", "k"], values="tiles", aggfunc="first")
+    choice = pd.DataFrame({"M": tilings.index})
+    for n, k in shapes:
+        choice[f"{n}x{k}"] = [f"{t} ({c} tiles)" for t, c in zip(tilings[(n, k)], tiles[(n, k)])]
+    return "\n".join([
+        f"# {design.name}: decode GEMMs of Llama-2-7B against batch size", "",
+        f"Design: `{design.name}` (DRAM `{design.dram.kind}`, {design.dram.bandwidth_bytes_per_s / 1e9:.0f} GB/s peak, "
+        f"bandwidth_efficiency {design.dram.bandwidth_efficiency:g}; "
+        f"{design.num_tiles} tiles). FP16 `[M, K] x [K, N]`; N x K per column group. "
+        "us = simulated device time (no op_overhead_ns); HBM = compulsory bytes / device time / peak "
+        "bandwidth; roofline = max(compulsory bytes / peak bandwidth, MACs / peak MAC rate).", "",
+        markdown_table(wide), "",
+        f"Summary (flat: within {FLAT_TOLERANCE:g} x the M = 1 time; memory-bound: by the roofline):", "",
+        markdown_table(summary), "",
+        "The mapper's tiling (tm x tn x tk) and the compute tiles that get work:", "",
+        markdown_table(choice), ""])
 
 
 #: Unfitted parameters varied by :func:`sensitivity`, and the GEMMs it runs.
@@ -361,23 +435,31 @@ def plot_validation(df: pd.DataFrame, path: Path) -> None:
 
 
 def plot_decode(df: pd.DataFrame, path: Path) -> None:
-    """Decode GEMM time against batch M (log-log) with the memory and compute rooflines."""
+    """One log-log panel per decode GEMM: device time against batch M with the rooflines."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for (n, k), part in df.groupby(["n", "k"], sort=False):
+    groups = list(df.groupby(["n", "k"], sort=False))
+    cols = 2 if len(groups) > 1 else 1
+    rows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for ax, ((n, k), part) in zip(axes.flat, groups):
         part = part.sort_values("m")
-        line, = ax.loglog(part["m"], part["kernel_us"], "o-", label=f"simulated N={n} K={k}")
-        roof = np.maximum(part["memory_roofline_us"], part["compute_roofline_us"])
-        ax.loglog(part["m"], roof, ":", color=line.get_color(), label=f"roofline N={n} K={k}")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("batch M (tokens)")
-    ax.set_ylabel("device time (us)")
-    ax.set_title("a100-like FP16 decode GEMMs\n(device time, without op_overhead_ns)", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+        ax.loglog(part["m"], part["kernel_us"], "o-", color="tab:blue", label="simulated (device)")
+        ax.loglog(part["m"], part["roofline_us"], "-", color="black", lw=1, label="roofline (peak)")
+        ax.loglog(part["m"], part["sustained_memory_us"], "--", color="gray", lw=1,
+                  label="memory at sustained bandwidth")
+        ax.loglog(part["m"], part["compute_roofline_us"], ":", color="gray", lw=1, label="compute roofline")
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"{part['gemm'].iloc[0]}: N={n}, K={k}", fontsize=10)
+        ax.set_xlabel("batch M (tokens)")
+        ax.set_ylabel("device time (us)")
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in list(axes.flat)[len(groups):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("a100-like FP16 decode GEMMs of Llama-2-7B (device time, without op_overhead_ns)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -420,8 +502,9 @@ def run(outdir: Path, selection: str = "default", do_fit: bool = False,
     shapes = DECODE_SHAPES if selection != "subset" else DECODE_SHAPES[:1]
     dec = decode_curve(decode_design, shapes, batches)
     dec.to_csv(outdir / "decode_gemv.csv", index=False)
+    (outdir / "decode_gemv.md").write_text(decode_markdown(dec, decode_design), encoding="utf-8")
     plot_decode(dec, outdir / "decode_gemv.png")
-    out["files"] += [outdir / "decode_gemv.csv", outdir / "decode_gemv.png"]
+    out["files"] += [outdir / "decode_gemv.csv", outdir / "decode_gemv.md", outdir / "decode_gemv.png"]
     if selection != "subset":
         sens = sensitivity(design)
         sens.to_csv(outdir / "sensitivity.csv", index=False)

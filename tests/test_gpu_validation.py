@@ -70,7 +70,7 @@ def subset_run(tmp_path_factory):
 
 def test_script_writes_its_files(subset_run):
     for name in ("gemm_validation.csv", "gemm_validation.md", "gemm_validation.png",
-                 "decode_gemv.csv", "decode_gemv.png"):
+                 "decode_gemv.csv", "decode_gemv.md", "decode_gemv.png"):
         assert (subset_run / name).stat().st_size > 0, name
     assert (subset_run / "gemm_validation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -119,7 +119,8 @@ def test_decode_gemv_reaches_a_realistic_fraction_of_hbm_bandwidth():
     r = simulate_gemm(1, 4096, 4096, d)
     reads, writes = r.spec.compulsory_bytes()
     fraction = (reads + writes) / r.time_s / d.dram.bandwidth_bytes_per_s
-    assert 0.5 < fraction < 1.0
+    # measured GEMV kernels reach 70-80 % of peak; the simulated one cannot beat the sustained fraction
+    assert 0.7 <= fraction <= d.dram.bandwidth_efficiency
     assert r.bound == "memory"
 
 
@@ -127,4 +128,30 @@ def test_decode_curve_columns(subset_run):
     dec = pd.read_csv(subset_run / "decode_gemv.csv")
     assert list(dec.m) == [1, 16, 256]
     assert (dec.kernel_us >= np.maximum(dec.memory_roofline_us, dec.compute_roofline_us) * (1 - 1e-9)).all()
+    assert (dec.roofline_us == np.maximum(dec.memory_roofline_us, dec.compute_roofline_us)).all()
     assert (dec.hbm_fraction > 0).all() and (dec.hbm_fraction <= 1).all()
+    assert dec.vs_m1.iloc[0] == 1 and (dec.vs_m1 == dec.kernel_us / dec.kernel_us.iloc[0]).all()
+    assert np.allclose(dec.time_us - dec.kernel_us, load_design("a100-like").op_overhead_ns * 1e-3)
+    assert (dec.tiles >= 1).all() and (dec.tiles <= 108).all()
+    # the mapper's estimate is what the simulation measures
+    assert (abs(dec.estimate_us / dec.kernel_us - 1) < 0.1).all()
+
+
+def test_decode_markdown_and_summary(subset_run):
+    dec = pd.read_csv(subset_run / "decode_gemv.csv")
+    summary = vg.decode_summary(dec)
+    row = summary.iloc[0]
+    assert (row.n, row.k, row.m1_us) == (4096, 4096, dec.kernel_us.iloc[0])
+    assert row.last_memory_bound_m == dec[dec.bound == "memory"].m.max()
+    # flat_up_to_m: the largest M before the first point that exceeds the tolerance
+    over = dec[dec.vs_m1 > vg.FLAT_TOLERANCE]
+    assert row.flat_up_to_m == (dec.m.max() if over.empty else dec[dec.m < over.m.min()].m.max())
+    md = (subset_run / "decode_gemv.md").read_text()
+    assert "| M | 4096x4096 us | 4096x4096 HBM | 4096x4096 roofline us |" in md
+    first = dec.iloc[0]
+    assert f"| 1 | {round(first.kernel_us, 1):.4g} | {round(first.hbm_fraction, 2):.4g} |" in md
+
+
+def test_decode_shapes_are_the_llama_2_7b_projections():
+    assert set(vg.DECODE_SHAPES) == {(4096, 4096), (11008, 4096), (4096, 11008), (12288, 4096)}
+    assert vg.DECODE_BATCHES == tuple(2 ** i for i in range(10))
