@@ -118,7 +118,9 @@ def cmd_gemm(args) -> int:
     print(f"GEMM {args.m}x{args.k} @ {args.k}x{args.n} (W{spec.weight_bits}A{spec.activation_bits}, "
           f"group {spec.group_size}) on {design.name}")
     print_table([
-        ("time", f"{result.time_s * 1e6:.3f} us ({result.core_cycles} cycles)"),
+        ("time", f"{result.time_s * 1e6:.3f} us ({result.core_cycles} cycles)"
+                 + (f"; device {result.device_time_s * 1e6:.3f} us + overhead" if result.device_time_s != result.time_s
+                    else "")),
         ("roofline", f"{result.roofline_time_s * 1e6:.3f} us ({result.bound}-bound; "
                      f"memory {result.memory_time_s * 1e6:.3f} us, compute {result.compute_time_s * 1e6:.3f} us)"),
         ("of roofline", f"{result.roofline_time_s / result.time_s:.1%}"),

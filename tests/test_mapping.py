@@ -26,7 +26,7 @@ def a100():
 
 def _hbm_fraction(r, design) -> float:
     reads, writes = r.spec.compulsory_bytes()
-    return (reads + writes) / r.time_s / design.dram.bandwidth_bytes_per_s
+    return (reads + writes) / r.device_time_s / design.dram.bandwidth_bytes_per_s
 
 
 @pytest.mark.parametrize("n, k", DECODE)
@@ -47,7 +47,7 @@ def test_decode_time_is_flat_until_the_compute_roofline(a100, n, k):
     one = simulate_gemm(1, n, k, a100)
     sixty_four = simulate_gemm(64, n, k, a100)
     assert sixty_four.bound == "memory"
-    assert sixty_four.time_s <= 1.05 * one.time_s
+    assert sixty_four.device_time_s <= 1.05 * one.device_time_s
 
 
 @pytest.mark.parametrize("m, n, k", [(1, 4096, 4096), (1, 11008, 4096), (64, 4096, 11008), (128, 12288, 4096),
@@ -55,7 +55,7 @@ def test_decode_time_is_flat_until_the_compute_roofline(a100, n, k):
 def test_estimate_agrees_with_the_simulation(a100, m, n, k):
     """The time the mapper estimates for its choice is what the simulator then measures, within 5 %."""
     r = simulate_gemm(m, n, k, a100)
-    assert r.plan.tiling.estimated_time_s == pytest.approx(r.time_s, rel=0.05)
+    assert r.plan.tiling.estimated_time_s == pytest.approx(r.device_time_s, rel=0.05)
 
 
 def test_medium_gemm_uses_the_tiles():
@@ -65,7 +65,7 @@ def test_medium_gemm_uses_the_tiles():
     r = simulate_gemm(128, 12288, 12288, d)
     assert sum(1 for steps in r.plan.steps if steps) >= 96
     sustained = d.dram.bandwidth_bytes_per_s * d.dram.bandwidth_efficiency
-    assert r.time_s <= 1.05 * (r.dram_read_bytes + r.dram_write_bytes) / sustained
+    assert r.device_time_s <= 1.05 * (r.dram_read_bytes + r.dram_write_bytes) / sustained
 
 
 def test_traffic_estimate_is_the_plans():
