@@ -72,10 +72,9 @@ def register(sub) -> None:
     p.add_argument("--chunked-prefill", action="store_true",
                    help="split prompts across iterations to fill the token budget (continuous only)")
     p.add_argument("--cost-model", choices=["exact", "interpolated"], default="exact",
-                   help="exact: simulate every distinct op (default; about 3.5 minutes on the Azure code "
-                        "trace with shape buckets); "
-                        "interpolated: simulate anchor sizes and interpolate between them (about 1%% off, "
-                        "under a minute on the Azure code trace)")
+                   help="exact: simulate every distinct op (default; about 55 s for the whole Azure code "
+                        "trace on 2 CPUs with shape buckets); interpolated: simulate anchor sizes and "
+                        "interpolate between them (about 1%% off, about 17 s on the same trace)")
     p.add_argument("--shape-buckets", type=nonneg_int, default=16,
                    help="pad token counts and KV lengths to N sizes per doubling (exactly simulated padded "
                         "shapes, under 1/N extra work); 0 = unpadded, default 16")
