@@ -392,10 +392,10 @@ def _traffic(spec: GemmSpec, d: _Design, order: LoopOrder, tm: int, tn: int, tk:
 
 def _periodic(lo: int, hi: int, period: int, start: int, length: int) -> int:
     """How many ``x`` in ``[lo, hi)`` have ``start <= x % period < start + length``."""
-    def below(h: int) -> int:
-        full, rest = divmod(h, period)
-        return full * length + min(max(rest - start, 0), length)
-    return below(hi) - below(lo)
+    full_hi, rest_hi = divmod(hi, period)
+    full_lo, rest_lo = divmod(lo, period)
+    return ((full_hi - full_lo) * length + min(max(rest_hi - start, 0), length)
+            - min(max(rest_lo - start, 0), length))
 
 
 def _edge_blocks(order: LoopOrder, lo: int, hi: int, nb_i: int, nb_j: int) -> tuple[int, int, int]:
