@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from mixpe_sys import load_design, simulate_gemm
 from mixpe_sys.hw.config import Dataflow
-from mixpe_sys.mapping import gemm as mapping
+from mixpe_sys.mapping import estimate, gemm as mapping
 from mixpe_sys.mapping.gemm import GemmSpec, GemmTiling, LoopOrder, choose_tiling, plan_gemm
 
 # the four decode GEMMs of Llama-2-7B as (n, k): o_proj (and q, k, v), ffn gate / up, ffn down, fused qkv
@@ -82,7 +82,7 @@ def test_traffic_estimate_is_the_plans():
             for tm, tn, tk in [(32, 64, spec.k), (16, 32, 128), (64, 96, 256)]:
                 tiling = GemmTiling(tm, tn, tk, order, Dataflow.OUTPUT_STATIONARY, 0.0)
                 reads, writes = plan_gemm(spec, design, tiling).dram_bytes(shared)
-                traffic = mapping._traffic(spec, mapping._design(design), order, tm, tn, tk, shared)[0]
+                traffic = estimate._traffic(spec, estimate._design(design), order, tm, tn, tk, shared)[0]
                 # equal up to the rounding of sub-byte tiles (INT4 weights) to whole bytes
                 assert traffic == pytest.approx(reads + writes, rel=0.002, abs=8), (name, order, tm, tn, tk)
 
@@ -93,7 +93,7 @@ def test_periodic_count_matches_brute_force(lo, span, period, start, length):
     start %= period
     length = min(length, period - start)
     hi = lo + span
-    assert mapping._periodic(lo, hi, period, start, length) == \
+    assert estimate._periodic(lo, hi, period, start, length) == \
         sum(1 for x in range(lo, hi) if start <= x % period < start + length)
 
 
@@ -110,7 +110,7 @@ def test_edge_block_count_matches_the_enumeration(order, batch, nb_i, nb_j, lo, 
     part = enum[lo:hi]
     expected = (sum(i == nb_i - 1 for _, i, _ in part), sum(j == nb_j - 1 for _, _, j in part),
                 sum(i == nb_i - 1 and j == nb_j - 1 for _, i, j in part))
-    assert mapping._edge_blocks(order, lo, hi, nb_i, nb_j) == expected
+    assert estimate._edge_blocks(order, lo, hi, nb_i, nb_j) == expected
 
 
 def test_k_loop_rotation():

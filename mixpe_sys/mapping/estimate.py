@@ -1,0 +1,361 @@
+"""The mapper's time estimate of a tiling, following how the tiles will run it.
+
+:func:`_step_cycles` gives one tile step's cycles and SRAM bytes (also used to
+build the plan); :func:`_estimate` paces each tile's steps by their loads and
+array time, shares the DRAM among the busy tiles and accounts for the uneven
+last round of output blocks; :func:`_traffic` counts the DRAM bytes exactly as
+:func:`~mixpe_sys.mapping.gemm.plan_gemm` lays the plan out.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+from math import ceil
+from typing import NamedTuple
+
+from ..hw.config import AcceleratorConfig, Dataflow, DequantPlacement
+from ..hw.pe import pe_model
+from .dataflow import array_cycles
+from .spec import GemmSpec, LoopOrder
+
+
+class _StepCost(NamedTuple):
+    compute: int  # array busy cycles: PE rule, SRAM bandwidth and in-loop conversion
+    array: int  # array cycles from the PE rule alone
+    dequant: int  # post-GEMM dequant unit cycles
+    sram_read: int
+    sram_write: int
+    dequant_elements: int
+    convert: int  # in-loop converter cycles
+    convert_stall: int
+    a_reads: int
+    w_reads: int
+
+
+def _step_cycles(spec: GemmSpec, accel: AcceleratorConfig, rate: Fraction, dataflow: Dataflow,
+                 m: int, n: int, k: int, load_a: bool, first_k: bool) -> _StepCost:
+    """Cycles and SRAM bytes of one tile step."""
+    tile = accel.tile
+    arr = tile.pe_array
+    factors = None
+    if dataflow is Dataflow.OUTPUT_STATIONARY:
+        factors = pe_model(arr.pe).output_stationary_factors(spec.weight_bits, spec.activation_bits,
+                                                             spec.activation_format)
+    a_cyc = array_cycles(m, n, k, arr.rows, arr.cols, rate, arr.pe.pipeline_depth_cycles, dataflow,
+                         factors=factors, fill_drain=arr.fill_drain)
+    a_tile = spec.activation_bytes(m, k)
+    w_tile = spec.weight_bytes(k, n)
+    if factors is not None:
+        row_blocks, col_blocks = ceil(m / (arr.rows * factors[0])), ceil(n / (arr.cols * factors[1]))
+        a_reads, w_reads = col_blocks * a_tile, row_blocks * w_tile
+    else:
+        row_blocks = 1  # weight-stationary/streaming: each weight enters the array once per step
+        a_reads, w_reads = ceil(n / arr.cols) * a_tile, w_tile
+    acc = ceil(m * n * tile.accumulator_bits / 8)
+    out_rw = acc + (0 if first_k else acc)
+    sram_cyc = max(ceil(a_reads / tile.activation_buffer.bytes_per_cycle),
+                   ceil(w_reads / tile.weight_buffer.bytes_per_cycle),
+                   ceil(out_rw / tile.output_buffer.bytes_per_cycle))
+    compute = max(a_cyc, sram_cyc)
+    dq = tile.dequant
+    dequant = elems = convert = stall = 0
+    if spec.group_size and dq.placement is DequantPlacement.IN_LOOP:
+        # every weight is converted each time it enters the array, pipelined in front of it
+        elems = k * n * row_blocks
+        busy = ceil(elems / dq.elements_per_cycle)
+        convert = busy + dq.latency_cycles
+        new = max(compute, busy) + dq.latency_cycles
+        stall, compute = new - compute, new
+    elif spec.group_size and dq.placement is DequantPlacement.POST_GEMM:
+        groups = ceil(k / spec.group_size)
+        elems = m * n * groups + (m * groups if load_a else 0)  # scaled partial sums + activation group sums
+        dequant = ceil(elems / dq.elements_per_cycle) + dq.latency_cycles
+    return _StepCost(compute, a_cyc, dequant, a_reads + w_reads + out_rw - acc, acc, elems, convert, stall,
+                     a_reads, w_reads)
+
+
+class _Design(NamedTuple):
+    """What the estimate needs of a design, computed once per :func:`choose_tiling` call."""
+
+    cycle_ns: float
+    num_tiles: int
+    dram_bytes_per_ns: float  # sustained: peak x efficiency
+    dram_link_bytes_per_ns: float  # the interconnect port of the DRAM (inf without interconnect)
+    channel_bytes_per_ns: float  # one DRAM channel, sustained
+    channels: int
+    interleave: int
+    link_bytes_per_ns: float  # one tile's interconnect link (inf without interconnect)
+    gbuf_bytes_per_cycle: int  # the global buffer's one port (0 without global buffer)
+    weight_ns: float  # fixed latency DRAM -> weight buffer (DRAM, route, buffer)
+    activation_ns: float  # DRAM -> activation buffer
+    stage_ns: float  # DRAM -> global buffer
+    hop_ns: float  # global buffer -> activation buffer
+    store_ns: float  # output buffer -> DRAM
+
+
+@lru_cache(maxsize=256)
+def _mean_route_ns(noc, num_tiles: int, has_gbuf: bool, dram_bw: float, src: str, to_tiles: bool) -> float:
+    """Mean latency (ns) of the interconnect routes from ``src`` to every tile (or to the global buffer)."""
+    import networkx as nx
+
+    from ..hw.noc import GBUF_NODE, build_topology, tile_node
+    g = build_topology(noc, num_tiles, has_gbuf, dram_bw)
+    dsts = [tile_node(t) for t in range(num_tiles)] if to_tiles else [GBUF_NODE]
+    return sum(nx.shortest_path_length(g, src, d, weight="latency_ns") for d in dsts) / len(dsts)
+
+
+def _design(accel: AcceleratorConfig) -> _Design:
+    """The bandwidths and fixed latencies of ``accel`` that the estimate uses."""
+    from ..hw.noc import DRAM_NODE, GBUF_NODE
+    cyc = accel.cycle_ns
+    tile, dram, noc, gbuf = accel.tile, accel.dram, accel.noc, accel.global_buffer
+
+    def route(src: str, to_tiles: bool) -> float:
+        if noc is None:
+            return 0.0
+        return _mean_route_ns(noc, accel.num_tiles, gbuf is not None, dram.bandwidth_bytes_per_s, src, to_tiles)
+
+    inf = float("inf")
+    to_tile = route(DRAM_NODE, True)
+    stage = hop = 0.0
+    if gbuf is not None:
+        stage = dram.latency_ns + route(DRAM_NODE, False) + gbuf.latency_cycles * cyc
+        hop = (gbuf.latency_cycles + tile.activation_buffer.latency_cycles) * cyc + route(GBUF_NODE, True)
+    return _Design(
+        cycle_ns=cyc, num_tiles=accel.num_tiles,
+        dram_bytes_per_ns=dram.bandwidth_bytes_per_s * dram.bandwidth_efficiency * 1e-9,
+        dram_link_bytes_per_ns=(noc.dram_link_bandwidth_bytes_per_s or dram.bandwidth_bytes_per_s) * 1e-9
+        if noc is not None else inf,
+        channel_bytes_per_ns=dram.channel_bandwidth_bytes_per_s * 1e-9, channels=dram.channels,
+        interleave=dram.interleave_bytes,
+        link_bytes_per_ns=noc.link_bandwidth_bytes_per_s * 1e-9 if noc is not None else inf,
+        gbuf_bytes_per_cycle=gbuf.bytes_per_cycle if gbuf is not None else 0,
+        weight_ns=dram.latency_ns + to_tile + tile.weight_buffer.latency_cycles * cyc,
+        activation_ns=dram.latency_ns + to_tile + tile.activation_buffer.latency_cycles * cyc,
+        stage_ns=stage, hop_ns=hop,
+        store_ns=dram.latency_ns + to_tile + tile.output_buffer.latency_cycles * cyc)
+
+
+def _dram_ns(d: _Design, nbytes: int) -> float:
+    """Time (ns) one transfer alone occupies the DRAM: its largest share of one channel."""
+    if nbytes <= 0:
+        return 0.0
+    share = min(nbytes, ceil(ceil(nbytes / d.interleave) / d.channels) * d.interleave)
+    return share / d.channel_bytes_per_ns
+
+
+def _port_ns(d: _Design, nbytes: int, bytes_per_cycle: int) -> float:
+    return ceil(nbytes / bytes_per_cycle) * d.cycle_ns if nbytes > 0 else 0.0
+
+
+def _traffic(spec: GemmSpec, d: _Design, order: LoopOrder, tm: int, tn: int, tk: int,
+             shared: bool) -> tuple[int, float, float, float]:
+    """DRAM bytes of a tiling as :func:`plan_gemm` lays it out, and how often operands are loaded.
+
+    A tile reloads an operand tile whenever its key changes between consecutive steps, so with one
+    K step an operand shared by consecutive output blocks stays resident; with a global buffer each
+    activation tile is read from DRAM once and delivered from there to every tile that loads it.
+
+    Returns
+    -------
+    (dram_bytes, activation_delivery_bytes, weight_loads, activation_loads):
+        The last two are the loads of a block's full-K operand per output block (1 = every block loads).
+    """
+    nb_i, nb_j, nk = ceil(spec.m / tm), ceil(spec.n / tn), ceil(spec.k / tk)
+    blocks = spec.batch * nb_i * nb_j
+    a_total = spec.batch * spec.activation_bytes(spec.m, spec.k)
+    w_total = spec.batch * spec.weight_bytes(spec.k, spec.n)
+    if nk > 1:  # every step loads a new K slice of both operands: each block its full K
+        w_traffic, a_deliveries = w_total * nb_i, a_total * nb_j
+        w_loads = a_loads = blocks
+    else:
+        # operand tiles of a full and of an edge (last) row / column block
+        tm, tn = min(tm, spec.m), min(tn, spec.n)
+        w_full, w_edge = spec.weight_bytes(spec.k, tn), spec.weight_bytes(spec.k, spec.n - (nb_j - 1) * tn)
+        a_full, a_edge = spec.activation_bytes(tm, spec.k), spec.activation_bytes(spec.m - (nb_i - 1) * tm, spec.k)
+        # runs of consecutive blocks that keep an operand (the other operand's index changes), and
+        # (run length, period, position) of the runs that use the edge tile
+        if order is LoopOrder.M_OUTER:  # blocks (b, i, j)
+            a_run, a_edge_runs = nb_j, (nb_i, nb_i - 1)
+            w_run, w_edge_runs = (nb_i, (1, 0)) if nb_j == 1 else (1, (nb_j, nb_j - 1))
+        else:  # blocks (b, j, i)
+            w_run, w_edge_runs = nb_i, (nb_j, nb_j - 1)
+            a_run, a_edge_runs = (nb_j, (1, 0)) if nb_i == 1 else (1, (nb_i, nb_i - 1))
+        T = d.num_tiles
+        w_loads = a_loads = w_edges = a_edges = 0
+        for t in range(T):
+            lo, hi = (blocks * t) // T, (blocks * (t + 1)) // T
+            if hi > lo:  # the runs [lo, hi) touches, and how many of them use the edge tile
+                w_lo, w_hi, a_lo, a_hi = lo // w_run, -(-hi // w_run), lo // a_run, -(-hi // a_run)
+                w_loads += w_hi - w_lo
+                a_loads += a_hi - a_lo
+                w_edges += _periodic(w_lo, w_hi, w_edge_runs[0], w_edge_runs[1], 1)
+                a_edges += _periodic(a_lo, a_hi, a_edge_runs[0], a_edge_runs[1], 1)
+        w_traffic = (w_loads - w_edges) * w_full + w_edges * w_edge
+        a_deliveries = (a_loads - a_edges) * a_full + a_edges * a_edge
+    traffic = ceil(w_traffic + (a_total if shared else a_deliveries)) + spec.batch * spec.output_bytes(spec.m, spec.n)
+    return traffic, a_deliveries, w_loads / blocks, a_loads / blocks
+
+
+def _periodic(lo: int, hi: int, period: int, start: int, length: int) -> int:
+    """How many ``x`` in ``[lo, hi)`` have ``start <= x % period < start + length``."""
+    full_hi, rest_hi = divmod(hi, period)
+    full_lo, rest_lo = divmod(lo, period)
+    return ((full_hi - full_lo) * length + min(max(rest_hi - start, 0), length)
+            - min(max(rest_lo - start, 0), length))
+
+
+def _edge_blocks(order: LoopOrder, lo: int, hi: int, nb_i: int, nb_j: int) -> tuple[int, int, int]:
+    """Of output blocks ``[lo, hi)`` in :func:`plan_gemm`'s enumeration: how many are in the last
+    row block, in the last column block, and in both."""
+    per = nb_i * nb_j
+    if order is LoopOrder.M_OUTER:  # block = (b nb_i + i) nb_j + j
+        last_i = _periodic(lo, hi, per, (nb_i - 1) * nb_j, nb_j)
+        last_j = _periodic(lo, hi, nb_j, nb_j - 1, 1)
+    else:  # block = (b nb_j + j) nb_i + i
+        last_i = _periodic(lo, hi, nb_i, nb_i - 1, 1)
+        last_j = _periodic(lo, hi, per, (nb_j - 1) * nb_i, nb_i)
+    return last_i, last_j, _periodic(lo, hi, per, per - 1, 1)
+
+
+def _estimate(spec: GemmSpec, accel: AcceleratorConfig, d: _Design, rate: Fraction, dataflow: Dataflow,
+              order: LoopOrder, tm: int, tn: int, tk: int, shared: bool,
+              cycles: dict | None = None) -> tuple[float, int, int]:
+    """(estimated time s, tile steps, DRAM bytes) of a tiling, following how the tiles run it.
+
+    A tile's loader keeps one load in flight and prefetches into the free half of each buffer,
+    so a tile step takes the longest of its array time, its dequant time and its loads (fixed
+    latencies plus the bytes over the slowest port on the way, alone on the DRAM). An activation
+    tile that no other tile has asked for yet is first staged from DRAM into the global buffer;
+    the tiles sharing a row block start their K loops at spread-out positions
+    (:func:`_k_rotation`), so each stages only its share. The output blocks are split over the
+    tiles as :func:`plan_gemm` does (``q`` or ``q + 1`` blocks each, edge blocks smaller): the
+    estimate is the larger of the busiest tile's own time and a two-phase account of the DRAM
+    (while all tiles work, then while those with an extra block finish it, each phase taking
+    the longer of the tiles' pace and the sustained DRAM bandwidth for its share of the traffic),
+    bounded below by the global buffer's port and links and the DRAM's interconnect port; the
+    last step's array time and its output store follow.
+    """
+    tile = accel.tile
+    cyc = d.cycle_ns
+    cycles = {} if cycles is None else cycles
+    nb_i, nb_j, nk = ceil(spec.m / tm), ceil(spec.n / tn), ceil(spec.k / tk)
+    blocks = spec.batch * nb_i * nb_j
+    T = d.num_tiles
+    traffic, a_deliveries, w_frac, a_frac = _traffic(spec, d, order, tm, tn, tk, shared)
+    tm, tn = min(tm, spec.m), min(tn, spec.n)
+    m_edge, n_edge = spec.m - (nb_i - 1) * tm, spec.n - (nb_j - 1) * tn
+    k_full, k_edge = min(tk, spec.k), spec.k - (nk - 1) * tk
+    # tiles that work on the same row block at once, and the fraction of its first block's
+    # activation tiles a tile stages itself (the others find them staged)
+    sharing = max(1, min(nb_j, T // (spec.batch * nb_i)))
+    own_share = max(1 / sharing, 1 / nk)
+
+    def cost(m: int, n: int, k: int, first_k: bool) -> _StepCost:
+        key = (dataflow, m, n, k, first_k)
+        if key not in cycles:
+            cycles[key] = _step_cycles(spec, accel, rate, dataflow, m, n, k, True, first_k)
+        return cycles[key]
+
+    def loads(m: int, n: int, k: int) -> tuple[float, float, float]:
+        """(weight load, activation load from the global buffer, activation load staged from DRAM) ns."""
+        w_bytes, a_bytes = spec.weight_bytes(k, n), spec.activation_bytes(m, k)
+        w_ns = d.weight_ns + max(_port_ns(d, w_bytes, tile.weight_buffer.bytes_per_cycle),
+                                 w_bytes / d.link_bytes_per_ns, w_bytes / d.dram_link_bytes_per_ns,
+                                 _dram_ns(d, w_bytes))
+        a_port = _port_ns(d, a_bytes, tile.activation_buffer.bytes_per_cycle)
+        if shared:
+            gbuf = _port_ns(d, a_bytes, d.gbuf_bytes_per_cycle)
+            hop = d.hop_ns + max(gbuf, a_bytes / d.link_bytes_per_ns, a_port)
+            staged = d.stage_ns + max(_dram_ns(d, a_bytes), a_bytes / d.dram_link_bytes_per_ns, gbuf) + hop
+        else:
+            hop = staged = d.activation_ns + max(a_port, a_bytes / d.link_bytes_per_ns,
+                                                 a_bytes / d.dram_link_bytes_per_ns, _dram_ns(d, a_bytes))
+        return w_ns, hop, staged
+
+    def store_ns(m: int, n: int) -> float:
+        o_bytes = spec.output_bytes(m, n)
+        return d.store_ns + max(_port_ns(d, o_bytes, tile.output_buffer.bytes_per_cycle), o_bytes / d.link_bytes_per_ns,
+                                o_bytes / d.dram_link_bytes_per_ns, _dram_ns(d, o_bytes))
+
+    def block_ns(m: int, n: int, staged_share: float) -> float:
+        """One output block's K steps on a tile; ``staged_share`` of its activation loads are staged."""
+        total = slack = 0.0
+        for k, first_k, count in ((k_full if nk > 1 else k_edge, True, 1), (k_full, False, nk - 2),
+                                  (k_edge, False, 1 if nk > 1 else 0)):
+            if count <= 0:
+                continue
+            c = cost(m, n, k, first_k)
+            w_ns, hop, staged = loads(m, n, k)
+            array, dequant = c.compute * cyc, c.dequant * cyc
+            load = max(w_ns * w_frac, hop * a_frac)
+            if not shared:  # both operands come through the same DRAM channels
+                load = max(load, d.weight_ns + _dram_ns(d, ceil(spec.weight_bytes(k, n) * w_frac
+                                                                + spec.activation_bytes(m, k) * a_frac)))
+            period = max(load, array, dequant)
+            if staged_share:
+                period += staged_share * (max(w_ns * w_frac, staged * a_frac, array, dequant) - period)
+            total += count * period
+            slack = max(0.0, load - array)
+        if not tile.output_buffer.double_buffered:
+            # the next block's first step waits for this block's output to be stored
+            total += max(0.0, store_ns(m, n) - slack)
+        return total
+
+    sizes = {(a, b): block_ns(a, b, 0.0) for a in {tm, m_edge} for b in {tn, n_edge}}
+
+    def tile_ns(lo: int, hi: int) -> float:
+        """Own time of the blocks ``[lo, hi)`` on one tile, activations found staged."""
+        last_i, last_j, both = _edge_blocks(order, lo, hi, nb_i, nb_j)
+        return ((hi - lo - last_i - last_j + both) * sizes[tm, tn] + (last_i - both) * sizes[m_edge, tn]
+                + (last_j - both) * sizes[tm, n_edge] + both * sizes[m_edge, n_edge])
+
+    # the first block also stages its share of the activation tiles
+    first_extra = block_ns(tm, tn, own_share) - sizes[tm, tn]
+    w_first, _, staged_first = loads(tm, tn, k_full)
+    a_first = spec.activation_bytes(tm, k_full)
+    # the tiles start together: the first steps' distinct activation tiles are staged one after
+    # another into the global buffer and delivered one after another out of it (without one,
+    # every tile's first loads share the DRAM)
+    spans = [((blocks * t) // T, (blocks * (t + 1)) // T) for t in range(T)]
+    spans = [(lo, hi) for lo, hi in spans if hi > lo]
+    if shared:
+        rows = {_first_row(order, lo, nb_i, nb_j) for lo, _ in spans}
+        gbuf_rate = min(d.link_bytes_per_ns, d.gbuf_bytes_per_cycle / cyc)
+        wave = max(len(rows) * a_first / min(gbuf_rate, d.dram_bytes_per_ns), len(spans) * a_first / gbuf_rate)
+    else:
+        wave = len(spans) * (a_first + spec.weight_bytes(k_full, tn)) / d.dram_bytes_per_ns
+    wave = max(0.0, wave - max(staged_first, w_first))  # beyond the first load's own time
+    start = wave + first_extra
+    busiest = start + max(tile_ns(lo, hi) for lo, hi in spans)
+    mean_block = tile_ns(0, blocks) / blocks
+    q, extra = divmod(blocks, T)
+    # the busy tiles' last output stores are the tail's
+    traffic_before_tail = traffic - len(spans) * spec.output_bytes(tm, tn)
+    phases = []  # (pace of the busy tiles ns, DRAM bytes of the phase)
+    if q:
+        phases.append((start + q * mean_block, traffic_before_tail * q * T / blocks))
+    if extra:
+        phases.append((mean_block + (0.0 if q else start), traffic_before_tail * extra / blocks))
+    total = 0.0
+    dram_bound = False
+    for own, nbytes in phases:
+        dram = nbytes / d.dram_bytes_per_ns
+        dram_bound |= dram > own
+        total += max(own, dram)
+    last = cost(tm, tn, k_full, nk == 1)  # (the K slice a tile runs last depends on its rotation)
+    tail = max(last.compute, last.dequant) * cyc + store_ns(tm, tn) + (d.weight_ns if dram_bound else 0.0)
+    bound = traffic / d.dram_link_bytes_per_ns
+    if shared:  # staging writes and deliveries share the global buffer's port; each has its link
+        a_staged = spec.batch * spec.activation_bytes(spec.m, spec.k)
+        bound = max(bound, _port_ns(d, ceil(a_deliveries + a_staged), d.gbuf_bytes_per_cycle),
+                    a_deliveries / d.link_bytes_per_ns, a_staged / d.link_bytes_per_ns)
+    return max(max(total, busiest) + tail, bound) * 1e-9, blocks * nk, traffic
+
+
+def _first_row(order: LoopOrder, block: int, nb_i: int, nb_j: int) -> tuple[int, int]:
+    """(instance, row block) of output block number ``block`` in :func:`plan_gemm`'s enumeration."""
+    if order is LoopOrder.M_OUTER:
+        return divmod(block // nb_j, nb_i)
+    return block // (nb_i * nb_j), block % nb_i

@@ -1,0 +1,134 @@
+"""Choosing a GEMM's tiling: the candidate tile sizes, loop orders and dataflows, each
+estimated (:mod:`.estimate`), the fastest kept (fewer DRAM bytes, then fewer steps, on near ties)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+from math import ceil
+
+from ..errors import MappingError
+from ..hw.config import AcceleratorConfig
+from ..hw.pe import pe_model
+from .estimate import _design, _estimate
+from .spec import GemmSpec, GemmTiling, LoopOrder
+
+#: the mapper accepts a tiling this much slower (estimated) than the fastest if it moves fewer DRAM bytes
+#: (or as many in fewer tile steps)
+TIME_SLACK = 0.01
+
+
+def _pow2_upto(limit: int, start: int = 1) -> list[int]:
+    out, v = [], start
+    while v < limit:
+        out.append(v)
+        v *= 2
+    out.append(limit)
+    return out
+
+
+def _k_candidates(spec: GemmSpec) -> list[int]:
+    base = spec.group_size if spec.group_size else 16
+    cands = [k for k in _pow2_upto(spec.k, base) if k == spec.k or k % base == 0]
+    return sorted(set(cands), reverse=True)
+
+
+def _fit_largest(cands: list[int], fits) -> int | None:
+    best = None
+    for c in cands:
+        if fits(c):
+            best = c if best is None else max(best, c)
+    return best
+
+
+def _round_up(value: int, step: int) -> int:
+    return -(-value // step) * step
+
+
+def choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> tuple[GemmTiling, Fraction]:
+    """Pick tile sizes, loop order and dataflow (see :func:`_choose_tiling`; memoised, a pure function)."""
+    return _choose_tiling(spec, accel)
+
+
+@lru_cache(maxsize=4096)
+def _choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> tuple[GemmTiling, Fraction]:
+    """Pick tile sizes, loop order and dataflow minimising the estimated time (:func:`_estimate`).
+
+    Candidates: for each K tile, the largest row tile that fits the activation slot and a
+    few halvings of it, and column tiles of powers of two times the array width and of the
+    widths that cut N into about one, two, three or four blocks per compute tile (so that
+    every tile gets work in as even shares as the array width allows). Among tilings within
+    ``TIME_SLACK`` of the fastest estimate, the one with the least DRAM traffic wins (then
+    the one with fewer steps, then the faster).
+
+    Raises
+    ------
+    MappingError
+        If no tile fits the buffers, or the PE cannot multiply these operands.
+    """
+    tile = accel.tile
+    arr = tile.pe_array
+    rate = pe_model(arr.pe).macs_per_cycle(spec.weight_bits, spec.activation_bits, spec.activation_format)
+    a_slot = tile.activation_buffer.slot_bytes
+    if accel.global_buffer is not None:
+        a_slot = min(a_slot, accel.global_buffer.slot_bytes)
+    w_slot, o_slot = tile.weight_buffer.slot_bytes, tile.output_buffer.slot_bytes
+    shared = accel.global_buffer is not None
+    d = _design(accel)
+    T = accel.num_tiles
+    tn_pow2 = sorted({min(spec.n, c) for c in _pow2_upto(spec.n, arr.cols)}
+                     | {min(spec.n, _round_up(ceil(spec.n / T), arr.cols))})
+    tm_cands = _pow2_upto(spec.m)
+    cands: list[tuple] = []
+    seen: set = set()
+    cycles: dict = {}
+    for tk in _k_candidates(spec):
+        tm_max = _fit_largest(tm_cands, lambda tm: spec.activation_bytes(tm, tk) <= a_slot)
+        tn_max = _fit_largest(tn_pow2, lambda tn: spec.weight_bytes(tk, tn) <= w_slot)
+        if tm_max is None or tn_max is None:
+            continue
+        tms = [tm_max] + [tm_max >> s for s in (1, 2) if (tm_max >> s) >= arr.rows]
+        for tm0 in tms:
+            nb_i = ceil(spec.m / tm0)
+            tns = {tn for tn in tn_pow2 if tn <= tn_max}
+            for per_tile in (1, 2, 3, 4):
+                target = per_tile * T // (spec.batch * nb_i)
+                if target >= 1:
+                    tn = min(spec.n, _round_up(ceil(spec.n / target), arr.cols))
+                    if spec.weight_bytes(tk, tn) <= w_slot:
+                        tns.add(tn)
+            for tn in sorted(tns):
+                tm = tm0
+                while tm > 1 and ceil(tm * tn * tile.accumulator_bits / 8) > o_slot:
+                    tm = max(1, tm // 2)
+                if ceil(tm * tn * tile.accumulator_bits / 8) > o_slot or (tm, tn, tk) in seen:
+                    continue
+                seen.add((tm, tn, tk))
+                # with several K steps every step reloads both operands in either order: same estimate
+                orders = list(LoopOrder) if ceil(spec.k / tk) == 1 else [LoopOrder.M_OUTER]
+                for order in orders:
+                    for df in arr.dataflows:
+                        est, steps, traffic = _estimate(spec, accel, d, rate, df, order, tm, tn, tk, shared, cycles)
+                        cands.append((est, traffic, steps, order.value, df.value,
+                                      GemmTiling(tm, tn, tk, order, df, est)))
+    best = None
+    if cands:
+        # within TIME_SLACK of the fastest estimate: least DRAM traffic (energy), then fewer steps
+        # (simulation speed), then time
+        limit = min(c[0] for c in cands) * (1 + TIME_SLACK)
+        best = min(((c[1], c[2], c[0], c[3], c[4], c[5].tm, c[5].tn, c[5].tk), c[5])
+                   for c in cands if c[0] <= limit)
+    if best is None:
+        kmin = min(spec.k, spec.group_size or 16)
+        checks = [("activation_buffer", a_slot, spec.activation_bytes(1, kmin)),
+                  ("weight_buffer", w_slot, spec.weight_bytes(kmin, 1)),
+                  ("output_buffer", o_slot, ceil(tile.accumulator_bits / 8))]
+        if accel.global_buffer is not None and accel.global_buffer.slot_bytes < checks[0][2]:
+            checks.insert(0, ("global_buffer", accel.global_buffer.slot_bytes, checks[0][2]))
+        name, slot, need = next(((n, s, need) for n, s, need in checks if s < need),
+                                ("activation_buffer", a_slot, checks[0][2]))
+        field = name if name == "global_buffer" else f"tile.{name}"
+        raise MappingError(
+            f"field '{field}.capacity_bytes': no tile of GEMM m={spec.m} n={spec.n} k={spec.k} fits "
+            f"(a slot holds {slot} B, the smallest tile needs {need} B)")
+    return best[1], rate
