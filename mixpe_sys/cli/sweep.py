@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cli import positive_int
-from .errors import MixpeError
+from .common import positive_int
+from ..errors import MixpeError
 
 
 def cmd_sweep(args) -> int:
-    from .dse import load_sweep, read_results, run_sweep
+    from ..dse import load_sweep, read_results, run_sweep
 
     if args.no_dask and (args.scheduler or args.workers):
         raise MixpeError("--no-dask runs in this process; drop --scheduler/--workers")

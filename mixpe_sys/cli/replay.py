@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .cli import add_design_args, cpu_count, nonneg_int, positive_float, positive_int, print_table, resolve_design
+from .common import add_design_args, cpu_count, nonneg_int, positive_float, positive_int, print_table, resolve_design
 
 
 def _seconds(x: float) -> str:
@@ -36,9 +36,9 @@ def _print_summary(s: dict) -> None:
 
 
 def cmd_replay(args) -> int:
-    from .serving import ServingConfig, replay
-    from .workload.models import load_model
-    from .workload.requests import load_request_trace
+    from ..serving import ServingConfig, replay
+    from ..workload.models import load_model
+    from ..workload.requests import load_request_trace
 
     config = ServingConfig(batching=args.batching, max_batch=args.max_batch,
                            max_batched_tokens=args.max_batched_tokens, chunked_prefill=args.chunked_prefill,

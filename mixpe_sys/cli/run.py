@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 import sys
 
-from .cli import add_design_args, cpu_count, positive_int, print_table, resolve_design
+from .common import add_design_args, cpu_count, positive_int, print_table, resolve_design
 
 
 def _model(args):
-    from .workload.models import load_model
+    from ..workload.models import load_model
 
     return load_model(args.model)
 
 
 def cmd_models(args) -> int:
-    from .workload.models import list_models
+    from ..workload.models import list_models
 
     df = list_models()
     print(df.to_json(orient="records") if args.json else df.to_string(index=False))
@@ -23,8 +23,8 @@ def cmd_models(args) -> int:
 
 
 def cmd_trace(args) -> int:
-    from .sim.model import WorkloadKind, model_ops
-    from .workload.trace import write_trace
+    from ..sim.model import WorkloadKind, model_ops
+    from ..workload.trace import write_trace
 
     model = _model(args)
     design = resolve_design(args.design, args.config)
@@ -72,9 +72,9 @@ def _print_result(result, as_json: bool) -> None:
 
 
 def cmd_run(args) -> int:
-    from .report import write_reports
-    from .sim.model import WorkloadKind, simulate_model, simulate_ops_result
-    from .workload.trace import read_trace
+    from ..report import write_reports
+    from ..sim.model import WorkloadKind, simulate_model, simulate_ops_result
+    from ..workload.trace import read_trace
 
     design = resolve_design(args.design, args.config)
     if args.trace:
