@@ -131,7 +131,7 @@ def full_section(models: list[str], designs: list[str], prompt: int = 512, gener
                 phases.append(("decode", b, res.ops))
             for phase, b, ops in phases:
                 steps = 1 if phase == "prefill" else generate - 1
-                mem = ops["time_s"].where(ops["bound"] == "memory", 0.0).sum()
+                mem = ops["time_s"].where(ops["roofline_bound"] == "memory", 0.0).sum()
                 rows.append({"model": model, "design": name, "phase": phase, "batch": b,
                              "tokens": b * (prompt if phase == "prefill" else steps),
                              "time_s": float(ops["time_s"].sum()), "energy_j": float(ops["energy_j"].sum()),

@@ -50,7 +50,7 @@ def roofline_ops(model, design) -> pd.DataFrame:
     ops = r.ops[(r.ops["macs"] > 0) & (r.ops["layer"] <= 0)]
     ops = ops[(ops["phase"] == "prefill") | (ops["step"] == 1)]
     out = ops[["phase", "name", "m", "n", "k", "macs", "time_s", "dram_read_bytes", "dram_write_bytes",
-               "bound"]].copy()
+               "roofline_bound"]].copy()
     out["intensity_macs_per_byte"] = out["macs"] / (out["dram_read_bytes"] + out["dram_write_bytes"])
     out["achieved_macs_per_s"] = out["macs"] / out["time_s"]
     return out.reset_index(drop=True)
@@ -98,8 +98,8 @@ def batch_sweep(model, designs: list[str], batches: list[int]) -> pd.DataFrame:
             lin = step[step["kind"] == "linear"]
             t = float(step["time_s"].sum())
             rows.append({"design": name, "batch": b, "step_time_s": t, "tokens_per_s": b / t,
-                         "memory_bound_share": float(step.loc[step["bound"] == "memory", "time_s"].sum()) / t,
-                         "linear_compute_bound": bool((lin["bound"] == "compute").all()),
+                         "memory_bound_share": float(step.loc[step["roofline_bound"] == "memory", "time_s"].sum()) / t,
+                         "linear_compute_bound": bool((lin["roofline_bound"] == "compute").all()),
                          # compute_time_s is MACs over the peak rate, so this is the achieved share of peak
                          "linear_utilization": float(lin["compute_time_s"].sum() / lin["time_s"].sum())})
     return pd.DataFrame(rows)
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
           f"Model {args.model}, prompt {PROMPT}. Run time {time.perf_counter() - start:.0f} s.", "",
           "## Per-op roofline on mixpe-w4a8 (layer 0, one decode step)", "",
           markdown_table(ops[["phase", "name", "m", "n", "k", "intensity_macs_per_byte", "achieved_macs_per_s",
-                              "bound"]]), "",
+                              "roofline_bound"]]), "",
           "## Where each design's decode turns compute-bound", "", markdown_table(table), "",
           "## Decode step by batch", "",
           markdown_table(sweep[["design", "batch", "step_time_s", "tokens_per_s", "memory_bound_share"]]), ""]

@@ -168,7 +168,7 @@ def kernel_times(design: AcceleratorConfig, points: Sequence[Measurement],
         r = simulate_gemm(p.m, p.n, p.k, device)
         wall = time.perf_counter() - start
         rows.append({"m": p.m, "n": p.n, "k": p.k, "measured_ms": p.measured_ms,
-                     "kernel_ms": r.time_s * 1e3, "roofline_ms": r.roofline_time_s * 1e3, "bound": r.bound,
+                     "kernel_ms": r.time_s * 1e3, "roofline_ms": r.roofline_time_s * 1e3, "roofline_bound": r.roofline_bound,
                      "dram_busy_fraction": (r.dram_read_bytes + r.dram_write_bytes) / sustained / r.time_s,
                      "tile_steps": len(r.steps), "wall_s": wall})
         if progress is not None:
@@ -288,7 +288,7 @@ def decode_curve(design: AcceleratorConfig, shapes: Sequence[tuple[int, int]] = 
                          "compute_roofline_us": r.compute_time_s * 1e6,
                          "roofline_us": r.roofline_time_s * 1e6,
                          "hbm_fraction": (reads + writes) / r.time_s / peak_bw,
-                         "bound": r.bound, "estimate_us": t.estimated_time_s * 1e6,
+                         "roofline_bound": r.roofline_bound, "estimate_us": t.estimated_time_s * 1e6,
                          "tiling": f"{t.tm}x{t.tn}x{t.tk}",
                          "tiles": sum(1 for steps in r.plan.steps if steps),
                          "steps_per_tile": max(len(steps) for steps in r.plan.steps)})
@@ -309,7 +309,7 @@ def decode_summary(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (n, k), part in df.groupby(["n", "k"], sort=False):
         part = part.sort_values("m")
-        memory_bound = part[part.bound == "memory"]
+        memory_bound = part[part.roofline_bound == "memory"]
         within = (part["vs_m1"] <= FLAT_TOLERANCE).to_numpy()
         flat_up_to = int(part["m"].iloc[int(np.argmin(within)) - 1]) if not within.all() else int(part["m"].max())
         rows.append({"gemm": part["gemm"].iloc[0], "n": n, "k": k, "m1_us": part["kernel_us"].iloc[0],
@@ -394,7 +394,7 @@ def sensitivity(design: AcceleratorConfig,
 def validation_markdown(df: pd.DataFrame, design: AcceleratorConfig, wall_s: float) -> str:
     """The validation report: table, error summary, parameters and the LLMCompass reference figures."""
     s = error_summary(df)
-    cols = ["m", "n", "k", "measured_ms", "simulated_ms", "kernel_ms", "error_pct", "bound"]
+    cols = ["m", "n", "k", "measured_ms", "simulated_ms", "kernel_ms", "error_pct", "roofline_bound"]
     return "\n".join([
         f"# {design.name}: simulated vs measured A100 GEMM times", "",
         f"Measured: {MEASUREMENT_SOURCE}.", "",

@@ -7,7 +7,7 @@ Main entry points: :func:`simulate` (a model's prefill and decode),
 
 from .designs import design_names, list_designs, load_design
 from .errors import ConfigError, MappingError, MixpeError, TraceError
-from .mapping.gemm import GemmSpec
+from .workload.gemm_spec import GemmSpec
 from .sim.gemm import GemmResult, simulate_gemm as _simulate_gemm_spec
 from .workload.quant import QuantScheme
 

@@ -12,13 +12,14 @@ import typing
 
 from .config_base import ConfigBase
 from .hw import config as hw
+from .workload import paper
 from .workload.quant import QuantScheme
 
 #: Config classes in the order a design file nests them.
 CLASSES: tuple[type[ConfigBase], ...] = (
     hw.AcceleratorConfig, hw.TileConfig, hw.PeArrayConfig, hw.PeConfig, hw.SramConfig, hw.DequantConfig,
-    hw.VectorUnitConfig, hw.DramConfig, hw.RowBufferConfig, hw.NocConfig, QuantScheme, hw.PaperProfile,
-    hw.PaperOverride,
+    hw.VectorUnitConfig, hw.DramConfig, hw.RowBufferConfig, hw.NocConfig, QuantScheme, paper.PaperProfile,
+    paper.PaperOverride,
 )
 
 

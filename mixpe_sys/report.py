@@ -9,17 +9,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-SUM_COLUMNS = ["time_s", "cycles", "compute_cycles", "stall_cycles", "dequant_cycles", "macs", "dram_read_bytes",
-               "dram_write_bytes", "sram_read_bytes", "sram_write_bytes", "memory_time_s", "compute_time_s"]
-ENERGY_COLUMNS = ["energy_j", "static_energy_j", "dram_energy_j", "buffer_energy_j", "core_energy_j"]
+SUM_COLUMNS = ["time_s", "device_time_s", "cycles", "compute_cycles", "stall_cycles", "dequant_cycles", "macs",
+               "dram_read_bytes", "dram_write_bytes", "sram_read_bytes", "sram_write_bytes", "memory_time_s",
+               "compute_time_s", "energy_j", "static_energy_j", "dram_energy_j", "buffer_energy_j", "core_energy_j"]
 
 
 def _sum_columns(ops: pd.DataFrame) -> list[str]:
-    return SUM_COLUMNS + [c for c in ENERGY_COLUMNS if c in ops.columns]
+    return [c for c in SUM_COLUMNS if c in ops.columns]
 
 
 def _memory_bound_time(ops: pd.DataFrame) -> pd.Series:
-    return ops["time_s"].where(ops["bound"] == "memory", 0.0)
+    return ops["time_s"].where(ops["roofline_bound"] == "memory", 0.0)
+
+
+def _bottleneck(g) -> pd.DataFrame:
+    """Per group: the unit that limited most of the group's time, and the share of time it limited."""
+    return g.apply(lambda df: _dominant(df), include_groups=False)
+
+
+def _dominant(df: pd.DataFrame) -> pd.Series:
+    by_unit = df.groupby("bottleneck", sort=False)["time_s"].sum()
+    total = by_unit.sum()
+    unit = by_unit.idxmax() if len(by_unit) else "none"
+    return pd.Series({"bottleneck": unit, "bottleneck_time_share": by_unit.max() / total if total > 0 else 0.0})
 
 
 def layers_report(ops: pd.DataFrame) -> pd.DataFrame:
@@ -31,6 +43,7 @@ def layers_report(ops: pd.DataFrame) -> pd.DataFrame:
     out["end_s"] = g["end_s"].max()
     out["ops"] = g.size()
     out["memory_bound_share"] = out["memory_bound_time_s"] / out["time_s"].where(out["time_s"] > 0)
+    out = out.join(_bottleneck(g))
     return out.reset_index()
 
 
@@ -42,6 +55,7 @@ def phases_report(ops: pd.DataFrame) -> pd.DataFrame:
     out["ops"] = g.size()
     out["steps"] = g["step"].nunique()
     out["memory_bound_share"] = out["memory_bound_time_s"] / out["time_s"].where(out["time_s"] > 0)
+    out = out.join(_bottleneck(g))
     return out.reset_index()
 
 
@@ -61,7 +75,8 @@ def chrome_trace(ops: pd.DataFrame, *, process_name: str = "accelerator") -> dic
                        "tid": 0 if row.kind in array_kinds else 1,
                        "ts": row.start_s * 1e6, "dur": row.time_s * 1e6,
                        "args": {"phase": row.phase, "layer": int(row.layer), "step": int(row.step),
-                                "bound": row.bound, "utilization": float(row.utilization),
+                                "roofline_bound": row.roofline_bound, "bottleneck": row.bottleneck,
+                                "utilization": float(row.utilization),
                                 "dram_bytes": int(row.dram_read_bytes + row.dram_write_bytes)}})
     return {"traceEvents": events, "displayTimeUnit": "ns"}
 

@@ -15,7 +15,7 @@ from mixpe_sys.cli import main
 
 JSON_KEYS = {"time_s", "core_cycles", "macs", "compute_cycles", "stall_cycles", "dram_read_bytes",
              "dram_write_bytes", "sram_read_bytes", "sram_write_bytes", "memory_time_s", "compute_time_s",
-             "roofline_time_s", "bound"}
+             "bottleneck", "bottleneck_utilization", "roofline_time_s", "roofline_bound", "units"}
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -34,7 +34,7 @@ def test_gemm_json_has_every_figure(capsys):
     figures = json.loads(out)
     assert JSON_KEYS <= set(figures)
     assert figures["macs"] == 4 * 256 * 512
-    assert figures["bound"] in ("memory", "compute")
+    assert figures["roofline_bound"] in ("memory", "compute")
     assert figures["roofline_time_s"] == max(figures["memory_time_s"], figures["compute_time_s"])
     assert figures["time_s"] >= figures["roofline_time_s"]
     # mixpe-w4a8 runs at 1 GHz: one core cycle per ns

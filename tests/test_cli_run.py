@@ -66,7 +66,7 @@ def test_run_out_dir_reports(run_dir):
     assert ops["time_s"].sum() == pytest.approx(fig["total_time_s"], rel=1e-9)
     assert phases["time_s"].sum() == pytest.approx(fig["total_time_s"], rel=1e-9)
     assert int(ops["dram_read_bytes"].sum()) == fig["dram_read_bytes"]
-    assert set(ops["bound"]) <= {"memory", "compute"}
+    assert set(ops["roofline_bound"]) <= {"memory", "compute"}
 
     timeline = json.loads((out / "timeline.json").read_text())
     events = timeline["traceEvents"]

@@ -11,6 +11,7 @@ from mixpe_sys.area import area_breakdown, area_mm2, pe_area_um2
 from mixpe_sys.designs import design_summary
 from mixpe_sys.hw.config import Dataflow, DequantPlacement, PeKind
 from mixpe_sys.hw.pe import pe_model, registered_pe_kinds
+from mixpe_sys.hw.tile_step import plan_timer
 from mixpe_sys.mapping.gemm import GemmSpec, GemmTiling, LoopOrder, plan_gemm
 from mixpe_sys.sim.gemm import simulate_gemm
 
@@ -28,38 +29,40 @@ def _spec(design, weight_bits=None, activation_bits=None, group=True):
 
 
 def _one_step(design, spec):
+    """The plan of a one-step output-stationary tiling and the hardware's cost of that step."""
     tiling = GemmTiling(tm=M, tn=N, tk=K, order=LoopOrder.M_OUTER, dataflow=Dataflow.OUTPUT_STATIONARY,
                         estimated_time_s=0.0)
     plan = plan_gemm(spec, design, tiling)
     steps = [s for _, s in plan.iter_steps()]
     assert len(steps) == 1
-    return plan, steps[0]
+    return plan, plan_timer(plan, design).step(steps[0])
 
 
-def fill(rows, cols, depth):
-    return rows + cols - 2 + depth
+def fold(rows, cols, depth, stream):
+    """One output-stationary fold: SCALE-Sim's R + C + K - 2 for a one-cycle MAC, plus depth - 1."""
+    return rows + cols + stream - 2 + depth - 1
 
 
 # design -> hand-computed array cycles of [64 x 256] x [256 x 64] at the design's own precision
 HAND_ARRAY_CYCLES = {
-    # one MAC per PE per cycle: one 64x64 block, K = 256 cycles, plus fill/drain
-    "mixpe-w4a8": 256 + fill(64, 64, 2),
-    "int8": 256 + fill(64, 64, 2),
-    "fp16": 256 + fill(64, 64, 4),
-    "trtllm-w4a16": 256 + fill(64, 64, 4),
-    "qserve-w4a8": 256 + fill(64, 64, 2),
+    # one MAC per PE per cycle: one 64x64 fold streaming K = 256
+    "mixpe-w4a8": fold(64, 64, 2, 256),
+    "int8": fold(64, 64, 2, 256),
+    "fp16": fold(64, 64, 4, 256),
+    "trtllm-w4a16": fold(64, 64, 4, 256),
+    "qserve-w4a8": fold(64, 64, 2, 256),
     # 16 BitBricks / (ceil(4/2) * ceil(8/2)) = 2 MACs per cycle: K/2
-    "bitfusion": 256 // 2 + fill(64, 64, 3),
+    "bitfusion": fold(64, 64, 3, 256 // 2),
     # 4-bit PE, 8-bit activations in two passes: 2 cycles per MAC
-    "ant": 2 * 256 + fill(64, 64, 2),
-    "mixpe-w4a16": ceil(64 / 64) * ceil(64 / 32) * 256 + fill(64, 32, 4),
-    # iso-area arrays
-    "int8-iso": ceil(64 / 48) * ceil(64 / 72) * 256 + fill(48, 72, 2),
-    "fp16-iso": ceil(64 / 16) * ceil(64 / 24) * 256 + fill(16, 24, 4),
-    "trtllm-w4a16-iso": ceil(64 / 16) * ceil(64 / 20) * 256 + fill(16, 20, 4),
-    "qserve-w4a8-iso": ceil(64 / 56) * ceil(64 / 60) * 256 + fill(56, 60, 2),
-    "bitfusion-iso": ceil(64 / 44) * 1 * (256 // 2) + fill(44, 64, 3),
-    "ant-iso": ceil(64 / 52) * ceil(64 / 104) * (2 * 256) + fill(52, 104, 2),
+    "ant": fold(64, 64, 2, 2 * 256),
+    "mixpe-w4a16": ceil(64 / 64) * ceil(64 / 32) * fold(64, 32, 4, 256),
+    # iso-area arrays: ceil(M / R) x ceil(N / C) folds
+    "int8-iso": ceil(64 / 48) * ceil(64 / 72) * fold(48, 72, 2, 256),
+    "fp16-iso": ceil(64 / 16) * ceil(64 / 24) * fold(16, 24, 4, 256),
+    "trtllm-w4a16-iso": ceil(64 / 16) * ceil(64 / 20) * fold(16, 20, 4, 256),
+    "qserve-w4a8-iso": ceil(64 / 56) * ceil(64 / 60) * fold(56, 60, 2, 256),
+    "bitfusion-iso": ceil(64 / 44) * 1 * fold(44, 64, 3, 256 // 2),
+    "ant-iso": ceil(64 / 52) * ceil(64 / 104) * fold(52, 104, 2, 2 * 256),
     # the authors' rule: activation factor x rows, weight factor x columns, no fill/drain
     "paper-mixpe-w4a8": ceil(64 / (64 * 2)) * ceil(64 / (64 * 2)) * 256,  # their 4x4-bit GEMMs on (8,4)
     "paper-ant": ceil(64 / (32 * 2)) * ceil(64 / (32 * 2)) * 256,  # 4x4 bits
@@ -121,12 +124,12 @@ def test_in_loop_conversion_tile_step_by_hand():
     converted = K * N * ceil(M / 64)  # every weight, once per row block
     busy = ceil(converted / 128)
     assert (step.dequant_elements, step.convert_cycles) == (converted, busy + 4) == (16384, 132)
-    array = 256 + fill(64, 64, 4)
-    assert step.compute_cycles == max(array, busy) + 4 == 390  # the pipeline depth delays the array
+    array = fold(64, 64, 4, 256)
+    assert step.compute_cycles == max(array, busy) + 4 == 389  # the converter's depth delays the array
     assert step.convert_stall_cycles == 4 and step.dequant_cycles == 0  # nothing left for after the GEMM
     r = simulate_gemm(spec, design, plan)
     assert r.dequant_cycles == 132  # the op shows its converter's busy cycles
-    assert r.compute_cycles == 390
+    assert r.compute_cycles == 389
 
 
 def test_qserve_conversion_tile_step_by_hand():
@@ -134,7 +137,7 @@ def test_qserve_conversion_tile_step_by_hand():
     spec = _spec(design)
     _, step = _one_step(design, spec)
     assert step.convert_cycles == ceil(256 * 64 / 128) + 2 == 130
-    assert step.compute_cycles == 256 + fill(64, 64, 2) + 2
+    assert step.compute_cycles == fold(64, 64, 2, 256) + 2 == 385
     # QServe's 8-bit group scales and 4-bit zeros travel with the weights
     assert spec.weight_bytes(K, N) == 256 * 64 // 2 + 2 * 64 * (8 + 4) // 8
 
@@ -147,7 +150,7 @@ def test_mixpe_post_gemm_dequant_tile_step_by_hand():
     elems = M * N * groups + M * groups  # scaled partial sums + the activation group sums
     assert step.dequant_elements == elems == 8320
     assert step.dequant_cycles == ceil(elems / 64) + 4 == 134
-    assert step.convert_cycles == 0 and step.compute_cycles == 256 + fill(64, 64, 2)
+    assert step.convert_cycles == 0 and step.compute_cycles == fold(64, 64, 2, 256) == 383
     r = simulate_gemm(spec, design, plan)
     assert r.dequant_cycles == 134
 

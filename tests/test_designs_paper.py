@@ -8,9 +8,9 @@ from math import ceil
 import pytest
 
 from mixpe_sys import load_design, simulate, simulate_gemm
-from mixpe_sys.hw.config import Dataflow, PeConfig, PeKind
+from mixpe_sys.hw.config import Dataflow, PeArrayConfig, PeConfig, PeKind
 from mixpe_sys.hw.pe import pe_model
-from mixpe_sys.mapping.dataflow import array_cycles
+from mixpe_sys.hw.array import tile_work
 
 # results/mixpe_res.csv of github.com/yuzhang712/mixpe_simulator (last table: OPT-6.7B and Llama-2-13B),
 # normalised to FP16.
@@ -42,12 +42,16 @@ def test_default_factors_pack_the_rate_along_k():
 
 def test_array_cycles_with_factors_and_no_fill():
     # their get_compute_cycles_output_stationary: ceil(b / (N pf_a)) * ceil(oc / (M pf_w)) * ic
-    c = array_cycles(64, 16384, 4096, 64, 64, Fraction(4), 1, Dataflow.OUTPUT_STATIONARY,
-                     factors=(2, 2, Fraction(1)), fill_drain=False)
+    def arr(fill_drain):
+        return PeArrayConfig(pe=PeConfig(kind=PeKind.PAPER_RULE, pipeline_depth_cycles=1), rows=64, cols=64,
+                             fill_drain=fill_drain)
+
+    c = tile_work(64, 16384, 4096, arr(False), Dataflow.OUTPUT_STATIONARY, Fraction(4),
+                  (2, 2, Fraction(1))).cycles
     assert c == ceil(64 / 128) * ceil(16384 / 128) * 4096 == 524288
-    # the default layout packs the 4 MACs/cycle along K and pays one fill/drain
-    assert array_cycles(64, 16384, 4096, 64, 64, Fraction(4), 1, Dataflow.OUTPUT_STATIONARY) \
-        == 256 * 1024 + (64 + 64 - 2 + 1)
+    # the default layout packs the 4 MACs/cycle along K: 1 x 256 folds of R + C + 4096 / 4 - 2
+    assert tile_work(64, 16384, 4096, arr(True), Dataflow.OUTPUT_STATIONARY, Fraction(4)).cycles \
+        == 256 * (64 + 64 + 1024 - 2)
 
 
 def test_paper_presets_have_no_fill_drain_and_their_arrays():
@@ -95,10 +99,10 @@ def test_paper_ant_and_bitfusion_layer_overrides():
     from mixpe_sys.workload.transformer import paper_workload
 
     opt = load_model("opt-6.7b")  # 32 layers
-    ant = [op for op in paper_workload(opt, load_design("paper-ant")) if op.kind.value == "linear"]
+    ant = [op for op in paper_workload(opt, load_design("paper-ant").paper_profile) if op.kind.value == "linear"]
     eight = sorted({op.layer for op in ant if op.weight_bits == 8})
     assert eight == [4, 9, 14, 19, 24, 29] and len(eight) == 32 // 5  # n_layers/5 blocks fully 8-bit
     assert all(op.activation_bits == op.weight_bits for op in ant)
-    bf = [op for op in paper_workload(opt, load_design("paper-bitfusion")) if op.kind.value == "linear"]
+    bf = [op for op in paper_workload(opt, load_design("paper-bitfusion").paper_profile) if op.kind.value == "linear"]
     four = [(op.layer, op.name) for op in bf if op.weight_bits == 4]
     assert four == [(layer, "o_proj") for layer in range(1, 32, 2)]  # n_layers/2 blocks, out-projection only

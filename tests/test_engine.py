@@ -64,14 +64,14 @@ def test_decode_is_memory_bound(decode_run, design):
     # steps 1..G-1, each 32 layers x 13 ops + final norm + LM head
     assert sorted(dec["step"].unique()) == [1, 2, 3]
     assert len(dec) == 3 * (32 * 13 + 2)
-    mem_time = dec.loc[dec["bound"] == "memory", "time_s"].sum()
+    mem_time = dec.loc[dec["roofline_bound"] == "memory", "time_s"].sum()
     share = mem_time / dec["time_s"].sum()
     assert share > 0.9
     assert decode_run.memory_bound_share("decode") == pytest.approx(share, rel=1e-12)
 
     linear = dec[dec["kind"] == "linear"]
     assert len(linear) == 3 * (32 * 4 + 1)
-    assert (linear["bound"] == "memory").all(), linear[linear["bound"] != "memory"]
+    assert (linear["roofline_bound"] == "memory").all(), linear[linear["roofline_bound"] != "memory"]
     # and by hand: one token's weight stream over HBM2E takes longer than its MACs at peak
     bw, peak = design.dram.bandwidth_bytes_per_s, _peak_macs_per_s(design)
     for row in linear.drop_duplicates("name").itertuples():
@@ -84,7 +84,7 @@ def test_prefill_2048_linears_are_compute_bound(prefill_run, design):
     assert set(ops["phase"]) == {"prefill"}
     gemms = ops[ops["name"].isin(LINEAR_GEMMS)]
     assert len(gemms) == 32 * 4
-    assert (gemms["bound"] == "compute").all(), gemms[gemms["bound"] != "compute"]
+    assert (gemms["roofline_bound"] == "compute").all(), gemms[gemms["roofline_bound"] != "compute"]
     peak = _peak_macs_per_s(design)
     h, q, f = 4096, 4096, 11008
     shapes = {"qkv": (h, 3 * q), "o_proj": (q, h), "ffn_up": (h, 2 * f), "ffn_down": (f, h)}

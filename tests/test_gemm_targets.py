@@ -23,7 +23,7 @@ def test_decode_gemv_is_memory_bound_near_roofline(design):
     compute_time_s = 4096 * 4096 / (8 * 64 * 64 * 1e9)
     assert r.memory_time_s == pytest.approx(memory_time_s, rel=1e-12)
     assert r.compute_time_s == pytest.approx(compute_time_s, rel=1e-12)
-    assert r.bound == "memory"
+    assert r.roofline_bound == "memory"
     assert r.roofline_time_s == r.memory_time_s
     assert r.roofline_time_s <= r.time_s <= 1.15 * r.roofline_time_s
 
@@ -35,5 +35,5 @@ def test_prefill_gemm_is_compute_bound_near_roofline(design):
     assert compute_time_s == 1.048576e-3
     assert r.compute_time_s == pytest.approx(compute_time_s, rel=1e-12)
     assert r.memory_time_s < r.compute_time_s / 10
-    assert r.bound == "compute"
+    assert r.roofline_bound == "compute"
     assert r.roofline_time_s <= r.time_s <= 1.15 * r.roofline_time_s

@@ -123,7 +123,7 @@ def test_decode_gemv_reaches_a_realistic_fraction_of_hbm_bandwidth():
     fraction = (reads + writes) / r.device_time_s / d.dram.bandwidth_bytes_per_s
     # measured GEMV kernels reach 70-80 % of peak; the simulated one cannot beat the sustained fraction
     assert 0.7 <= fraction <= d.dram.bandwidth_efficiency
-    assert r.bound == "memory"
+    assert r.roofline_bound == "memory"
 
 
 def test_decode_curve_columns(subset_run):
@@ -144,7 +144,7 @@ def test_decode_markdown_and_summary(subset_run):
     summary = vg.decode_summary(dec)
     row = summary.iloc[0]
     assert (row.n, row.k, row.m1_us) == (4096, 4096, dec.kernel_us.iloc[0])
-    assert row.last_memory_bound_m == dec[dec.bound == "memory"].m.max()
+    assert row.last_memory_bound_m == dec[dec.roofline_bound == "memory"].m.max()
     # flat_up_to_m: the largest M before the first point that exceeds the tolerance
     over = dec[dec.vs_m1 > vg.FLAT_TOLERANCE]
     assert row.flat_up_to_m == (dec.m.max() if over.empty else dec[dec.m < over.m.min()].m.max())

@@ -16,7 +16,7 @@ from mixpe_sys.hw.config import (AcceleratorConfig, Dataflow, DequantConfig, Deq
 from mixpe_sys.hw.dram import Dram, channel_bytes
 from mixpe_sys.hw.noc import Interconnect, build_topology
 from mixpe_sys.hw.pe import pe_model
-from mixpe_sys.mapping.dataflow import array_cycles
+from mixpe_sys.hw.array import tile_work
 from mixpe_sys.mapping.gemm import GemmSpec, GemmTiling, LoopOrder, plan_gemm
 from mixpe_sys.metrics.recorder import Recorder
 from mixpe_sys.sim.gemm import simulate_gemm
@@ -268,28 +268,56 @@ def test_row_buffer_off_costs_no_activation():
 # ---------------------------------------------------------------- (e) compute: dataflows and PE rates
 
 
+def _array(rows=32, cols=16, depth=2, fill_drain=True):
+    return PeArrayConfig(pe=PeConfig(kind=PeKind.MIXPE_W4A8, pipeline_depth_cycles=depth), rows=rows, cols=cols,
+                         fill_drain=fill_drain)
+
+
+OS, WS, IS, STREAM = (Dataflow.OUTPUT_STATIONARY, Dataflow.WEIGHT_STATIONARY, Dataflow.INPUT_STATIONARY,
+                      Dataflow.WEIGHT_STREAMING)
+
+
 @pytest.mark.parametrize("m, n, k, rate, dataflow, expected", [
-    # output-stationary: ceil(m/R) * ceil(n/C) blocks of ceil(k / rate) cycles, + fill R + C - 2 + depth
-    (100, 70, 300, Fraction(1), Dataflow.OUTPUT_STATIONARY, 4 * 5 * 300 + (32 + 16 - 2 + 2)),
-    (100, 70, 300, Fraction(2), Dataflow.OUTPUT_STATIONARY, 4 * 5 * 150 + 48),
-    (100, 70, 300, Fraction(1, 4), Dataflow.OUTPUT_STATIONARY, 4 * 5 * 1200 + 48),
-    (32, 16, 32, Fraction(1), Dataflow.OUTPUT_STATIONARY, 1 * 1 * 32 + 48),
-    # weight-stationary: ceil(k / (R * kpp)) * ceil(n/C) blocks of max(m * cpp, R) cycles
-    (100, 70, 300, Fraction(1), Dataflow.WEIGHT_STATIONARY, 10 * 5 * 100 + 48),
-    (8, 70, 300, Fraction(1), Dataflow.WEIGHT_STATIONARY, 10 * 5 * 32 + 48),  # weight reload R = 32 dominates
-    (10, 70, 300, Fraction(1, 4), Dataflow.WEIGHT_STATIONARY, 10 * 5 * 40 + 48),  # cpp = 4: 10 * 4 = 40
-    (100, 70, 300, Fraction(2), Dataflow.WEIGHT_STATIONARY, 5 * 5 * 100 + 48),  # kpp = 2: ceil(300 / 64) = 5
-    # weight-streaming: blocks of m * cpp cycles, no reload bound
-    (1, 70, 300, Fraction(1), Dataflow.WEIGHT_STREAMING, 10 * 5 * 1 + 48),
-    (1, 70, 300, Fraction(1, 4), Dataflow.WEIGHT_STREAMING, 10 * 5 * 4 + 48),
-    (3, 16, 64, Fraction(1), Dataflow.WEIGHT_STREAMING, 2 * 1 * 3 + 48),
+    # R = 32, C = 16, PE depth 2 (one cycle beyond SCALE-Sim's one-cycle MAC) on every fold.
+    # output-stationary: ceil(m/R) ceil(n/C) folds of R + C + ceil(k/rate) - 2 (+1)
+    (100, 70, 300, Fraction(1), OS, 4 * 5 * (32 + 16 + 300 - 2 + 1)),
+    (100, 70, 300, Fraction(2), OS, 4 * 5 * (32 + 16 + 150 - 2 + 1)),
+    (100, 70, 300, Fraction(1, 4), OS, 4 * 5 * (32 + 16 + 1200 - 2 + 1)),
+    (32, 16, 32, Fraction(1), OS, 1 * 1 * (32 + 16 + 32 - 2 + 1)),
+    (1, 16, 8, Fraction(1), OS, 1 * 1 * (32 + 16 + 8 - 2 + 1)),  # M = 1, K < R
+    # weight-stationary: ceil(k/(R kpp)) ceil(n/C) folds of 2R + C + m cpp - 2 (+1)
+    (100, 70, 300, Fraction(1), WS, 10 * 5 * (64 + 16 + 100 - 2 + 1)),
+    (8, 70, 300, Fraction(1), WS, 10 * 5 * (64 + 16 + 8 - 2 + 1)),
+    (10, 70, 300, Fraction(1, 4), WS, 10 * 5 * (64 + 16 + 40 - 2 + 1)),  # cpp = 4: 10 x 4 = 40
+    (100, 70, 300, Fraction(2), WS, 5 * 5 * (64 + 16 + 100 - 2 + 1)),  # kpp = 2: ceil(300 / 64) = 5
+    (1, 16, 8, Fraction(1), WS, 1 * 1 * (64 + 16 + 1 - 2 + 1)),  # K < R: one fold, the preload dominates
+    # input-stationary: ceil(k/(R kpp)) ceil(m/C) folds of 2R + C + n cpp - 2 (+1)
+    (100, 70, 300, Fraction(1), IS, 10 * 7 * (64 + 16 + 70 - 2 + 1)),
+    (1, 70, 300, Fraction(1), IS, 10 * 1 * (64 + 16 + 70 - 2 + 1)),
+    # weight streaming: folds of m cpp cycles back to back, one fill and drain R + C - 2 (+1)
+    (1, 70, 300, Fraction(1), STREAM, 10 * 5 * 1 + (32 + 16 - 2 + 1)),
+    (1, 70, 300, Fraction(1, 4), STREAM, 10 * 5 * 4 + 47),
+    (3, 16, 64, Fraction(1), STREAM, 2 * 1 * 3 + 47),
 ])
-def test_array_cycles_hand_formula(m, n, k, rate, dataflow, expected):
-    assert array_cycles(m, n, k, rows=32, cols=16, rate=rate, pipeline_depth_cycles=2, dataflow=dataflow) == expected
+def test_array_cycles_per_fold_hand_formula(m, n, k, rate, dataflow, expected):
+    assert tile_work(m, n, k, _array(), dataflow, rate).cycles == expected
+
+
+@pytest.mark.parametrize("dataflow, expected", [(OS, 4 + 4 + 4 - 2), (WS, 2 * 4 + 4 + 4 - 2),
+                                                (IS, 2 * 4 + 4 + 4 - 2)])
+def test_one_fold_is_scale_sim_closed_form(dataflow, expected):
+    """A 4x4x4 GEMM on a 4x4 array of one-cycle MACs is one fold: SCALE-Sim's OS R + C + K - 2 = 10,
+    WS 2R + C + M - 2 = 14 (IS: the same with N)."""
+    assert tile_work(4, 4, 4, _array(4, 4, depth=1), dataflow, Fraction(1)).cycles == expected
+
+
+def test_no_fill_drain_costs_the_stream_alone():
+    assert tile_work(100, 70, 300, _array(fill_drain=False), OS, Fraction(1)).cycles == 4 * 5 * 300
+    assert tile_work(100, 70, 300, _array(fill_drain=False), WS, Fraction(1)).cycles == 10 * 5 * 100
 
 
 def test_array_cycles_empty_tile():
-    assert array_cycles(0, 16, 16, 32, 16, Fraction(1), 2, Dataflow.OUTPUT_STATIONARY) == 0
+    assert tile_work(0, 16, 16, _array(), OS, Fraction(1)).cycles == 0
 
 
 def rate(kind: PeKind, w: int, a: int, fmt=INT, **pe) -> Fraction:
@@ -367,16 +395,16 @@ def test_single_step_gemm_int8():
     assert len(result.steps) == 1
     a_bytes, w_bytes, out_bytes = 32 * 64, 64 * 32, 32 * 32  # all 8-bit
     load = L_NS + (a_bytes + w_bytes) / B * 1e9  # 100 + 4096 * 0.5 = 2148 ns
-    # one output block of 32x32 on a 32x32 array: k = 64 cycles + fill 32 + 32 - 2 + depth 2 = 128 cycles;
-    # SRAM (2 KiB per operand, 4 KiB of accumulators at 4 KiB/cycle) needs only 1 cycle
-    compute = 128 * CYCLE_NS
+    # one 32x32 output block on a 32x32 array is one fold: R + C + K - 2 = 32 + 32 + 64 - 2, plus 1 for
+    # the 2-cycle PE = 127 cycles; SRAM (2 KiB per operand, 4 KiB of accumulators at 4 KiB/cycle) needs 1
+    compute = 127 * CYCLE_NS
     store = L_NS + out_bytes / B * 1e9  # 100 + 512 = 612 ns
-    assert result.time_s * 1e9 == load + compute + store == 3016.0
-    assert result.core_cycles == 3016 // 2
-    assert result.compute_cycles == 128
+    assert result.cost.time_ns == load + compute + store == 3014.0
+    assert result.core_cycles == 3014 // 2
+    assert result.compute_cycles == 127
     assert (result.dram_read_bytes, result.dram_write_bytes) == (4096, 1024)
     row = result.steps.iloc[0]
-    assert (row.load_end_ns, row.compute_start_ns, row.compute_end_ns, row.done_ns) == (2148, 2148, 2404, 3016)
+    assert (row.load_end_ns, row.compute_start_ns, row.compute_end_ns, row.done_ns) == (2148, 2148, 2402, 3014)
 
 
 def test_single_step_gemm_mixpe_post_gemm_dequant():
@@ -389,12 +417,12 @@ def test_single_step_gemm_mixpe_post_gemm_dequant():
     w_bytes = 128 * 32 * 4 // 8 + 2 * 32 * (16 + 4) // 8  # INT4 weights + 2 groups x 32 cols x (scale + zero)
     assert w_bytes == 2208
     load = L_NS + (a_bytes + w_bytes) / B * 1e9  # 100 + 6304 * 0.5 = 3252 ns
-    compute = (128 + 64) * CYCLE_NS  # k cycles + fill
+    compute = (32 + 32 + 128 - 2 + 1) * CYCLE_NS  # one fold: R + C + K - 2, + 1 for the 2-cycle PE
     # post-GEMM dequant: 32 x 32 outputs x 2 groups + 32 rows x 2 groups of activation sums, 64 per cycle, + 4 deep
     dequant = (-(-(32 * 32 * 2 + 32 * 2) // 64) + 4) * CYCLE_NS
     assert dequant == 37 * CYCLE_NS
     store = L_NS + 32 * 32 / B * 1e9
-    assert result.time_s * 1e9 == load + compute + dequant + store == 4322.0
+    assert result.cost.time_ns == load + compute + dequant + store == 4320.0
     assert result.dequant_cycles == 37
 
 
@@ -405,12 +433,12 @@ def test_two_k_steps_overlap_load_and_compute():
                         estimated_time_s=0.0)
     plan = plan_gemm(spec, design, tiling)
     result = simulate_gemm(spec, design, plan)
-    # step 0 loads 2 x 2048 B: the channel is busy 0..2048 ns, data in at 2148; computes 2148..2404.
-    # step 1 is prefetched from 2148 (the channel is free since 2048): busy 2148..4196, in at 4296;
-    # computes 4296..4552 (128 cycles), then stores 1024 B: 4552 + 100 + 512.
+    # step 0 loads 2 x 2048 B: the channel is busy 0..2048 ns, data in at 2148; computes 2148..2402
+    # (one fold of 32 + 32 + 64 - 2 + 1 = 127 cycles). Step 1 is prefetched from 2148 (the channel is
+    # free since 2048): busy 2148..4196, in at 4296; computes 4296..4550, then stores 1024 B: + 100 + 512.
     s = result.steps
     assert list(s.load_end_ns) == [2148.0, 4296.0]
     assert list(s.compute_start_ns) == [2148.0, 4296.0]
-    assert list(s.compute_end_ns) == [2404.0, 4552.0]
-    assert result.time_s * 1e9 == 4552.0 + L_NS + 512.0
-    assert result.compute_cycles == 256
+    assert list(s.compute_end_ns) == [2402.0, 4550.0]
+    assert result.cost.time_ns == 4550.0 + L_NS + 512.0
+    assert result.compute_cycles == 254

@@ -38,7 +38,7 @@ def cmd_gemm(args) -> int:
         ("time", f"{result.time_s * 1e6:.3f} us ({result.core_cycles} cycles)"
                  + (f"; device {result.device_time_s * 1e6:.3f} us + overhead" if result.device_time_s != result.time_s
                     else "")),
-        ("roofline", f"{result.roofline_time_s * 1e6:.3f} us ({result.bound}-bound; "
+        ("roofline", f"{result.roofline_time_s * 1e6:.3f} us ({result.roofline_bound}-bound; "
                      f"memory {result.memory_time_s * 1e6:.3f} us, compute {result.compute_time_s * 1e6:.3f} us)"),
         ("of roofline", f"{result.roofline_time_s / result.time_s:.1%}"),
         ("MACs", result.macs),

@@ -1,1 +1,3 @@
-"""Hardware model: SimPy components and their configs."""
+"""Hardware model: SimPy components, their configs and their timing rules."""
+
+from . import pe  # noqa: F401  (registers the built-in PE types)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import simpy
 
-from ..mapping.gemm import GemmPlan
+from .plan import GemmPlan
 from ..metrics.recorder import Recorder
 from .config import AcceleratorConfig
 from .dma import Dma
@@ -12,6 +12,7 @@ from .dram import Dram
 from .noc import Interconnect
 from .sram import SramBuffer
 from .tile import ComputeTile
+from .tile_step import plan_timer
 
 
 class Accelerator:
@@ -33,7 +34,7 @@ class Accelerator:
         self.recorder = recorder
         cycle_ns = config.cycle_ns
         self.dram = Dram(env, config.dram, recorder)
-        self.global_buffer = (SramBuffer(env, config.global_buffer, recorder, "gbuf", cycle_ns)
+        self.global_buffer = (SramBuffer(env, config.global_buffer, recorder, "global_buffer", cycle_ns)
                               if config.global_buffer is not None else None)
         self.noc = None
         if config.noc is not None:
@@ -52,13 +53,7 @@ class Accelerator:
     def start_gemm(self, op_id: int, plan: GemmPlan) -> simpy.Event:
         """Start every tile on its share of ``plan``; return an event fired when all finish."""
         share = self.shared_activations and plan.share_activations
-        events = [tile.run_gemm(op_id, steps, share)
+        timer = plan_timer(plan, self.config)
+        events = [tile.run_gemm(op_id, plan, steps, timer, share)
                   for tile, steps in zip(self.tiles, plan.steps) if steps]
         return simpy.AllOf(self.env, events)
-
-    def sram_buffers(self) -> list[SramBuffer]:
-        """Every SRAM buffer (global buffer first)."""
-        out = [self.global_buffer] if self.global_buffer is not None else []
-        for t in self.tiles:
-            out += [t.weight_buffer, t.activation_buffer, t.output_buffer]
-        return out

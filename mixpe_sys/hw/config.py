@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from ..config_base import ConfigBase, param
 from ..errors import ConfigError
+from .pe_registry import BUILTIN_PE_KINDS, PeKind, unknown_pe_kind  # noqa: F401  (PeKind re-exported)
+from ..workload.paper import PaperProfile
 from ..workload.quant import QuantScheme
 
 
@@ -19,30 +21,9 @@ class Dataflow(str, enum.Enum):
     """How a GEMM tile is laid onto the PE array."""
 
     OUTPUT_STATIONARY = "output_stationary"  # each PE accumulates one output over K
-    WEIGHT_STATIONARY = "weight_stationary"  # each PE holds a weight; preload R cycles per block
+    WEIGHT_STATIONARY = "weight_stationary"  # each PE holds a weight; preload R cycles per fold
+    INPUT_STATIONARY = "input_stationary"  # each PE holds an activation; preload R cycles per fold
     WEIGHT_STREAMING = "weight_streaming"  # a new weight block every cycle over a wide port (GEMV)
-
-
-class PeKind:
-    """Names of the built-in processing-element types (plain strings).
-
-    ``PeConfig.kind`` is any name in the PE registry (``mixpe_sys.hw.pe``):
-    these, or the kind of a user's :class:`~mixpe_sys.hw.pe.PeModel` subclass.
-    """
-
-    MIXPE_W4A8 = "mixpe_w4a8"
-    MIXPE_W4A16 = "mixpe_w4a16"
-    INT8_MAC = "int8_mac"
-    FP16_MAC = "fp16_mac"
-    PAPER_RULE = "paper_rule"
-    DEQUANT_W4A16 = "dequant_w4a16"  # TensorRT-LLM style: FP16 MAC behind an in-loop INT4 -> FP16 converter
-    DEQUANT_W4A8 = "dequant_w4a8"  # QServe style: INT8 MAC behind an in-loop INT4 -> INT8 converter
-    BITFUSION = "bitfusion"  # BitFusion fusion unit of 2-bit x 2-bit BitBricks
-    ANT = "ant"  # ANT 4-bit PE with a numeric-type decoder
-
-
-#: The built-in PE kind names, in declaration order.
-BUILTIN_PE_KINDS: tuple[str, ...] = tuple(v for k, v in vars(PeKind).items() if k.isupper())
 
 
 class DequantPlacement(str, enum.Enum):
@@ -141,28 +122,17 @@ class PeConfig(ConfigBase):
     initiation_interval_cycles: int = param(1, help="cycles between successive MAC issues", unit="cycles", ge=1)
 
     def validate(self) -> None:
-        reason = _unknown_pe_kind(self.kind)
+        reason = unknown_pe_kind(self.kind)
         if reason:
             raise ConfigError(f"field 'kind': {reason}")
 
     @classmethod
     def _from_mapping(cls, data, path, lm):
         # Check the kind before building, so an error in a file names the kind's own line and full path.
-        reason = _unknown_pe_kind(data.get("kind")) if isinstance(data.get("kind"), str) else None
+        reason = unknown_pe_kind(data.get("kind")) if isinstance(data.get("kind"), str) else None
         if reason:
             raise lm.error(path + ("kind",), reason)
         return super()._from_mapping(data, path, lm)
-
-
-def _unknown_pe_kind(kind: str) -> str | None:
-    """Why ``kind`` is not a registered PE kind, or None if it is."""
-    from .pe import pe_class  # pe.py imports this module: look the registry up at validation time
-
-    try:
-        pe_class(kind)
-    except ConfigError as exc:
-        return exc.reason
-    return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,8 +143,9 @@ class PeArrayConfig(ConfigBase):
     rows: int = param(help="PE rows (the K dimension for weight-stationary/streaming)", ge=1)
     cols: int = param(help="PE columns (the N dimension)", ge=1)
     dataflows: tuple[Dataflow, ...] = param((Dataflow.OUTPUT_STATIONARY,), help="dataflows the mapper may choose from")
-    fill_drain: bool = param(True, help="pay one array fill and drain per tile step (false: the MixPE authors' "
-                             "model, which has none)")
+    fill_drain: bool = param(True, help="pay the array's fill and drain on every fold, as cycle-accurate systolic "
+                             "simulators do (false: folds cost their streaming cycles alone, the MixPE authors' model "
+                             "and pipelined tensor-core MMAs)")
 
     def validate(self) -> None:
         if not self.dataflows:
@@ -218,36 +189,6 @@ class EnergyAccounting(str, enum.Enum):
     SIMULATED = "simulated"  # counted MACs, SRAM and DRAM bytes; per-MAC energies by PE type
     PAPER = "paper"  # the MixPE authors' accounting (ANT stats.py): every PE busy in compute cycles,
     # one SRAM read of each operand per MAC, DRAM static power as the static part
-
-
-class DequantGemmPlacement(str, enum.Enum):
-    """Where the MixPE authors' model puts its dequantization GEMM."""
-
-    BEFORE = "before"  # baselines: [B x K] x [K x N/8] before each linear layer
-    AFTER = "after"  # MixPE: [B x K/8] x [K/8 x N/128] after each linear layer
-
-
-@dataclass(frozen=True, kw_only=True)
-class PaperOverride(ConfigBase):
-    """Layers the authors' model runs at other bit widths (ANT's 8-bit layers, BitFusion's 4-bit ones)."""
-
-    layer_period: int = param(help="every layer_period-th layer ...", ge=1)
-    layer_offset: int = param(0, help="... starting at this layer index", ge=0)
-    ops: tuple[str, ...] = param((), help="op names affected (qkv, o_proj, ffn1, ffn2); empty = all")
-    weight_bits: int = param(help="weight bits of the affected GEMMs", unit="bits", ge=1)
-    activation_bits: int = param(help="activation bits of the affected GEMMs", unit="bits", ge=1)
-
-
-@dataclass(frozen=True, kw_only=True)
-class PaperProfile(ConfigBase):
-    """How the MixPE authors' simulator models this design (``--workload paper``)."""
-
-    weight_bits: int = param(help="weight bits of the linear-layer GEMMs in their model", unit="bits", ge=1)
-    activation_bits: int = param(help="activation bits of the linear-layer GEMMs in their model", unit="bits", ge=1)
-    dequant_gemm: DequantGemmPlacement = param(help="before (baselines) or after (MixPE) each linear layer")
-    dequant_bits: int = param(help="operand bits of the dequantization GEMM (the design's high precision)",
-                              unit="bits", ge=1)
-    overrides: tuple[PaperOverride, ...] = param((), help="layers run at other bit widths")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -53,6 +53,8 @@ class Dram:
         self.config = config
         self.recorder = recorder
         self.channels = [FifoServer(f"dram.ch{c}") for c in range(config.channels)]
+        for ch in self.channels:
+            recorder.add_unit(ch)
         self._ns_per_byte = 1e9 / config.channel_bandwidth_bytes_per_s
         rb = config.row_buffer
         self._open_rows = [[-1] * rb.banks_per_channel for _ in range(config.channels)] if rb else None

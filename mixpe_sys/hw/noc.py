@@ -90,6 +90,8 @@ class Interconnect:
         self._servers = {(u, v): (FifoServer(f"link.{u}->{v}"), d["bandwidth_bytes_per_s"])
                          for u, v, d in self.graph.edges(data=True)}
         self._routes: dict[tuple[str, str], tuple[list, float]] = {}
+        for server, _ in self._servers.values():
+            recorder.add_unit(server)
 
     def route(self, src: str, dst: str) -> tuple[list, float]:
         """([(server, bandwidth bytes/s)] along the shortest path, total latency ns), cached."""

@@ -20,17 +20,15 @@ after which ``kind: my_pe`` is valid in a design (see ``docs/tutorials/add_pe.md
 
 from __future__ import annotations
 
-import re
 from fractions import Fraction
 from math import ceil
 from typing import Any, ClassVar, Mapping
 
 from ..errors import ConfigError, MappingError
 from ..workload.quant import NumberFormat
-from .config import BUILTIN_PE_KINDS, PeConfig, PeKind
+from .config import PeConfig
+from .pe_registry import PE_TYPES, PeKind
 
-_REGISTRY: dict[str, type["PeModel"]] = {}
-_KIND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 #: Class attributes through which a PE type states its own energy and area.
 ENERGY_AREA_ATTRIBUTES = ("mult_pj_per_cycle_45nm", "acc_pj_per_mac_45nm", "area_components_45nm")
 
@@ -112,33 +110,20 @@ class PeModel:
         return MappingError(f"PE type '{self.kind}' cannot multiply {what}")
 
 
-def _same_definition(a: type, b: type) -> bool:
-    """True when ``a`` and ``b`` are one class definition run twice (a module re-imported or reloaded)."""
-    return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
-
-
 def _register(cls: type[PeModel], kind: str) -> None:
-    if not isinstance(kind, str) or not _KIND_NAME.fullmatch(kind):
-        raise ValueError(f"PE kind {kind!r} of {cls.__qualname__}: use letters, digits, '_', '.' or '-'")
     if cls.macs_per_cycle is PeModel.macs_per_cycle:
         raise TypeError(f"PE type {cls.__qualname__} (kind '{kind}') must override macs_per_cycle")
     given = [a for a in ENERGY_AREA_ATTRIBUTES if getattr(cls, a) is not None]
     if given and len(given) < len(ENERGY_AREA_ATTRIBUTES):
         missing = ", ".join(a for a in ENERGY_AREA_ATTRIBUTES if a not in given)
         raise TypeError(f"PE type {cls.__qualname__} (kind '{kind}') sets {', '.join(given)} but not {missing}")
-    old = _REGISTRY.get(kind)
-    if old is not None and old is not cls and not _same_definition(old, cls):
-        raise ValueError(f"PE kind '{kind}' is already registered by {old.__module__}.{old.__qualname__}; "
-                         f"choose another kind name for {cls.__module__}.{cls.__qualname__}")
+    PE_TYPES.add(cls, kind)
     cls.kind = kind
-    _REGISTRY[kind] = cls
 
 
 def unregister_pe_kind(kind: str) -> None:
     """Remove a user PE type from the registry (built-in kinds cannot be removed; unknown kinds are ignored)."""
-    if kind in BUILTIN_PE_KINDS:
-        raise ValueError(f"PE kind '{kind}' is built in and cannot be unregistered")
-    _REGISTRY.pop(kind, None)
+    PE_TYPES.remove(kind)
 
 
 class ShiftAddW4A8(PeModel, kind=PeKind.MIXPE_W4A8):
@@ -327,11 +312,7 @@ def pe_class(kind: str) -> type[PeModel]:
     ConfigError
         If no PE type has that kind (the message lists the registered ones).
     """
-    try:
-        return _REGISTRY[kind]
-    except (KeyError, TypeError):
-        raise ConfigError(f"unknown PE kind {kind!r} (registered: {', '.join(registered_pe_kinds())}; "
-                          "add one by subclassing mixpe_sys.hw.pe.PeModel)") from None
+    return PE_TYPES.get(kind)
 
 
 def pe_model(config: PeConfig) -> PeModel:
@@ -341,5 +322,4 @@ def pe_model(config: PeConfig) -> PeModel:
 
 def registered_pe_kinds() -> list[str]:
     """All PE kinds with a registered model, sorted."""
-    return sorted(_REGISTRY)
-
+    return PE_TYPES.kinds()

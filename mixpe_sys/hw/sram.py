@@ -10,9 +10,23 @@ from .config import SramConfig
 from .fifo import FifoServer
 
 
+def port_cycles(nbytes: int, config: SramConfig) -> int:
+    """Cycles a port of ``config`` needs for ``nbytes``: ``ceil(bytes / (banks x width))``."""
+    return ceil(nbytes / config.bytes_per_cycle) if nbytes > 0 else 0
+
+
+def check_fits(config: SramConfig, nbytes: int, buffer: str, what: str) -> None:
+    """Raise MappingError naming ``buffer``, the tile bytes and the slot bytes if ``nbytes`` overflow a slot."""
+    if nbytes > config.slot_bytes:
+        raise MappingError(f"{what} tile of {nbytes} B does not fit buffer '{buffer}' "
+                           f"(slot {config.slot_bytes} B of {config.capacity_bytes} B"
+                           f"{', double-buffered' if config.double_buffered else ''})")
+
+
 class SramBuffer:
-    """An SRAM buffer whose write port is a FIFO server; reads by the array are
-    charged inside the tile step (see :mod:`mixpe_sys.mapping.gemm`).
+    """An SRAM buffer whose DMA port is a FIFO server; reads by the array go
+    through the array-side port and are charged inside the tile step
+    (:mod:`mixpe_sys.hw.tile_step`).
 
     Parameters
     ----------
@@ -34,20 +48,18 @@ class SramBuffer:
         self.recorder = recorder
         self.name = name
         self.cycle_ns = cycle_ns
-        self.port = FifoServer(name)
-        self._bytes_per_cycle = config.bytes_per_cycle
+        self.port = FifoServer(f"{name}.dma_port")
+        recorder.add_unit(self.port)
         self.read_bytes = 0
         self.write_bytes = 0
 
     def check_fits(self, nbytes: int, what: str) -> None:
         """Raise MappingError if a tile of ``nbytes`` does not fit one slot."""
-        if nbytes > self.config.slot_bytes:
-            raise MappingError(f"{what} tile of {nbytes} B does not fit {self.name} "
-                               f"(slot {self.config.slot_bytes} B of {self.config.capacity_bytes} B)")
+        check_fits(self.config, nbytes, self.name, what)
 
     def write_ns(self, nbytes: int) -> float:
-        """Time to write ``nbytes`` through the port at banks x width bytes/cycle (ns)."""
-        return ceil(nbytes / self._bytes_per_cycle) * self.cycle_ns
+        """Time to move ``nbytes`` through the port at banks x width bytes/cycle (ns)."""
+        return port_cycles(nbytes, self.config) * self.cycle_ns
 
     def reserve_write(self, now_ns: float, nbytes: int) -> float:
         """Book a write of ``nbytes`` arriving at ``now_ns``; return its finish (ns)."""

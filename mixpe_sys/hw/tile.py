@@ -31,11 +31,13 @@ from collections import deque
 
 import simpy
 
-from ..mapping.gemm import TileStep
-from ..metrics.recorder import Recorder, StepRecord
+from ..metrics.recorder import BusyCounter, Recorder
+from ..metrics.records import StepRecord
 from .config import TileConfig
 from .dma import Dma
+from .plan import GemmPlan
 from .sram import SramBuffer
+from .tile_step import StepTimer
 
 
 class ComputeTile:
@@ -65,30 +67,93 @@ class ComputeTile:
         self.cycle_ns = cycle_ns
         self.dma = dma
         name = f"tile{index}"
-        self.weight_buffer = SramBuffer(env, config.weight_buffer, recorder, f"{name}.weight", cycle_ns)
-        self.activation_buffer = SramBuffer(env, config.activation_buffer, recorder, f"{name}.activation", cycle_ns)
-        self.output_buffer = SramBuffer(env, config.output_buffer, recorder, f"{name}.output", cycle_ns)
-        self.busy_cycles = 0
-        self.dequant_busy_cycles = 0
-        self.dequant_stall_ns = 0.0  # total time the array waited on the dequant unit
+        self.weight_buffer = SramBuffer(env, config.weight_buffer, recorder, f"{name}.weight_buffer", cycle_ns)
+        self.activation_buffer = SramBuffer(env, config.activation_buffer, recorder, f"{name}.activation_buffer",
+                                            cycle_ns)
+        self.output_buffer = SramBuffer(env, config.output_buffer, recorder, f"{name}.output_buffer", cycle_ns)
+        # the units only this tile books, and the array-side ports of its buffers
+        self.array = BusyCounter(f"{name}.array")
+        self.vector = BusyCounter(f"{name}.vector")
+        self.dequant = BusyCounter(f"{name}.dequant")
+        self.ports = {b: BusyCounter(f"{name}.{b}_buffer.array_port") for b in ("activation", "weight", "output")}
+        for unit in (self.array, self.vector, self.dequant, *self.ports.values()):
+            recorder.add_unit(unit)
+        self.busy_cycles = 0  # array or vector unit, SRAM-port and conversion waits included
+        self.dequant_busy_cycles = 0  # post-GEMM scaling and in-loop conversion
+        self.dequant_stall_ns = 0.0  # total time the array waited on the dequant unit or converter
+        self.counts = [0] * 6  # array-side SRAM bytes: a read, w read, o read, o write; dequant elements; vector ops
 
-    def run_gemm(self, op_id: int, steps: tuple[TileStep, ...], shared_activations: bool) -> simpy.Process:
-        """Start the pipeline on ``steps``; return the process, which ends when every step is written back."""
-        return self.env.process(_Pipeline(self, op_id, steps, shared_activations).run())
+    def run_gemm(self, op_id: int, plan: GemmPlan, steps, timer: StepTimer, shared_activations: bool) -> simpy.Process:
+        """Start the pipeline on this tile's ``steps`` of ``plan``; return the process, which ends
+        when every step is written back.
+
+        Raises
+        ------
+        MappingError
+            If an operand or output tile does not fit its buffer slot.
+        """
+        costs = [timer.step(s) for s in steps]
+        self._check_fits(plan, steps)
+        self._account(costs)
+        return self.env.process(_Pipeline(self, op_id, steps, costs, shared_activations).run())
+
+    def _check_fits(self, plan: GemmPlan, steps) -> None:
+        """Every tile a step loads fits one slot of its buffer (the global buffer's too)."""
+        a_max = max((s.a_bytes for s in steps), default=0)
+        w_max = max((s.w_bytes for s in steps), default=0)
+        self.activation_buffer.check_fits(a_max, "activation")
+        self.weight_buffer.check_fits(w_max, "weight")
+        if plan.spec is not None:
+            acc = max((s.m * s.n for s in steps), default=0) * self.config.accumulator_bits // 8
+            self.output_buffer.check_fits(acc, "partial-sum")
+        else:
+            self.output_buffer.check_fits(max((s.store_bytes for s in steps), default=0), "output")
+        gbuf = self.dma.global_buffer
+        if gbuf is not None and plan.share_activations:
+            gbuf.check_fits(a_max, "activation")
+
+    def _account(self, costs) -> None:
+        """Add the steps' busy cycles of the tile's own units and array-side SRAM traffic."""
+        cyc = self.cycle_ns
+        arr = vec = dq = a_p = w_p = o_p = 0
+        c = self.counts
+        for k in costs:
+            self.busy_cycles += k.compute_cycles
+            arr += k.array_cycles
+            vec += k.vector_cycles
+            dq += k.dequant_cycles + k.convert_cycles
+            a_p += k.activation_port_cycles
+            w_p += k.weight_port_cycles
+            o_p += k.output_port_cycles
+            self.dequant_stall_ns += k.convert_stall_cycles * cyc
+            c[0] += k.a_sram_read_bytes
+            c[1] += k.w_sram_read_bytes
+            c[2] += k.o_sram_read_bytes
+            c[3] += k.o_sram_write_bytes
+            c[4] += k.dequant_elements
+            c[5] += k.vector_ops
+        self.dequant_busy_cycles += dq
+        self.array.busy_ns += arr * cyc
+        self.vector.busy_ns += vec * cyc
+        self.dequant.busy_ns += dq * cyc
+        self.ports["activation"].busy_ns += a_p * cyc
+        self.ports["weight"].busy_ns += w_p * cyc
+        self.ports["output"].busy_ns += o_p * cyc
 
 
 class _Pipeline:
     """One tile's run of one GEMM: the stage recurrences and the bookings of shared units."""
 
-    def __init__(self, tile: ComputeTile, op_id: int, steps: tuple[TileStep, ...], shared: bool):
+    def __init__(self, tile: ComputeTile, op_id: int, steps, costs, shared: bool):
         cfg = tile.config
         self.tile = tile
         self.op_id = op_id
         self.steps = steps
+        self.costs = costs
         self.shared = shared
         self.in_slots = 2 if cfg.weight_buffer.double_buffered and cfg.activation_buffer.double_buffered else 1
         self.out_slots = 2 if cfg.output_buffer.double_buffered else 1
-        self.use_dequant = any(s.dequant_cycles for s in steps)
+        self.use_dequant = any(c.dequant_cycles for c in costs)
         n = len(steps)
         self.load_start = [0.0] * n
         self.load_end = [0.0] * n
@@ -199,10 +264,10 @@ class _Pipeline:
 
     def _advance_array(self) -> None:
         """Run the array and dequant recurrences over every step whose inputs are known."""
-        tile, steps, cyc = self.tile, self.steps, self.tile.cycle_ns
+        tile, steps, costs, cyc = self.tile, self.steps, self.costs, self.tile.cycle_ns
         while self.computed < self.loaded:
             i = self.computed
-            s = steps[i]
+            s, c = steps[i], costs[i]
             start = max(self.load_end[i], self.array_free_ns)
             if s.kk == 0:
                 r = self.out_taken - self.out_slots
@@ -211,8 +276,7 @@ class _Pipeline:
                         return  # waits for a store still to be booked
                     start = max(start, self.out_freed[r])
                 self.out_taken += 1
-            end = start + s.compute_cycles * cyc
-            tile.busy_cycles += s.compute_cycles
+            end = start + c.compute_cycles * cyc
             self.compute_start[i] = start
             self.compute_end[i] = end
             ready = end
@@ -221,8 +285,7 @@ class _Pipeline:
                 # the one-entry queue frees when the unit takes the previous step
                 handed = max(end, self.dq_take_ns)
                 take = max(handed, self.dq_end_ns)
-                ready = take + s.dequant_cycles * cyc
-                tile.dequant_busy_cycles += s.dequant_cycles
+                ready = take + c.dequant_cycles * cyc
                 self.dq_take_ns, self.dq_end_ns = take, ready
                 self.array_free_ns = handed
                 self.stall[i] = handed - end
@@ -242,8 +305,7 @@ class _Pipeline:
         s = self.steps[i]
         recorder.step(StepRecord(
             op_id=self.op_id, tile=self.tile.index, step=s.index, inst=s.inst, i=s.i, j=s.j, kk=s.kk,
-            m=s.m, n=s.n, k=s.k, load_start_ns=self.load_start[i], load_end_ns=self.load_end[i],
+            m=s.m, n=s.n, k=s.k, macs=s.macs, load_start_ns=self.load_start[i], load_end_ns=self.load_end[i],
             compute_start_ns=self.compute_start[i], compute_end_ns=self.compute_end[i], done_ns=done_ns,
-            macs=s.macs, compute_cycles=s.compute_cycles, array_cycles=s.array_cycles,
-            dequant_cycles=s.dequant_cycles, dequant_stall_ns=self.stall[i], dram_read_bytes=self.dram_read[i],
-            dram_write_bytes=written, sram_read_bytes=s.sram_read_bytes, sram_write_bytes=s.sram_write_bytes))
+            dequant_stall_ns=self.stall[i], dram_read_bytes=self.dram_read[i], dram_write_bytes=written,
+            cost=self.costs[i]))

@@ -1,7 +1,7 @@
 """The mapper's time estimate of a tiling, following how the tiles will run it.
 
-:func:`_step_cycles` gives one tile step's cycles and SRAM bytes (also used to
-build the plan); :func:`_estimate` paces each tile's steps by their loads and
+A step's cycles come from the hardware's own :class:`~mixpe_sys.hw.tile_step.StepTimer`,
+the one the simulation uses; :func:`estimate` paces each tile's steps by their loads and
 array time, shares the DRAM among the busy tiles and accounts for the uneven
 last round of output blocks; :func:`_traffic` counts the DRAM bytes exactly as
 :func:`~mixpe_sys.mapping.gemm.plan_gemm` lays the plan out.
@@ -9,74 +9,19 @@ last round of output blocks; :func:`_traffic` counts the DRAM bytes exactly as
 
 from __future__ import annotations
 
-from fractions import Fraction
 from functools import lru_cache
 from math import ceil
 from typing import NamedTuple
 
-from ..hw.config import AcceleratorConfig, Dataflow, DequantPlacement
-from ..hw.pe import pe_model
-from .dataflow import array_cycles
-from .spec import GemmSpec, LoopOrder
-
-
-class _StepCost(NamedTuple):
-    compute: int  # array busy cycles: PE rule, SRAM bandwidth and in-loop conversion
-    array: int  # array cycles from the PE rule alone
-    dequant: int  # post-GEMM dequant unit cycles
-    sram_read: int
-    sram_write: int
-    dequant_elements: int
-    convert: int  # in-loop converter cycles
-    convert_stall: int
-    a_reads: int
-    w_reads: int
-
-
-def _step_cycles(spec: GemmSpec, accel: AcceleratorConfig, rate: Fraction, dataflow: Dataflow,
-                 m: int, n: int, k: int, load_a: bool, first_k: bool) -> _StepCost:
-    """Cycles and SRAM bytes of one tile step."""
-    tile = accel.tile
-    arr = tile.pe_array
-    factors = None
-    if dataflow is Dataflow.OUTPUT_STATIONARY:
-        factors = pe_model(arr.pe).output_stationary_factors(spec.weight_bits, spec.activation_bits,
-                                                             spec.activation_format)
-    a_cyc = array_cycles(m, n, k, arr.rows, arr.cols, rate, arr.pe.pipeline_depth_cycles, dataflow,
-                         factors=factors, fill_drain=arr.fill_drain)
-    a_tile = spec.activation_bytes(m, k)
-    w_tile = spec.weight_bytes(k, n)
-    if factors is not None:
-        row_blocks, col_blocks = ceil(m / (arr.rows * factors[0])), ceil(n / (arr.cols * factors[1]))
-        a_reads, w_reads = col_blocks * a_tile, row_blocks * w_tile
-    else:
-        row_blocks = 1  # weight-stationary/streaming: each weight enters the array once per step
-        a_reads, w_reads = ceil(n / arr.cols) * a_tile, w_tile
-    acc = ceil(m * n * tile.accumulator_bits / 8)
-    out_rw = acc + (0 if first_k else acc)
-    sram_cyc = max(ceil(a_reads / tile.activation_buffer.bytes_per_cycle),
-                   ceil(w_reads / tile.weight_buffer.bytes_per_cycle),
-                   ceil(out_rw / tile.output_buffer.bytes_per_cycle))
-    compute = max(a_cyc, sram_cyc)
-    dq = tile.dequant
-    dequant = elems = convert = stall = 0
-    if spec.group_size and dq.placement is DequantPlacement.IN_LOOP:
-        # every weight is converted each time it enters the array, pipelined in front of it
-        elems = k * n * row_blocks
-        busy = ceil(elems / dq.elements_per_cycle)
-        convert = busy + dq.latency_cycles
-        new = max(compute, busy) + dq.latency_cycles
-        stall, compute = new - compute, new
-    elif spec.group_size and dq.placement is DequantPlacement.POST_GEMM:
-        groups = ceil(k / spec.group_size)
-        elems = m * n * groups + (m * groups if load_a else 0)  # scaled partial sums + activation group sums
-        dequant = ceil(elems / dq.elements_per_cycle) + dq.latency_cycles
-    return _StepCost(compute, a_cyc, dequant, a_reads + w_reads + out_rw - acc, acc, elems, convert, stall,
-                     a_reads, w_reads)
+from ..hw.config import AcceleratorConfig, Dataflow
+from ..hw.plan import LoopOrder
+from ..hw.tile_step import StepTimer
+from ..metrics.records import StepCost
+from ..workload.gemm_spec import GemmSpec
 
 
 class _Design(NamedTuple):
-    """What the estimate needs of a design, computed once per :func:`choose_tiling` call."""
+    """What the estimate needs of a design, computed once per tiling choice."""
 
     cycle_ns: float
     num_tiles: int
@@ -105,7 +50,7 @@ def _mean_route_ns(noc, num_tiles: int, has_gbuf: bool, dram_bw: float, src: str
     return sum(nx.shortest_path_length(g, src, d, weight="latency_ns") for d in dsts) / len(dsts)
 
 
-def _design(accel: AcceleratorConfig) -> _Design:
+def design_figures(accel: AcceleratorConfig) -> _Design:
     """The bandwidths and fixed latencies of ``accel`` that the estimate uses."""
     from ..hw.noc import DRAM_NODE, GBUF_NODE
     cyc = accel.cycle_ns
@@ -219,9 +164,8 @@ def _edge_blocks(order: LoopOrder, lo: int, hi: int, nb_i: int, nb_j: int) -> tu
     return last_i, last_j, _periodic(lo, hi, per, per - 1, 1)
 
 
-def _estimate(spec: GemmSpec, accel: AcceleratorConfig, d: _Design, rate: Fraction, dataflow: Dataflow,
-              order: LoopOrder, tm: int, tn: int, tk: int, shared: bool,
-              cycles: dict | None = None) -> tuple[float, int, int]:
+def estimate(spec: GemmSpec, accel: AcceleratorConfig, d: _Design, timer: StepTimer,
+              order: LoopOrder, tm: int, tn: int, tk: int, shared: bool) -> tuple[float, int, int]:
     """(estimated time s, tile steps, DRAM bytes) of a tiling, following how the tiles run it.
 
     A tile's loader keeps one load in flight and prefetches into the free half of each buffer,
@@ -239,7 +183,6 @@ def _estimate(spec: GemmSpec, accel: AcceleratorConfig, d: _Design, rate: Fracti
     """
     tile = accel.tile
     cyc = d.cycle_ns
-    cycles = {} if cycles is None else cycles
     nb_i, nb_j, nk = ceil(spec.m / tm), ceil(spec.n / tn), ceil(spec.k / tk)
     blocks = spec.batch * nb_i * nb_j
     T = d.num_tiles
@@ -252,11 +195,8 @@ def _estimate(spec: GemmSpec, accel: AcceleratorConfig, d: _Design, rate: Fracti
     sharing = max(1, min(nb_j, T // (spec.batch * nb_i)))
     own_share = max(1 / sharing, 1 / nk)
 
-    def cost(m: int, n: int, k: int, first_k: bool) -> _StepCost:
-        key = (dataflow, m, n, k, first_k)
-        if key not in cycles:
-            cycles[key] = _step_cycles(spec, accel, rate, dataflow, m, n, k, True, first_k)
-        return cycles[key]
+    def cost(m: int, n: int, k: int, first_k: bool) -> StepCost:
+        return timer.gemm(m, n, k, True, first_k)
 
     def loads(m: int, n: int, k: int) -> tuple[float, float, float]:
         """(weight load, activation load from the global buffer, activation load staged from DRAM) ns."""
@@ -288,7 +228,7 @@ def _estimate(spec: GemmSpec, accel: AcceleratorConfig, d: _Design, rate: Fracti
                 continue
             c = cost(m, n, k, first_k)
             w_ns, hop, staged = loads(m, n, k)
-            array, dequant = c.compute * cyc, c.dequant * cyc
+            array, dequant = c.compute_cycles * cyc, c.dequant_cycles * cyc
             load = max(w_ns * w_frac, hop * a_frac)
             if not shared:  # both operands come through the same DRAM channels
                 load = max(load, d.weight_ns + _dram_ns(d, ceil(spec.weight_bytes(k, n) * w_frac
@@ -344,8 +284,12 @@ def _estimate(spec: GemmSpec, accel: AcceleratorConfig, d: _Design, rate: Fracti
         dram = nbytes / d.dram_bytes_per_ns
         dram_bound |= dram > own
         total += max(own, dram)
+    # the periods above hold every step's load or array time, whichever is longer; a pipeline of
+    # steps also pays the shorter of the two once (the first load before the first array pass, or
+    # the last array pass after the last load), then the last output's store
     last = cost(tm, tn, k_full, nk == 1)  # (the K slice a tile runs last depends on its rotation)
-    tail = max(last.compute, last.dequant) * cyc + store_ns(tm, tn) + (d.weight_ns if dram_bound else 0.0)
+    last_ns = max(last.compute_cycles, last.dequant_cycles) * cyc
+    tail = min(last_ns, max(w_first, staged_first)) + store_ns(tm, tn) + (d.weight_ns if dram_bound else 0.0)
     bound = traffic / d.dram_link_bytes_per_ns
     if shared:  # staging writes and deliveries share the global buffer's port; each has its link
         a_staged = spec.batch * spec.activation_bytes(spec.m, spec.k)

@@ -14,9 +14,9 @@ from __future__ import annotations
 from math import ceil
 
 from ..hw.config import AcceleratorConfig
-from ..hw.pe import pe_model
-from .estimate import _step_cycles
-from .spec import GemmPlan, GemmSpec, GemmTiling, LoopOrder, TileStep
+from ..hw.plan import GemmPlan, GemmTiling, LoopOrder, TileStep
+from ..hw.tile_step import pe_rate
+from ..workload.gemm_spec import GemmSpec
 from .tiling import choose_tiling
 
 __all__ = ["GemmPlan", "GemmSpec", "GemmTiling", "LoopOrder", "TileStep", "choose_tiling", "plan_gemm",
@@ -36,10 +36,9 @@ def plan_gemm(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling | Non
     different activation tiles.
     """
     if tiling is None:
-        tiling, rate = choose_tiling(spec, accel)
+        tiling = choose_tiling(spec, accel)
     else:
-        rate = pe_model(accel.tile.pe_array.pe).macs_per_cycle(
-            spec.weight_bits, spec.activation_bits, spec.activation_format)
+        pe_rate(spec, accel)  # MappingError if the PE cannot multiply these operands
     tm, tn, tk = tiling.tm, tiling.tn, tiling.tk
     nb_i, nb_j, nk = ceil(spec.m / tm), ceil(spec.n / tn), ceil(spec.k / tk)
     if tiling.order is LoopOrder.M_OUTER:
@@ -52,7 +51,6 @@ def plan_gemm(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling | Non
     o_base = w_base + _align(spec.batch * nb_j * nk * w_full)
     o_full = spec.output_bytes(tm, tn)
     T = accel.num_tiles
-    cache: dict = {}
     per_tile: list[tuple[TileStep, ...]] = []
     for t in range(T):
         lo, hi = (len(blocks) * t) // T, (len(blocks) * (t + 1)) // T
@@ -68,10 +66,6 @@ def plan_gemm(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling | Non
                 a_key, w_key = (b, i, kk), (b, j, kk)
                 load_a, load_w = a_key != prev_a, w_key != prev_w
                 prev_a, prev_w = a_key, w_key
-                ck = (m, n, k, load_a, pos == 0)
-                if ck not in cache:
-                    cache[ck] = _step_cycles(spec, accel, rate, tiling.dataflow, *ck)
-                c = cache[ck]
                 a_bytes = spec.activation_bytes(m, k) if load_a else 0
                 w_bytes = spec.weight_bytes(k, n) if load_w else 0
                 last = pos == nk - 1
@@ -81,16 +75,10 @@ def plan_gemm(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling | Non
                     a_addr=a_base + ((b * nb_i + i) * nk + kk) * a_full,
                     w_key=w_key if load_w else None, w_bytes=w_bytes,
                     w_addr=w_base + ((b * nb_j + j) * nk + kk) * w_full,
-                    compute_cycles=c.compute, array_cycles=c.array, dequant_cycles=c.dequant,
-                    sram_read_bytes=c.sram_read + (spec.output_bytes(m, n) if last else 0),
-                    sram_write_bytes=c.sram_write + a_bytes + w_bytes,
                     store_bytes=spec.output_bytes(m, n) if last else 0,
-                    store_addr=o_base + ((b * nb_i + i) * nb_j + j) * o_full,
-                    macs=m * n * k, dequant_elements=c.dequant_elements, convert_cycles=c.convert,
-                    convert_stall_cycles=c.convert_stall, a_sram_read_bytes=c.a_reads,
-                    w_sram_read_bytes=c.w_reads))
+                    store_addr=o_base + ((b * nb_i + i) * nb_j + j) * o_full))
         per_tile.append(tuple(steps))
-    return GemmPlan(spec=spec, tiling=tiling, steps=tuple(per_tile), rate=rate)
+    return GemmPlan(spec=spec, tiling=tiling, steps=tuple(per_tile))
 
 
 #: 1 / golden ratio: multiples of it modulo 1 spread evenly however many are taken
@@ -114,6 +102,4 @@ def _align(nbytes: int) -> int:
 
 def peak_macs_per_s(spec: GemmSpec, accel: AcceleratorConfig) -> float:
     """Peak MAC rate of the whole design for this GEMM's operand widths (MACs/s)."""
-    rate = pe_model(accel.tile.pe_array.pe).macs_per_cycle(spec.weight_bits, spec.activation_bits,
-                                                           spec.activation_format)
-    return accel.num_pes * float(rate) * accel.frequency_hz
+    return accel.num_pes * float(pe_rate(spec, accel)) * accel.frequency_hz

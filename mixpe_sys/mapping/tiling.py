@@ -3,15 +3,15 @@ estimated (:mod:`.estimate`), the fastest kept (fewer DRAM bytes, then fewer ste
 
 from __future__ import annotations
 
-from fractions import Fraction
 from functools import lru_cache
 from math import ceil
 
 from ..errors import MappingError
 from ..hw.config import AcceleratorConfig
-from ..hw.pe import pe_model
-from .estimate import _design, _estimate
-from .spec import GemmSpec, GemmTiling, LoopOrder
+from ..hw.plan import GemmTiling, LoopOrder
+from ..hw.tile_step import StepTimer, pe_rate
+from ..workload.gemm_spec import GemmSpec
+from .estimate import design_figures, estimate
 
 #: the mapper accepts a tiling this much slower (estimated) than the fastest if it moves fewer DRAM bytes
 #: (or as many in fewer tile steps)
@@ -45,13 +45,13 @@ def _round_up(value: int, step: int) -> int:
     return -(-value // step) * step
 
 
-def choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> tuple[GemmTiling, Fraction]:
+def choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> GemmTiling:
     """Pick tile sizes, loop order and dataflow (see :func:`_choose_tiling`; memoised, a pure function)."""
     return _choose_tiling(spec, accel)
 
 
 @lru_cache(maxsize=4096)
-def _choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> tuple[GemmTiling, Fraction]:
+def _choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> GemmTiling:
     """Pick tile sizes, loop order and dataflow minimising the estimated time (:func:`_estimate`).
 
     Candidates: for each K tile, the largest row tile that fits the activation slot and a
@@ -68,20 +68,20 @@ def _choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> tuple[GemmTiling
     """
     tile = accel.tile
     arr = tile.pe_array
-    rate = pe_model(arr.pe).macs_per_cycle(spec.weight_bits, spec.activation_bits, spec.activation_format)
+    pe_rate(spec, accel)  # MappingError if the PE cannot multiply these operands
     a_slot = tile.activation_buffer.slot_bytes
     if accel.global_buffer is not None:
         a_slot = min(a_slot, accel.global_buffer.slot_bytes)
     w_slot, o_slot = tile.weight_buffer.slot_bytes, tile.output_buffer.slot_bytes
     shared = accel.global_buffer is not None
-    d = _design(accel)
+    d = design_figures(accel)
+    timers = {df: StepTimer(accel, spec, df) for df in arr.dataflows}
     T = accel.num_tiles
     tn_pow2 = sorted({min(spec.n, c) for c in _pow2_upto(spec.n, arr.cols)}
                      | {min(spec.n, _round_up(ceil(spec.n / T), arr.cols))})
     tm_cands = _pow2_upto(spec.m)
     cands: list[tuple] = []
     seen: set = set()
-    cycles: dict = {}
     for tk in _k_candidates(spec):
         tm_max = _fit_largest(tm_cands, lambda tm: spec.activation_bytes(tm, tk) <= a_slot)
         tn_max = _fit_largest(tn_pow2, lambda tn: spec.weight_bytes(tk, tn) <= w_slot)
@@ -108,7 +108,7 @@ def _choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> tuple[GemmTiling
                 orders = list(LoopOrder) if ceil(spec.k / tk) == 1 else [LoopOrder.M_OUTER]
                 for order in orders:
                     for df in arr.dataflows:
-                        est, steps, traffic = _estimate(spec, accel, d, rate, df, order, tm, tn, tk, shared, cycles)
+                        est, steps, traffic = estimate(spec, accel, d, timers[df], order, tm, tn, tk, shared)
                         cands.append((est, traffic, steps, order.value, df.value,
                                       GemmTiling(tm, tn, tk, order, df, est)))
     best = None
@@ -131,4 +131,4 @@ def _choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> tuple[GemmTiling
         raise MappingError(
             f"field '{field}.capacity_bytes': no tile of GEMM m={spec.m} n={spec.n} k={spec.k} fits "
             f"(a slot holds {slot} B, the smallest tile needs {need} B)")
-    return best[1], rate
+    return best[1]

@@ -12,8 +12,8 @@ from math import ceil
 
 from ..errors import MappingError
 from ..hw.config import AcceleratorConfig, Dataflow
+from ..hw.plan import GemmPlan, GemmTiling, LoopOrder, TileStep
 from ..workload.ops import Op
-from .gemm import GemmPlan, GemmTiling, LoopOrder, TileStep
 
 
 def plan_vector(op: Op, accel: AcceleratorConfig) -> GemmPlan:
@@ -30,7 +30,6 @@ def plan_vector(op: Op, accel: AcceleratorConfig) -> GemmPlan:
                            f"'{op.name}' does not fit a buffer slot")
     chunk = max(1, min(int(limit), ceil(op.elements / accel.num_tiles)))
     n_chunks = ceil(op.elements / chunk)
-    vec = tile.vector
     per_tile = []
     for t in range(accel.num_tiles):
         lo, hi = (n_chunks * t) // accel.num_tiles, (n_chunks * (t + 1)) // accel.num_tiles
@@ -38,16 +37,14 @@ def plan_vector(op: Op, accel: AcceleratorConfig) -> GemmPlan:
         for c in range(lo, hi):
             elems = min(chunk, op.elements - c * chunk)
             a_bytes = ceil(elems * rd)
-            w_bytes = ceil(elems * wr)
-            cycles = ceil(elems * op.ops_per_element / vec.lanes) + vec.latency_cycles
+            o_bytes = ceil(elems * wr)
             steps.append(TileStep(
                 index=len(steps), inst=0, i=c, j=0, kk=0, m=elems, n=1, k=0,
                 a_key=("vec", c), a_bytes=a_bytes, a_addr=ceil(c * chunk * rd),
                 w_key=None, w_bytes=0, w_addr=0,
-                compute_cycles=cycles, array_cycles=0, dequant_cycles=0,
-                sram_read_bytes=a_bytes + w_bytes, sram_write_bytes=a_bytes + w_bytes,
-                store_bytes=w_bytes, store_addr=(1 << 40) + ceil(c * chunk * wr), macs=0))
+                store_bytes=o_bytes, store_addr=(1 << 40) + ceil(c * chunk * wr)))
         per_tile.append(tuple(steps))
     tiling = GemmTiling(tm=chunk, tn=1, tk=0, order=LoopOrder.M_OUTER, dataflow=Dataflow.OUTPUT_STATIONARY,
                         estimated_time_s=0.0)
-    return GemmPlan(spec=None, tiling=tiling, steps=tuple(per_tile), rate=None, share_activations=False)
+    return GemmPlan(spec=None, tiling=tiling, steps=tuple(per_tile), share_activations=False,
+                    vector_ops_per_element=op.ops_per_element)

@@ -1,45 +1,33 @@
-"""Flat record rows and the recorder components append them to."""
+"""The recorder components report to: tile-step records and every unit's busy time."""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from typing import Protocol
 
 import pandas as pd
 
+from .records import StepCost, StepRecord
 
-@dataclass(frozen=True, slots=True)
-class StepRecord:
-    """Timeline of one tile step (times in ns from the start of its operation)."""
 
-    op_id: int
-    tile: int
-    step: int
-    inst: int
-    i: int
-    j: int
-    kk: int
-    m: int
-    n: int
-    k: int
-    load_start_ns: float
-    load_end_ns: float
-    compute_start_ns: float
-    compute_end_ns: float
-    done_ns: float  # dequantized and (when last along K) written back
-    macs: int
-    compute_cycles: int
-    array_cycles: int
-    dequant_cycles: int
-    dequant_stall_ns: float  # array waited for the dequant unit
-    dram_read_bytes: int
-    dram_write_bytes: int
-    sram_read_bytes: int
-    sram_write_bytes: int
+class Unit(Protocol):
+    """Anything that accumulates busy time: a FIFO server, a tile's array or dequant unit."""
+
+    name: str
+    busy_ns: float
+
+
+class BusyCounter:
+    """Busy time of a unit that no other component books (a tile's array, dequant or vector unit)."""
+
+    __slots__ = ("name", "busy_ns")
+
+    def __init__(self, name: str):
+        self.name = name
+        self.busy_ns = 0.0
 
 
 class Recorder:
-    """Collects record rows; reports turn them into DataFrames.
+    """Collects tile-step records and the units whose busy time makes the utilization report.
 
     Parameters
     ----------
@@ -51,13 +39,22 @@ class Recorder:
     def __init__(self, steps: bool = True) -> None:
         self.record_steps = steps
         self.steps: list[StepRecord] = []
+        self.units: list[Unit] = []
 
     def step(self, record: StepRecord) -> None:
         """Append one tile-step record."""
         self.steps.append(record)
 
+    def add_unit(self, unit: Unit) -> None:
+        """Register a unit whose ``busy_ns`` the utilization report reads."""
+        self.units.append(unit)
+
+    def busy_ns(self) -> dict[str, float]:
+        """``{unit name: busy time ns}`` of every registered unit, in registration order."""
+        return {u.name: u.busy_ns for u in self.units}
+
     def steps_frame(self) -> pd.DataFrame:
         """All tile-step records, one row each, ordered by tile and step."""
-        cols = [f.name for f in dataclasses.fields(StepRecord)]
-        df = pd.DataFrame([dataclasses.astuple(r) for r in self.steps], columns=cols)
+        cols = [f for f in StepRecord.__slots__ if f != "cost"] + list(StepCost._fields)
+        df = pd.DataFrame([r.row() for r in self.steps], columns=cols)
         return df.sort_values(["op_id", "tile", "step"], kind="stable").reset_index(drop=True)

@@ -141,7 +141,7 @@ class Interpolator:
         memory-bound, the roofline otherwise (vector ops, decode attention)."""
         memory, compute = op_roofline_ns(op, self.design)
         if op.kind.on_array and memory < MEMORY_BOUND_FACTOR * compute:
-            tiling, _ = choose_tiling(op.gemm_spec(), self.design)
+            tiling = choose_tiling(op.gemm_spec(), self.design)
             return tiling.estimated_time_s * 1e9 + self.design.op_overhead_ns
         return max(memory, compute) + self.design.op_overhead_ns
 

@@ -20,13 +20,11 @@ from tqdm.auto import tqdm
 
 from ..hw.config import AcceleratorConfig
 from ..workload.ops import Op
-from .op_sim import OpCost, simulate_op
+from ..metrics.records import COST_COLUMNS, OP_IDENTITY_COLUMNS, OpCost, cost_row
+from .op_sim import simulate_op
 
-OP_COLUMNS = ("op_index", "phase", "step", "layer", "name", "kind", "m", "n", "k", "batch", "elements",
-              "weight_bits", "activation_bits", "start_s", "end_s", "time_s", "cycles", "compute_cycles",
-              "stall_cycles", "dequant_cycles", "dequant_stall_s", "macs", "dram_read_bytes", "dram_write_bytes",
-              "sram_read_bytes", "sram_write_bytes", "memory_time_s", "compute_time_s", "utilization", "bound",
-              "energy_j", "static_energy_j", "dram_energy_j", "buffer_energy_j", "core_energy_j")
+#: The op-record columns of a run: which op it is, then its cost (one schema, :mod:`mixpe_sys.metrics.records`).
+OP_COLUMNS = OP_IDENTITY_COLUMNS + COST_COLUMNS
 
 
 @dataclass
@@ -136,12 +134,7 @@ def run_ops(ops: Iterable[Op], design: AcceleratorConfig, *, reuse: bool = True,
         start = t_ns
         t_ns += c.time_ns
         rows.append((index, op.phase.value, op.step, op.layer, op.name, op.kind.value, op.m, op.n, op.k, op.batch,
-                     op.elements, op.weight_bits, op.activation_bits, start * 1e-9, t_ns * 1e-9,
-                     c.time_ns * 1e-9, c.core_cycles, c.compute_cycles, c.stall_cycles, c.dequant_cycles,
-                     c.dequant_stall_ns * 1e-9, c.macs, c.dram_read_bytes, c.dram_write_bytes, c.sram_read_bytes,
-                     c.sram_write_bytes, c.memory_time_ns * 1e-9, c.compute_time_ns * 1e-9,
-                     (c.compute_time_ns / c.time_ns) if c.time_ns else 0.0, c.bound,
-                     c.energy_j, c.static_j, c.dram_j, c.buffer_j, c.core_j))
+                     op.elements, start * 1e-9, t_ns * 1e-9) + cost_row(c))
     bar.close()
     df = pd.DataFrame(rows, columns=list(OP_COLUMNS))
     return OpsRun(ops=df, simulated_ops=cache.simulated - before, distinct_ops=len(cache.costs),

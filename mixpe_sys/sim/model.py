@@ -8,11 +8,12 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from ..hw.config import AcceleratorConfig
+from ..hw.config import AcceleratorConfig, DequantPlacement
 from ..report import layers_report, phases_report
 from ..workload.models import ModelSpec
 from ..workload.ops import Op
 from ..workload.quant import QuantScheme
+from ..workload.paper import DequantGemmPlacement, PaperProfile
 from ..workload.transformer import full_workload, paper_workload
 from .engine import CostCache, run_ops
 
@@ -90,11 +91,22 @@ class ModelResult:
         }
 
 
+def paper_profile(design: AcceleratorConfig) -> PaperProfile:
+    """The design's paper profile, or one derived from its quantization and dequant placement."""
+    if design.paper_profile is not None:
+        return design.paper_profile
+    q = design.quant
+    after = design.tile.dequant.placement is DequantPlacement.POST_GEMM
+    return PaperProfile(weight_bits=q.weight_bits, activation_bits=q.activation_bits,
+                        dequant_gemm=DequantGemmPlacement.AFTER if after else DequantGemmPlacement.BEFORE,
+                        dequant_bits=max(q.activation_bits, 8))
+
+
 def model_ops(model: ModelSpec, design: AcceleratorConfig, *, batch: int, prompt: int, generate: int,
               workload: WorkloadKind = WorkloadKind.FULL, quant: QuantScheme | None = None) -> Iterable[Op]:
     """The op stream of a run (a generator)."""
     if workload is WorkloadKind.PAPER:
-        return paper_workload(model, design, batch=batch)
+        return paper_workload(model, paper_profile(design), batch=batch)
     return full_workload(model, quant or design.quant, batch=batch, prompt=prompt, generate=generate)
 
 

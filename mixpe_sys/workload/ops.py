@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass, fields
 from math import ceil
 
-from ..mapping.gemm import GemmSpec
+from .gemm_spec import GemmSpec
 from .quant import NumberFormat
 
 

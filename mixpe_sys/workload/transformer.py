@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterator
 
-from ..hw.config import AcceleratorConfig, DequantGemmPlacement, DequantPlacement, PaperProfile
+from .paper import DequantGemmPlacement, PaperProfile
 from .models import ModelSpec
 from .ops import Op, OpKind, Phase, vector_op
 from .quant import NumberFormat, QuantScheme
@@ -109,18 +109,7 @@ def _phase(model, q, *, batch, q_tokens, kv_len, phase, step) -> Iterator[Op]:
     yield from head_ops(model, q, batch=batch, phase=phase, step=step)
 
 
-def paper_profile(design: AcceleratorConfig) -> PaperProfile:
-    """The design's paper profile, or one derived from its quantization and dequant placement."""
-    if design.paper_profile is not None:
-        return design.paper_profile
-    q = design.quant
-    after = design.tile.dequant.placement is DequantPlacement.POST_GEMM
-    return PaperProfile(weight_bits=q.weight_bits, activation_bits=q.activation_bits,
-                        dequant_gemm=DequantGemmPlacement.AFTER if after else DequantGemmPlacement.BEFORE,
-                        dequant_bits=max(q.activation_bits, 8))
-
-
-def paper_workload(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 64) -> Iterator[Op]:
+def paper_workload(model: ModelSpec, prof: PaperProfile, *, batch: int = 64) -> Iterator[Op]:
     """The MixPE authors' workload: linear layers only, ``batch`` x 1 token, with their dequant GEMMs.
 
     Per layer: QKV (h -> 3h), output projection (h -> h), FFN1 (h -> 4h) and
@@ -128,7 +117,6 @@ def paper_workload(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 
     get a dequant GEMM ``[B x K] x [K x N/8]`` before each, MixPE one of
     ``[B x K/8] x [K/8 x N/128]`` after each, at the design's high precision.
     """
-    prof = paper_profile(design)
     h = model.hidden_size
     shapes = (("qkv", h, 3 * h), ("o_proj", h, h), ("ffn1", h, 4 * h), ("ffn2", 4 * h, h))
     fmt = NumberFormat.INT

@@ -1,0 +1,102 @@
+"""The work a compute tile executes, as the mapper lays it out: geometry only.
+
+A :class:`TileStep` names the operand tiles a step loads (shapes, bytes,
+addresses), the output it writes and where it sits in its output block's K
+loop; how long it takes is the hardware's business (:mod:`.tile_step`). A
+:class:`GemmPlan` is one op's steps for every compute tile.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..workload.gemm_spec import GemmSpec
+from .config import Dataflow
+
+
+class LoopOrder(str, enum.Enum):
+    """Order of the output-block loops."""
+
+    M_OUTER = "m_outer"  # activation tile stays, weight tiles stream (weights reloaded per row block)
+    N_OUTER = "n_outer"  # weight tile stays, activation tiles stream
+
+
+@dataclass(frozen=True, slots=True)
+class TileStep:
+    """One step of a compute tile: load operand tiles, run the array, maybe write back.
+
+    Byte counts are what this step moves; keys identify operand tiles so a
+    tile already resident (or already staged in the global buffer) is not
+    fetched twice. A vector-unit step has ``m`` elements, ``n = 1``, ``k = 0``.
+    """
+
+    index: int
+    inst: int
+    i: int
+    j: int
+    kk: int  # position of the step in its output block's K loop (0 = first: accumulation starts)
+    m: int
+    n: int
+    k: int
+    a_key: tuple | None  # activation tile to load, None when resident
+    a_bytes: int
+    a_addr: int
+    w_key: tuple | None  # weight tile to load, None when resident
+    w_bytes: int
+    w_addr: int
+    store_bytes: int  # output bytes written to DRAM after this step (0 unless last K step)
+    store_addr: int
+    k_slice: int = 0  # which K slice the step covers (rows k_slice * tk ... of the weights)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of the step."""
+        return self.m * self.n * self.k
+
+
+@dataclass(frozen=True)
+class GemmTiling:
+    """The chosen tile sizes, loop order and dataflow."""
+
+    tm: int
+    tn: int
+    tk: int
+    order: LoopOrder
+    dataflow: Dataflow
+    estimated_time_s: float
+
+
+@dataclass(frozen=True)
+class GemmPlan:
+    """A mapped GEMM: its tiling and the steps of each compute tile."""
+
+    spec: GemmSpec | None  # None for vector ops
+    tiling: GemmTiling
+    steps: tuple[tuple[TileStep, ...], ...]  # [tile][step]
+    share_activations: bool = True  # stage activation tiles once in the global buffer, if there is one
+    vector_ops_per_element: int = 0  # vector-unit ops per element (vector plans; 0 for GEMMs)
+
+    def iter_steps(self) -> Iterator[tuple[int, TileStep]]:
+        """(tile, step) for every step of every tile."""
+        for t, steps in enumerate(self.steps):
+            for s in steps:
+                yield t, s
+
+    def dram_bytes(self, shared_activations: bool) -> tuple[int, int]:
+        """(read, write) DRAM bytes the steps request; with a global buffer each
+        activation tile is read from DRAM once however many tiles use it."""
+        shared_activations = shared_activations and self.share_activations
+        reads = writes = 0
+        seen: set = set()
+        for _, s in self.iter_steps():
+            reads += s.w_bytes
+            writes += s.store_bytes
+            if s.a_key is not None:
+                if not shared_activations:
+                    reads += s.a_bytes
+                elif s.a_key not in seen:
+                    seen.add(s.a_key)
+                    reads += s.a_bytes
+        return reads, writes
