@@ -286,8 +286,3 @@ def op_energy(cost, design: AcceleratorConfig) -> EnergyBreakdown:
         static_w += sram_capacity_kib(design) * c["sram"]["leakage_uw_per_kib"] * 1e-6
     return EnergyBreakdown(static_j=static_w * time_s, dram_j=dram_pj * PJ, buffer_j=buffer_pj * PJ,
                            core_j=core_pj * PJ)
-
-
-def breakdown_of(frame) -> dict[str, float]:
-    """Summed ``{static, dram, buffer, core}`` (J) of per-op rows with the engine's energy columns."""
-    return {part: float(frame[f"{part}_energy_j"].sum()) for part in ("static", "dram", "buffer", "core")}

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from mixpe_sys import load_design, simulate_gemm
 from mixpe_sys.hw.config import Dataflow
 from mixpe_sys.mapping import estimate, gemm as mapping
+from mixpe_sys.mapping import layout
 from mixpe_sys.mapping.gemm import GemmSpec, GemmTiling, LoopOrder, choose_tiling, plan_gemm
 
 # the four decode GEMMs of Llama-2-7B as (n, k): o_proj (and q, k, v), ffn gate / up, ffn down, fused qkv
@@ -131,7 +132,7 @@ def test_k_loop_rotation():
             assert sorted(s.k_slice for s in block) == list(range(nk))
             assert [s.k for s in block] == [104 if s.k_slice == nk - 1 else 128 for s in block]
             assert [bool(s.store_bytes) for s in block] == [False] * (nk - 1) + [True]
-            assert block[0].k_slice == mapping._k_rotation(t, nk)
+            assert block[0].k_slice == layout.k_rotation(t, nk)
         if steps:
             starts.add(steps[0].k_slice)
     assert starts == set(range(nk))  # 64 tiles share the one row block: every slice is someone's first
@@ -146,7 +147,7 @@ def test_k_rotation_spreads_any_run_of_tiles():
     for nk in (4, 8, 32, 96):
         for first in (0, 17, 50):
             for count in (nk // 2, nk, 2 * nk):
-                starts = sorted(mapping._k_rotation(t, nk) for t in range(first, first + count))
+                starts = sorted(layout.k_rotation(t, nk) for t in range(first, first + count))
                 gaps = [b - a for a, b in zip(starts, starts[1:])] + [starts[0] + nk - starts[-1]]
                 assert max(gaps) <= 3 * nk / count + 1
 

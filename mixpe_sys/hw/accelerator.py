@@ -57,3 +57,12 @@ class Accelerator:
         events = [tile.run_gemm(op_id, plan, steps, timer, share)
                   for tile, steps in zip(self.tiles, plan.steps) if steps]
         return simpy.AllOf(self.env, events)
+
+
+def plan_time_ns(plan: GemmPlan, config: AcceleratorConfig) -> float:
+    """Device time (ns) of ``plan`` on a fresh accelerator, idle to drained: the simulation itself,
+    without records (the mapper ranks its shortlisted tilings by it)."""
+    env = simpy.Environment()
+    accel = Accelerator(env, config, Recorder(steps=False))
+    env.run(until=accel.start_gemm(0, plan))
+    return env.now

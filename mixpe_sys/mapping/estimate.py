@@ -4,7 +4,7 @@ A step's cycles come from the hardware's own :class:`~mixpe_sys.hw.tile_step.Ste
 the one the simulation uses; :func:`estimate` paces each tile's steps by their loads and
 array time, shares the DRAM among the busy tiles and accounts for the uneven
 last round of output blocks; :func:`_traffic` counts the DRAM bytes exactly as
-:func:`~mixpe_sys.mapping.gemm.plan_gemm` lays the plan out.
+:func:`~mixpe_sys.mapping.layout.lay_out` lays the plan out.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def estimate(spec: GemmSpec, accel: AcceleratorConfig, d: _Design, timer: StepTi
     latencies plus the bytes over the slowest port on the way, alone on the DRAM). An activation
     tile that no other tile has asked for yet is first staged from DRAM into the global buffer;
     the tiles sharing a row block start their K loops at spread-out positions
-    (:func:`_k_rotation`), so each stages only its share. The output blocks are split over the
+    (:func:`k_rotation`), so each stages only its share. The output blocks are split over the
     tiles as :func:`plan_gemm` does (``q`` or ``q + 1`` blocks each, edge blocks smaller): the
     estimate is the larger of the busiest tile's own time and a two-phase account of the DRAM
     (while all tiles work, then while those with an extra block finish it, each phase taking

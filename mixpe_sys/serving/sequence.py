@@ -49,11 +49,6 @@ class Sequence:
         return self.context - self.computed
 
     @property
-    def decoding(self) -> bool:
-        """True when the next step is a decode step (one token after the first output)."""
-        return self.generated >= 1 and self.computed == self.context - 1
-
-    @property
     def peak_kv_tokens(self) -> int:
         """KV slots held at the last step: prompt + output - 1 (the last token is never cached)."""
         return self.prompt_tokens + self.output_tokens - 1
