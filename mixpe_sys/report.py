@@ -82,8 +82,8 @@ def chrome_trace(ops: pd.DataFrame, *, process_name: str = "accelerator") -> dic
 
 
 def write_reports(outdir: str | Path, ops: pd.DataFrame, layers: pd.DataFrame, phases: pd.DataFrame,
-                  summary: dict[str, Any] | None = None) -> list[Path]:
-    """Write ops.csv, layers.csv, phases.csv, timeline.json (and summary.json) into ``outdir``.
+                  summary: dict[str, Any] | None = None, utilization: pd.DataFrame | None = None) -> list[Path]:
+    """Write ops.csv, layers.csv, phases.csv, timeline.json (and summary.json, utilization.csv) into ``outdir``.
 
     Each file is written to a temporary name and renamed, so a file is either
     complete or absent.
@@ -102,6 +102,8 @@ def write_reports(outdir: str | Path, ops: pd.DataFrame, layers: pd.DataFrame, p
     atomic("layers.csv", lambda p: layers.to_csv(p, index=False))
     atomic("phases.csv", lambda p: phases.to_csv(p, index=False))
     atomic("timeline.json", lambda p: p.write_text(json.dumps(chrome_trace(ops))))
+    if utilization is not None:
+        atomic("utilization.csv", lambda p: utilization.to_csv(p, index=False))
     if summary is not None:
         atomic("summary.json", lambda p: p.write_text(json.dumps(summary, indent=2)))
     return written

@@ -84,3 +84,13 @@ def add_design_args(p: argparse.ArgumentParser, default: str = "mixpe-w4a8") -> 
     """--design and --config options shared by subcommands."""
     p.add_argument("--design", default=default, help=f"design preset name or YAML file (default {default})")
     p.add_argument("--config", metavar="FILE.yaml", help="design fields merged over --design")
+
+
+def print_units(utilization, top: int = 5, out=None) -> None:
+    """Print the busiest units (a frame of ``unit, busy_s, utilization`` rows, busiest first)."""
+    if utilization is None or not len(utilization):
+        return
+    out = out or sys.stdout
+    print("  busiest units (busy time / device time):", file=out)
+    for row in utilization.head(top).itertuples(index=False):
+        print(f"    {row.unit:<34} {row.utilization:7.1%}", file=out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .common import add_design_args, nonneg_int, positive_int, print_table, resolve_design
+from .common import add_design_args, nonneg_int, positive_int, print_table, print_units, resolve_design
 
 
 def cmd_designs(args) -> int:
@@ -44,11 +44,13 @@ def cmd_gemm(args) -> int:
         ("MACs", result.macs),
         ("compute / stall cycles", f"{result.compute_cycles} / {result.stall_cycles}"),
         ("PE utilization", f"{result.utilization:.1%}"),
+        ("bottleneck", f"{result.bottleneck} ({result.bottleneck_utilization:.1%} busy)"),
         ("DRAM read / write", f"{result.dram_read_bytes} / {result.dram_write_bytes} B"),
         ("SRAM read / write", f"{result.sram_read_bytes} / {result.sram_write_bytes} B"),
         ("tiling", f"tm={t['tm']} tn={t['tn']} tk={t['tk']} {t['order']} {t['dataflow']}, "
                    f"{t['tile_steps']} tile steps"),
     ])
+    print_units(result.units)
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import add_design_args, cpu_count, positive_int, print_table, resolve_design
+from .common import add_design_args, cpu_count, positive_int, print_table, print_units, resolve_design
 
 
 def _model(args):
@@ -69,6 +69,7 @@ def _print_result(result, as_json: bool) -> None:
     print("  top ops by time:")
     for (phase, name), t in top.items():
         print(f"    {phase:<8} {name:<14} {t * 1e3:10.3f} ms")
+    print_units(result.utilization)
 
 
 def cmd_run(args) -> int:
@@ -89,7 +90,7 @@ def cmd_run(args) -> int:
                                 generate=args.generate, workload=WorkloadKind(args.workload),
                                 reuse=not args.no_reuse, workers=args.workers or cpu_count())
     if args.out:
-        write_reports(args.out, result.ops, result.layers, result.phases, result.to_dict())
+        write_reports(args.out, result.ops, result.layers, result.phases, result.to_dict(), result.utilization)
     _print_result(result, args.json)
     return 0
 

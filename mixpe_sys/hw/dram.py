@@ -37,6 +37,20 @@ def channel_bytes(addr: int, nbytes: int, interleave_bytes: int, channels: int) 
     return out
 
 
+def streaming_channel_bytes_per_s(config: DramConfig) -> float:
+    """Sustained bandwidth of one channel for a long sequential stream (bytes/s).
+
+    The channel's bandwidth x efficiency; with row-buffer timing, each ``row_bytes`` row also
+    costs one activation, ``(tRP + tRCD) / banks`` of channel time (as :class:`Dram` charges it).
+    """
+    rate = config.channel_bandwidth_bytes_per_s
+    rb = config.row_buffer
+    if rb is None:
+        return rate
+    row_s = rb.row_bytes / rate + (rb.t_rp_ns + rb.t_rcd_ns) * 1e-9 / rb.banks_per_channel
+    return rb.row_bytes / row_s
+
+
 class Dram:
     """Off-chip DRAM with ``channels`` FIFO channels sharing the peak bandwidth.
 

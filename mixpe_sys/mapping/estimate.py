@@ -13,7 +13,8 @@ from functools import lru_cache
 from math import ceil
 from typing import NamedTuple
 
-from ..hw.config import AcceleratorConfig, Dataflow
+from ..hw.config import AcceleratorConfig
+from ..hw.dram import streaming_channel_bytes_per_s
 from ..hw.plan import LoopOrder
 from ..hw.tile_step import StepTimer
 from ..metrics.records import StepCost
@@ -25,7 +26,7 @@ class _Design(NamedTuple):
 
     cycle_ns: float
     num_tiles: int
-    dram_bytes_per_ns: float  # sustained: peak x efficiency
+    dram_bytes_per_ns: float  # sustained: peak x efficiency, less row activations (hw.dram)
     dram_link_bytes_per_ns: float  # the interconnect port of the DRAM (inf without interconnect)
     channel_bytes_per_ns: float  # one DRAM channel, sustained
     channels: int
@@ -69,10 +70,10 @@ def design_figures(accel: AcceleratorConfig) -> _Design:
         hop = (gbuf.latency_cycles + tile.activation_buffer.latency_cycles) * cyc + route(GBUF_NODE, True)
     return _Design(
         cycle_ns=cyc, num_tiles=accel.num_tiles,
-        dram_bytes_per_ns=dram.bandwidth_bytes_per_s * dram.bandwidth_efficiency * 1e-9,
+        dram_bytes_per_ns=streaming_channel_bytes_per_s(dram) * dram.channels * 1e-9,
         dram_link_bytes_per_ns=(noc.dram_link_bandwidth_bytes_per_s or dram.bandwidth_bytes_per_s) * 1e-9
         if noc is not None else inf,
-        channel_bytes_per_ns=dram.channel_bandwidth_bytes_per_s * 1e-9, channels=dram.channels,
+        channel_bytes_per_ns=streaming_channel_bytes_per_s(dram) * 1e-9, channels=dram.channels,
         interleave=dram.interleave_bytes,
         link_bytes_per_ns=noc.link_bandwidth_bytes_per_s * 1e-9 if noc is not None else inf,
         gbuf_bytes_per_cycle=gbuf.bytes_per_cycle if gbuf is not None else 0,

@@ -89,11 +89,19 @@ class CostCache:
         self.close()
 
 
+def utilization_frame(busy_ns: dict[str, float], device_ns: float) -> pd.DataFrame:
+    """``unit, busy_s, utilization`` rows, busiest first: each unit class's busy time over a device time."""
+    units = sorted(busy_ns, key=lambda u: -busy_ns[u])
+    return pd.DataFrame({"unit": units, "busy_s": [busy_ns[u] * 1e-9 for u in units],
+                         "utilization": [busy_ns[u] / device_ns if device_ns else 0.0 for u in units]})
+
+
 @dataclass(frozen=True)
 class OpsRun:
     """Per-op rows of an engine run plus counters."""
 
     ops: pd.DataFrame
+    utilization: pd.DataFrame  # one row per unit class: busy_s over the run, utilization = busy / device time
     simulated_ops: int
     distinct_ops: int
     total_ops: int
@@ -125,7 +133,8 @@ def run_ops(ops: Iterable[Op], design: AcceleratorConfig, *, reuse: bool = True,
     """
     cache = cache if cache is not None else CostCache(design)
     rows = []
-    t_ns = 0.0
+    t_ns = device_ns = 0.0
+    busy: dict[str, float] = {}
     before = cache.simulated
     bar = tqdm(ops, total=total, desc="simulating ops", unit="op", disable=(False if progress else None)
                if progress is not False else True, delay=1.0, leave=False)
@@ -133,9 +142,12 @@ def run_ops(ops: Iterable[Op], design: AcceleratorConfig, *, reuse: bool = True,
         c = cache.cost(op, reuse)
         start = t_ns
         t_ns += c.time_ns
+        device_ns += c.device_time_ns
+        for unit, b in c.unit_busy_ns:
+            busy[unit] = busy.get(unit, 0.0) + b
         rows.append((index, op.phase.value, op.step, op.layer, op.name, op.kind.value, op.m, op.n, op.k, op.batch,
                      op.elements, start * 1e-9, t_ns * 1e-9) + cost_row(c))
     bar.close()
     df = pd.DataFrame(rows, columns=list(OP_COLUMNS))
-    return OpsRun(ops=df, simulated_ops=cache.simulated - before, distinct_ops=len(cache.costs),
+    return OpsRun(ops=df, utilization=utilization_frame(busy, device_ns), simulated_ops=cache.simulated - before, distinct_ops=len(cache.costs),
                   total_ops=len(rows))

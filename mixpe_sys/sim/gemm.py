@@ -14,6 +14,7 @@ from ..mapping.gemm import peak_macs_per_s, plan_gemm
 from ..metrics.records import OpCost, cost_dict
 from ..workload.gemm_spec import GemmSpec
 from ..workload.quant import NumberFormat
+from .engine import utilization_frame
 from .plan_run import run_plan
 
 
@@ -54,7 +55,7 @@ class GemmResult:
     roofline: Roofline
     plan: GemmPlan = field(repr=False)
     steps: pd.DataFrame = field(repr=False)
-    units: pd.DataFrame = field(repr=False)  # unit, busy_s, utilization (busiest first)
+    units: pd.DataFrame = field(repr=False)  # unit class, busy_s, utilization (busiest first)
     config: AcceleratorConfig = field(repr=False)
 
     def __getattr__(self, name: str) -> Any:
@@ -124,8 +125,6 @@ def simulate_gemm(spec: GemmSpec, design: AcceleratorConfig, plan: GemmPlan | No
     run = run_plan(plan, design, macs=spec.macs, memory_time_ns=roof.memory_time_s * 1e9,
                    compute_time_ns=roof.compute_time_s * 1e9, weight_bits=spec.weight_bits,
                    activation_bits=spec.activation_bits, activation_fp=spec.activation_format is NumberFormat.FP)
-    util = run.utilization()
-    units = pd.DataFrame({"unit": list(util), "busy_s": [run.busy_ns[u] * 1e-9 for u in util],
-                          "utilization": list(util.values())})
+    units = utilization_frame(dict(run.cost.unit_busy_ns), run.cost.device_time_ns)
     return GemmResult(spec=spec, design=design.name, cost=run.cost, roofline=roof, plan=plan,
                       steps=run.recorder.steps_frame(), units=units, config=design)

@@ -41,6 +41,7 @@ class ModelResult:
     simulated_ops: int = 0
     distinct_ops: int = 0
     config: AcceleratorConfig | None = field(default=None, repr=False)
+    utilization: pd.DataFrame | None = field(default=None, repr=False)  # per unit class over the run
 
     def phase_time_s(self, phase: str) -> float:
         """Total time of a phase (s); 0 when absent."""
@@ -140,7 +141,7 @@ def simulate_ops_result(ops: Iterable[Op], design: AcceleratorConfig, *, model_n
             cache.close()
     return ModelResult(model=model_name, design=design.name, workload=workload, batch=batch, prompt_tokens=prompt,
                        generate_tokens=generate, ops=run.ops, layers=layers_report(run.ops),
-                       phases=phases_report(run.ops), simulated_ops=cache.simulated - before,
+                       phases=phases_report(run.ops), utilization=run.utilization, simulated_ops=cache.simulated - before,
                        distinct_ops=run.distinct_ops, config=design)
 
 
