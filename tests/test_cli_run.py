@@ -55,7 +55,8 @@ def test_run_json_figures(run_dir):
 
 def test_run_out_dir_reports(run_dir):
     fig, out = run_dir
-    assert {p.name for p in out.iterdir()} == {"ops.csv", "layers.csv", "phases.csv", "timeline.json", "summary.json"}
+    assert {p.name for p in out.iterdir()} == {"ops.csv", "layers.csv", "phases.csv", "timeline.json", "summary.json",
+                                                 "utilization.csv"}
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
     ops = pd.read_csv(out / "ops.csv")
     layers = pd.read_csv(out / "layers.csv")

@@ -411,7 +411,10 @@ def test_single_step_gemm_mixpe_post_gemm_dequant():
     design = hand_design(PeConfig(kind=PeKind.MIXPE_W4A8, pipeline_depth_cycles=2), DequantPlacement.POST_GEMM)
     spec = GemmSpec(m=32, n=32, k=128, weight_bits=4, activation_bits=8, output_bits=8, group_size=64,
                     scale_bits=16, zero_bits=4)
-    result = simulate_gemm(spec, design)
+    # one step holding the whole GEMM (the mapper may split K to overlap loads with compute)
+    tiling = GemmTiling(tm=32, tn=32, tk=128, order=LoopOrder.M_OUTER, dataflow=Dataflow.OUTPUT_STATIONARY,
+                        estimated_time_s=0.0)
+    result = simulate_gemm(spec, design, plan_gemm(spec, design, tiling))
     assert len(result.steps) == 1
     a_bytes = 32 * 128  # INT8
     w_bytes = 128 * 32 * 4 // 8 + 2 * 32 * (16 + 4) // 8  # INT4 weights + 2 groups x 32 cols x (scale + zero)
