@@ -183,7 +183,7 @@ def _result(model, system: System, plan: ReplicaPlan, q: QuantScheme, run: Pipel
         kv = round(kv_tokens * st.kv_bytes_per_token(q))
         for rank, chip in enumerate(st.chips):
             chips.append((chip, st.index, rank, st.num_layers, tot.compute_ns * 1e-9, tot.collective_ns * 1e-9,
-                          (total_ns - tot.compute_ns - tot.collective_ns) * 1e-9, tot.collective_bytes,
+                          max(0.0, total_ns - tot.compute_ns - tot.collective_ns) * 1e-9, tot.collective_bytes,
                           tot.activation_bytes, weights, kv, weights + kv, cap))
         for (phase, kind), (count, nbytes, took) in sorted(tot.collectives.items()):
             colls.append((st.index, phase, kind, count, nbytes, took * 1e-9))

@@ -152,6 +152,19 @@ class ServingStageCosts:
             self._parts[key] = hit
         return hit
 
+    def _prefetch(self, tokens: int, shapes, emitting: int, seg) -> None:
+        """Simulate the uncached ops of a pass's uncosted parts together, on the cache's workers."""
+        ops: list[Op] = []
+        for i in range(4):
+            if (f"tok{i}", (tokens,)) not in self._parts:
+                ops += seg(i)(tokens)
+        for shape in set(shapes):
+            if ("sequence", shape) not in self._parts:
+                ops += self._ops.sequence_ops(*shape)
+        if emitting and emitting not in self._heads:
+            ops += self._ops.head_ops(emitting)
+        self.cache.prefetch(ops)
+
     def padded(self, works: Sequence[SeqWork]) -> tuple[int, list[tuple[int, int]], int]:
         """(padded tokens, padded (q, kv_len) per sequence, sequences emitting a token)."""
         per = self.config.shape_buckets
@@ -171,6 +184,8 @@ class ServingStageCosts:
                 return [before, after[:1], after[1:6], after[6:]][i]
             return build
 
+        if self._interp is None and self.cache.workers > 1:
+            self._prefetch(tokens, shapes, emitting if stage.last else 0, seg)
         tok = [self._family(f"tok{i}", (tokens,), seg(i)) for i in range(4)]
         seqs = Cost(0.0, 0.0)
         for shape in shapes:
