@@ -155,12 +155,19 @@ class ServingStageCosts:
     def _prefetch(self, tokens: int, shapes, emitting: int, seg) -> None:
         """Simulate the uncached ops of a pass's uncosted parts together, on the cache's workers."""
         ops: list[Op] = []
+
+        def points(sizes: tuple[int, ...]) -> list[tuple[int, ...]]:
+            # the sizes themselves, or the anchors the interpolator will simulate around them
+            return [sizes] if self._interp is None else [pt for pt, _ in self._interp.grid.corners(sizes)]
+
         for i in range(4):
             if (f"tok{i}", (tokens,)) not in self._parts:
-                ops += seg(i)(tokens)
+                for (t,) in points((tokens,)):
+                    ops += seg(i)(t)
         for shape in set(shapes):
             if ("sequence", shape) not in self._parts:
-                ops += self._ops.sequence_ops(*shape)
+                for pt in points(shape):
+                    ops += self._ops.sequence_ops(*pt)
         if emitting and emitting not in self._heads:
             ops += self._ops.head_ops(emitting)
         self.cache.prefetch(ops)
@@ -184,7 +191,7 @@ class ServingStageCosts:
                 return [before, after[:1], after[1:6], after[6:]][i]
             return build
 
-        if self._interp is None and self.cache.workers > 1:
+        if self.cache.workers > 1:
             self._prefetch(tokens, shapes, emitting if stage.last else 0, seg)
         tok = [self._family(f"tok{i}", (tokens,), seg(i)) for i in range(4)]
         seqs = Cost(0.0, 0.0)
