@@ -227,3 +227,41 @@ def test_pipeline_run_reports_chips_and_passes(tiny, design):
     assert (r.chips["compute_s"] + r.chips["collective_s"] <= r.total_time_s + 1e-15).all()
     assert len(r.passes) == 2 * 3 * 2  # micro-batches x steps x stages
     assert plan_replica(tiny, s.config).stages[1].first_layer == 1
+
+
+def test_cli_run_on_a_system(tmp_path, capsys):
+    import json
+
+    from mixpe_sys.cli import main
+
+    model = tmp_path / "tiny.json"
+    model.write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "hidden_size": 256, "intermediate_size": 688,
+                                 "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                                 "vocab_size": 1000, "max_position_embeddings": 4096}))
+    base = ["run", "--model", str(model), "--prompt", "16", "--generate", "3", "--workers", "1"]
+    assert main(base + ["--tp", "2", "--pp", "2", "--microbatches", "2", "--json", "--out", str(tmp_path / "o")]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["tp"], d["pp"], d["chips"], d["microbatches"]) == (2, 2, 4, 1)  # batch 1: one micro-batch
+    assert d["collective_bytes"] > 0 and d["memory_per_chip_bytes"] < d["dram_capacity_bytes"]
+    assert {p.name for p in (tmp_path / "o").iterdir()} == {"chips.csv", "collectives.csv", "passes.csv", "ops.csv",
+                                                           "summary.json"}
+    assert main(base + ["--system", "mixpe-board4"]) == 0
+    assert "per chip:" in capsys.readouterr().out
+    assert main(base + ["--system", "mixpe-board4", "--workload", "paper"]) == 2
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(p=st.integers(2, 8), kind=st.sampled_from(["ring", "switch", "torus2d"]),
+       algorithm=st.sampled_from(list(CollectiveAlgorithm)), nbytes=st.floats(1e3, 1e8),
+       faster=st.floats(1.0, 10.0))
+def test_more_link_bandwidth_is_never_slower(p, kind, algorithm, nbytes, faster):
+    def t(bw):
+        cfg = TopologyConfig(kind=kind, link=LinkConfig(bandwidth_bytes_per_s=bw, latency_ns=L))
+        return CollectiveTimer(build_graph(cfg, p), algorithm).time_ns(CollectiveKind.ALL_REDUCE, nodes(p), nbytes)
+
+    slow, fast = t(B), t(B * faster)
+    assert fast <= slow * (1 + 1e-12)
+    # never below the data one chip must receive over its links, (p-1)/p * n for the ring's reduce-scatter
+    assert slow >= (p - 1) / p * nbytes / (B * 4) * 1e9  # at most 4 links into a chip (torus)
