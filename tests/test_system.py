@@ -7,7 +7,6 @@ import math
 import pytest
 import simpy
 
-from mixpe_sys import load_design
 from mixpe_sys.errors import ConfigError, FitError
 from mixpe_sys.sim.model import simulate_model
 from mixpe_sys.system import (LinkConfig, SystemConfig, TopologyConfig, load_system, simulate_system,

@@ -49,7 +49,7 @@ def _print_summary(s: dict) -> None:
 
 
 def cmd_replay(args) -> int:
-    from ..serving import ServingConfig, replay
+    from ..serving import replay
     from ..workload.models import load_model
     from ..workload.requests import load_request_trace
 

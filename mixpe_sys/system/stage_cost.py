@@ -65,20 +65,13 @@ def _split(ops: Sequence[Op]) -> tuple[list[Op], list[Op], list[Op]]:
     return list(ops[:a_end]), list(ops[a_end:b_end]), list(ops[b_end:])
 
 
-def _op_times(layer_parts: Sequence[tuple[Sequence[Op], Cost]], layers: int, head: Sequence[Op],
+def _op_times(layer_parts: Sequence[Sequence[Op]], layers: int, head: Sequence[Op],
               cache: CostCache) -> tuple[tuple[str, float], ...]:
-    """Per op name, its time in the pass (exact op costs; ops of interpolated parts share out their cost)."""
+    """Per op name, its time in the pass on one chip (ns), from the exact op costs."""
     out: dict[str, float] = {}
-    for ops, cost in layer_parts:
-        exact = [cache.costs.get(op.cost_key()) for op in ops]
-        if all(c is not None for c in exact):
-            for op, c in zip(ops, exact):
-                out[op.name] = out.get(op.name, 0.0) + layers * c.time_ns
-        elif ops:  # interpolated: attribute the part's time by the ops' share of MACs and elements
-            weights = [op.macs + op.elements + 1 for op in ops]
-            total = sum(weights)
-            for op, w in zip(ops, weights):
-                out[op.name] = out.get(op.name, 0.0) + layers * cost.time_ns * w / total
+    for ops in layer_parts:
+        for op in ops:
+            out[op.name] = out.get(op.name, 0.0) + layers * cache.cost(op).time_ns
     for op in head:
         out[op.name] = out.get(op.name, 0.0) + cache.cost(op).time_ns
     return tuple(out.items())
@@ -120,7 +113,7 @@ class RunStageCosts:
             split = _split(layer)
             parts = tuple(exact_cost(seg, self.cache) for seg in split)
             hc = exact_cost(head, self.cache)
-            times = _op_times(list(zip(split, parts)), stage.num_layers, head, self.cache)
+            times = _op_times(split, stage.num_layers, head, self.cache)
             hit = _pass(stage, self.tp, parts, hc, batch * q, batch if head else 0, times)
             self._memo[key] = hit
         return hit
