@@ -1,8 +1,9 @@
 """mixpe_sys: discrete-event simulator for mixed-precision LLM inference accelerators.
 
-Main entry points: :func:`simulate` (a model's prefill and decode),
-:func:`simulate_gemm` (one GEMM), :func:`load_design`
-(a preset or YAML design), and the ``mixpe-sim`` command line.
+Main entry points: :func:`simulate` (a model's prefill and decode, on one
+chip or on a system of chips), :func:`simulate_gemm` (one GEMM),
+:func:`load_design` (a preset or YAML design), :func:`load_system` (a system
+preset or file), and the ``mixpe-sim`` command line.
 """
 
 from .designs import design_names, list_designs, load_design
@@ -48,7 +49,8 @@ def simulate_gemm(m: int, n: int, k: int, design="mixpe-w4a8", *, batch: int = 1
 
 
 def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt: int = 512, generate: int = 128,
-             workload: str = "full", reuse: bool = True, progress: bool | None = None, workers: int = 1):
+             workload: str = "full", reuse: bool = True, progress: bool | None = None, workers: int = 1,
+             system=None, tp: int | None = None, pp: int | None = None):
     """Simulate a model's inference on a design.
 
     Parameters
@@ -67,21 +69,47 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
         Progress bar (None: only on a terminal, for runs over a second).
     workers:
         Processes that simulate the distinct ops in parallel (same results).
+    system:
+        A system preset name, a system YAML path or a :class:`~mixpe_sys.system.System`: run on one
+        replica of it (its chip design replaces ``design``; full workload only).
+    tp, pp:
+        Tensor- and pipeline-parallel degree: override the system's, or, without ``system``, run on
+        ``tp x pp`` chips of ``design`` joined by a switch (PCIe 5.0 x16 links).
 
     Returns
     -------
-    ModelResult
-        DataFrames ``ops``, ``layers``, ``phases`` and ``to_dict()`` headline figures (times in s).
+    ModelResult or SystemResult
+        One chip: DataFrames ``ops``, ``layers``, ``phases``; a system: ``chips``, ``collectives``,
+        ``passes``, ``ops``; both with ``to_dict()`` headline figures (times in s).
     """
     from .hw.config import AcceleratorConfig
     from .sim.model import simulate_model
     from .workload.models import ModelSpec, load_model
 
     spec = model if isinstance(model, ModelSpec) else load_model(model)
+    if system is not None or tp or pp:
+        from .system import System, load_system, simulate_system, system_of_design
+
+        if workload != "full":
+            raise ConfigError("field 'workload': a system runs the full workload (prefill and decode)")
+        if system is None:
+            cfg = design if isinstance(design, AcceleratorConfig) else load_design(design)
+            sysm = system_of_design(cfg, num_chips=(tp or 1) * (pp or 1), tp=tp or 1, pp=pp or 1)
+        else:
+            sysm = (system if isinstance(system, System) else load_system(system)).with_parallelism(tp, pp)
+        return simulate_system(spec, sysm, batch=batch, prompt=prompt, generate=generate, reuse=reuse,
+                               workers=workers)
     cfg = design if isinstance(design, AcceleratorConfig) else load_design(design)
     return simulate_model(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload,
                           reuse=reuse, progress=progress, workers=workers)
 
 
-__all__ = ["simulate", "simulate_gemm", "load_design", "list_designs", "design_names", "GemmSpec", "GemmResult",
+def load_system(name_or_path):
+    """A system of chips: a shipped preset (``dgx-a100``, ``mixpe-board4``) or a system YAML file."""
+    from .system import load_system as _load
+
+    return _load(name_or_path)
+
+
+__all__ = ["simulate", "simulate_gemm", "load_design", "load_system", "list_designs", "design_names", "GemmSpec", "GemmResult",
            "QuantScheme", "MixpeError", "ConfigError", "MappingError", "TraceError"]

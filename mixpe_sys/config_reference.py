@@ -12,6 +12,7 @@ import typing
 
 from .config_base import ConfigBase
 from .hw import config as hw
+from .system import config as system
 from .workload import paper
 from .workload.quant import QuantScheme
 
@@ -19,7 +20,7 @@ from .workload.quant import QuantScheme
 CLASSES: tuple[type[ConfigBase], ...] = (
     hw.AcceleratorConfig, hw.TileConfig, hw.PeArrayConfig, hw.PeConfig, hw.SramConfig, hw.DequantConfig,
     hw.VectorUnitConfig, hw.DramConfig, hw.RowBufferConfig, hw.NocConfig, QuantScheme, paper.PaperProfile,
-    paper.PaperOverride,
+    paper.PaperOverride, system.SystemConfig, system.TopologyConfig, system.LinkConfig, system.EdgeConfig,
 )
 
 
@@ -43,7 +44,8 @@ def reference_markdown() -> str:
     out = ["# Config reference", "",
            "Every field of a design file (and of the quantization scheme), generated from the config",
            "dataclasses by `python -m mixpe_sys.config_reference`. Units are in the field names; a design",
-           "file may also say `extends: PRESET` and `dram: {preset: NAME, ...}`.", ""]
+           "file may also say `extends: PRESET` and `dram: {preset: NAME, ...}`. A system file (several chips,",
+           "their links and the parallelism; `mixpe_sys/systems/*.yaml`) is a SystemConfig.", ""]
     for cls in CLASSES:
         hints = typing.get_type_hints(cls)
         doc = (cls.__doc__ or "").strip().splitlines()[0]

@@ -40,3 +40,7 @@ class MappingError(MixpeError):
 
 class TraceError(MixpeError):
     """A row of an operator or request trace is malformed (message names file:line:field)."""
+
+
+class FitError(MixpeError):
+    """A model does not fit the memory of the chips it is given (message names bytes needed and available)."""

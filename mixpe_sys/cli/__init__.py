@@ -1,4 +1,4 @@
-"""Command line: ``mixpe-sim designs | gemm | models | trace | run | replay | sweep``.
+"""Command line: ``mixpe-sim designs | gemm | models | trace | run | replay | capacity | sweep``.
 
 Every user error (bad argument, config, trace row) prints one line on stderr
 and exits with code 2; nothing is printed as a traceback. One module per
@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 from ..errors import MixpeError
-from . import gemm, replay, run, sweep
+from . import capacity, gemm, replay, run, sweep
 from .common import EXIT_USAGE, Parser, cpu_count
 
 __all__ = ["build_parser", "main", "cpu_count", "EXIT_USAGE"]
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``mixpe-sim`` argument parser with every subcommand."""
     parser = Parser(prog="mixpe-sim", description="Simulate mixed-precision LLM inference accelerators.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in (gemm, run, replay, sweep):
+    for module in (gemm, run, replay, capacity, sweep):
         module.register(sub)
     return parser
 

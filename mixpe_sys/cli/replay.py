@@ -5,6 +5,15 @@ from __future__ import annotations
 import math
 
 from .common import add_design_args, cpu_count, nonneg_int, positive_float, positive_int, print_table, resolve_design
+from .system_args import add_scale_args, add_system_args, kv_link, pools, resolve_system, wants_system
+
+SUSTAINABLE_RATE_HELP = (
+    "The trace is served at its own arrival rate (times --rate-scale), whatever the system can sustain: when "
+    "the summary says it was offered more than it served, the queue grew through the trace and the latencies "
+    "grow with the trace's length, not with the system. To find a sustainable rate, run `mixpe-sim capacity "
+    "TRACE --slo-ttft-p99 S --slo-tpot-p99 S` with the same options (it bisects --rate-scale for the largest "
+    "rate meeting both latency targets), or lower --rate-scale until the offered and served rates match; "
+    "--replicas, --tp and --disaggregate add chips.")
 
 
 def _seconds(x: float) -> str:
@@ -28,38 +37,74 @@ def _print_summary(s: dict) -> None:
         ("e2e p50 / p99", f"{_seconds(s['e2e_p50_s'])} / {_seconds(s['e2e_p99_s'])}"),
         ("energy per token", "-" if math.isnan(energy) else f"{energy * 1e3:.4f} mJ"),
         ("preemptions (requests)", f"{s['preemptions']} ({s['preempted_requests']})"),
-        ("KV cache (peak / capacity)", f"{s['kv_peak_tokens']} / {s['kv_capacity_tokens']} tokens"),
+        ("KV cache (peak / capacity)", f"{s['kv_peak_tokens']} / {s['kv_capacity_tokens']} tokens"
+                                       + (" per replica" if s.get("replicas", 1) > 1 else "")),
         ("iterations (mean batch)", f"{s['iterations']} ({s['mean_batch_sequences']:.2f} sequences)"),
         ("ops simulated", s["simulated_ops"]),
         ("wall time", f"{s['wall_s']:.2f} s"),
     ])
+    print(f"  load: {s['load_statement']}")
+    if s.get("offered_to_served", 0) > 1:
+        print("  (see `mixpe-sim replay --help` for how to find a sustainable rate)")
 
 
 def cmd_replay(args) -> int:
-    from ..serving import ServingConfig, replay
+    from ..serving import replay
     from ..workload.models import load_model
     from ..workload.requests import load_request_trace
 
-    config = ServingConfig(batching=args.batching, max_batch=args.max_batch,
-                           max_batched_tokens=args.max_batched_tokens, chunked_prefill=args.chunked_prefill,
-                           cost_model=args.cost_model, shape_buckets=args.shape_buckets)
+    config = serving_config(args)
     design = resolve_design(args.design, args.config)
     model = load_model(args.model)
     requests = load_request_trace(args.trace, limit=args.limit, rate_scale=args.rate_scale)
-    result = replay(requests, model, design, config=config, progress=None, workers=args.workers or cpu_count())
+    if wants_system(args):
+        result = replay_on_system(args, requests, model, design)
+    else:
+        result = replay(requests, model, design, config=config, progress=None, workers=args.workers or cpu_count())
     if args.out:
         result.write(args.out)
     if args.json:
         print(result.to_json())
     else:
         _print_summary(result.summary)
+        if wants_system(args):
+            _print_replicas(result)
     return 0
 
 
-def register(sub) -> None:
-    """Add ``replay`` to the ``mixpe-sim`` parser."""
-    p = sub.add_parser("replay", help="serve a request trace (Azure CSV, CSV or JSONL) with static or "
-                                      "continuous batching")
+def serving_config(args):
+    """The ServingConfig of the serving options."""
+    from ..serving import ServingConfig
+
+    return ServingConfig(batching=args.batching, max_batch=args.max_batch,
+                         max_batched_tokens=args.max_batched_tokens, chunked_prefill=args.chunked_prefill,
+                         cost_model=args.cost_model, shape_buckets=args.shape_buckets)
+
+
+def replay_on_system(args, requests, model, design, *, cache=None):
+    """Replay on the system and replicas of the options (a ClusterResult)."""
+    from ..system.serve import replay_system
+
+    replicas, disagg = pools(args)
+    system = resolve_system(args, design, replicas)
+    return replay_system(requests, model, system, config=serving_config(args), replicas=replicas,
+                         router=args.router, disaggregate=disagg, kv_link=kv_link(args), cache=cache,
+                         workers=args.workers or cpu_count(), progress=None if cache is None else False)
+
+
+def _print_replicas(result) -> None:
+    s = result.summary
+    print(f"  system: {s['system']}, {s['replicas']} replica(s) of tp {s['tp']} x pp {s['pp']}, "
+          f"router {s['router']}" + (f"; KV cache moved over {s['kv_link']}, mean "
+                                     f"{_seconds(s['kv_transfer_mean_s'])} per request" if "kv_link" in s else ""))
+    if s.get("replica_links_shared"):
+        print("  note: replicas' collectives can share links; that contention is not simulated")
+    cols = ["pool", "replica", "requests", "completed", "iterations", "utilization", "output_tokens", "peak_waiting"]
+    print("    " + result.replicas[cols].to_string(index=False).replace("\n", "\n    "))
+
+
+def add_serving_args(p) -> None:
+    """The serving options shared by ``replay`` and ``capacity``."""
     p.add_argument("trace", metavar="TRACE", help="request trace file")
     p.add_argument("--model", default="llama-2-7b", help="model name (see `models`) or a config.json path "
                                                          "(default llama-2-7b)")
@@ -78,13 +123,25 @@ def register(sub) -> None:
     p.add_argument("--shape-buckets", type=nonneg_int, default=16,
                    help="pad token counts and KV lengths to N sizes per doubling (exactly simulated padded "
                         "shapes, under 1/N extra work); 0 = unpadded, default 16")
-    p.add_argument("--rate-scale", type=positive_float, default=1.0,
-                   help="arrival-rate multiplier (2 = twice as fast), default 1")
     p.add_argument("--limit", type=positive_int, help="replay only the first N requests of the file")
     p.add_argument("--workers", type=positive_int,
                    help="processes simulating new ops in parallel (default: CPU count; results do not depend "
                         "on it)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--out", metavar="DIR", help="write requests.csv, iterations.csv and summary.json")
     add_design_args(p)
+    add_system_args(p)
+    add_scale_args(p)
+
+
+def register(sub) -> None:
+    """Add ``replay`` to the ``mixpe-sim`` parser."""
+    p = sub.add_parser("replay", help="serve a request trace (Azure CSV, CSV or JSONL) with static or "
+                                      "continuous batching, on one chip or on replicas of a system",
+                       description="Serve a request trace and report latency, throughput and energy. "
+                                   + SUSTAINABLE_RATE_HELP)
+    add_serving_args(p)
+    p.add_argument("--rate-scale", type=positive_float, default=1.0,
+                   help="arrival-rate multiplier (2 = twice as fast), default 1")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", metavar="DIR", help="write requests.csv, iterations.csv and summary.json "
+                                                "(and replicas.csv on a system)")
     p.set_defaults(func=cmd_replay)

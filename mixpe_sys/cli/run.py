@@ -6,6 +6,7 @@ import json
 import sys
 
 from .common import add_design_args, cpu_count, positive_int, print_table, print_units, resolve_design
+from .system_args import add_system_args, wants_system
 
 
 def _model(args):
@@ -78,6 +79,10 @@ def cmd_run(args) -> int:
     from ..workload.trace import read_trace
 
     design = resolve_design(args.design, args.config)
+    if wants_system(args):
+        from .system_run import run_system
+
+        return run_system(args, design)
     if args.trace:
         meta, ops = read_trace(args.trace)
         result = simulate_ops_result(ops, design, model_name=str(meta.get("model", args.trace)),
@@ -129,4 +134,5 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="write ops.csv, layers.csv, phases.csv, timeline.json")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_design_args(p)
+    add_system_args(p)
     p.set_defaults(func=cmd_run)

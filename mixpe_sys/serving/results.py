@@ -12,7 +12,10 @@ Definitions (seconds):
 least 1 (a request with 0 output tokens is served as one with 1).
 
 Throughput is output tokens per second of the replay's span (first arrival
-to last finish). Percentiles are linear-interpolated (``numpy.percentile``)
+to last finish). The offered rate is ``(n - 1)`` requests over the first to
+last arrival (the trace's mean arrival rate), the served rate the completed
+requests over the span; when the offered rate is well above the served
+rate the system was overloaded and the queue grew through the trace. Percentiles are linear-interpolated (``numpy.percentile``)
 over the completed requests.
 """
 
@@ -108,7 +111,30 @@ def summarise(requests: pd.DataFrame, iterations: pd.DataFrame) -> dict[str, Any
         "mean_batch_sequences": float(iterations["sequences"].mean()) if len(iterations) else math.nan,
         "peak_waiting": int(iterations["waiting"].max()) if len(iterations) else 0,
     })
+    summary.update(offered_load(requests, summary["requests_per_s"]))
+    summary["load_statement"] = load_statement(summary)
     return summary
+
+
+def offered_load(requests: pd.DataFrame, served_requests_per_s: float) -> dict[str, float]:
+    """Offered rate (``(n - 1)`` over first to last arrival, requests/s), served rate (completed requests over
+    first arrival to last finish) and their ratio (NaN when the requests all arrive at once)."""
+    arrival = requests["arrival_s"].to_numpy(dtype=np.float64)
+    window = float(arrival.max() - arrival.min()) if len(arrival) else 0.0
+    offered = (len(arrival) - 1) / window if window > 0 else math.nan
+    ratio = offered / served_requests_per_s if served_requests_per_s and served_requests_per_s > 0 else math.nan
+    return {"offered_requests_per_s": offered, "served_requests_per_s": served_requests_per_s,
+            "offered_to_served": ratio}
+
+
+def load_statement(summary: dict[str, Any]) -> str:
+    """One sentence: the offered load against what was served, and the queue's peak."""
+    queue = f"the queue peaked at {summary['peak_waiting']:,} waiting requests"
+    served = summary["served_requests_per_s"]
+    if math.isnan(summary["offered_to_served"]):
+        return f"all {summary['requests']:,} requests arrived at once; served {served:.3g} requests/s; {queue}"
+    return (f"offered {summary['offered_to_served']:.2f}x the rate it served ({summary['offered_requests_per_s']:.3g} "
+            f"vs {served:.3g} requests/s); {queue}")
 
 
 def _json_value(v: Any) -> Any:

@@ -213,10 +213,12 @@ class ContinuousScheduler(Scheduler, batching=Batching.CONTINUOUS):
             need = seq.context
             if not self.kv.can_allocate(need):
                 break  # admission control: wait for KV space
+            # the whole context, unless its prompt was prefilled elsewhere (disaggregated serving: 1 token)
+            todo = need - seq.computed
             if cfg.chunked_prefill:
-                q = min(need, budget)
-            elif need <= budget or (need > cfg.max_batched_tokens and not prefill_scheduled):
-                q = need
+                q = min(todo, budget)
+            elif todo <= budget or (todo > cfg.max_batched_tokens and not prefill_scheduled):
+                q = todo
             else:
                 break
             self.waiting.popleft()
@@ -224,7 +226,7 @@ class ContinuousScheduler(Scheduler, batching=Batching.CONTINUOUS):
             seq.allocated = need
             self.running.append(seq)
             steps.append((seq, q))
-            prefill_scheduled = True
+            prefill_scheduled = prefill_scheduled or seq.computed == 0
             budget -= q
         if not steps:
             return None
