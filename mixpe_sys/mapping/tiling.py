@@ -28,11 +28,11 @@ from .layout import lay_out
 #: (or as many in fewer tile steps)
 TIME_SLACK = 0.01
 #: at most this many tilings, the best estimates, are laid out and simulated
-SHORTLIST = 6
+SHORTLIST = 4
 #: ... among those estimated within this fraction of the best estimate
-SHORTLIST_WITHIN = 0.5
+SHORTLIST_WITHIN = 0.25
 #: ... and only those of at most this many tile steps (larger GEMMs are regular, and estimated well)
-SHORTLIST_MAX_STEPS = 2048
+SHORTLIST_MAX_STEPS = 512
 
 
 def _pow2_upto(limit: int, start: int = 1) -> list[int]:
