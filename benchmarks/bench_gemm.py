@@ -1,6 +1,6 @@
 """Speed of the raw discrete-event simulation for large GEMMs.
 
-Runs the mapped GEMM on a fresh accelerator (as ``mixpe_sys.sim.gemm.run_plan``
+Runs the mapped GEMM on a fresh accelerator (as ``mixpe_sys.sim.plan_run.run_plan``
 does) in a SimPy environment that counts the events it processes, and prints
 wall time, events, events per second, tile steps and simulated time.
 
