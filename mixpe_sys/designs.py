@@ -18,6 +18,7 @@ from .config_base import parse_yaml_with_lines, read_config_data
 from .errors import ConfigError
 from .hw.config import AcceleratorConfig
 from .hw.pe import pe_model
+from .hw.precision import quant_problem
 
 
 def _preset_dir():
@@ -82,9 +83,21 @@ def _resolve(data: Any, lines: dict, source: str | None, depth: int = 0) -> Any:
 
 
 def design_from_data(data: Any, *, source: str | None = None, lines: dict | None = None) -> AcceleratorConfig:
-    """Build a design from parsed YAML/JSON data (resolving ``extends`` and DRAM presets)."""
+    """Build a design from parsed YAML/JSON data (resolving ``extends`` and DRAM presets).
+
+    The design's own quantization must be one its PE runs (:mod:`mixpe_sys.hw.precision`).
+    """
     lines = lines or {}
-    return AcceleratorConfig.from_dict(_resolve(data, lines, source), source=source, lines=lines)
+    design = AcceleratorConfig.from_dict(_resolve(data, lines, source), source=source, lines=lines)
+    found = quant_problem(design, design.quant)
+    if found:
+        field, reason = found
+        line = lines.get(("quant", field)) or lines.get(("quant",)) or lines.get(("tile", "pe_array", "pe"))
+        if "quant" not in _resolve(data, lines, source):
+            reason += f"; the design gives no 'quant', so it has the default {design.quant.name} (group " \
+                      f"{design.quant.group_size}): add a 'quant' mapping its PE runs"
+        raise ConfigError(f"field 'quant.{field}': {reason}", source, line)
+    return design
 
 
 def load_design(name_or_path: str | Path) -> AcceleratorConfig:

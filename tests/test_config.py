@@ -254,6 +254,7 @@ def test_dram_preset_in_a_design_file(tmp_path):
     path = write(tmp_path, "ddr.yaml", """
         name: ddr-box
         frequency_hz: 1.0e9
+        quant: {weight_bits: 8, activation_bits: 8, group_size: 0, scale_bits: 0, zero_bits: 0}
         tile:
           pe_array: {pe: {kind: int8_mac}, rows: 16, cols: 16}
           weight_buffer: {capacity_bytes: 65536}
