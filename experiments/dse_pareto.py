@@ -31,6 +31,9 @@ import pandas as pd
 
 from mixpe_sys.dse import load_sweep, pareto, plot_pareto, read_results, run_sweep
 from mixpe_sys.report import markdown_table
+from mixpe_sys.plotting import pyplot_or_exit
+
+pyplot_or_exit(__file__)  # a one-line hint, not a traceback, without matplotlib
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SWEEP = HERE / "sweeps" / "pareto.yaml"

@@ -39,6 +39,9 @@ from mixpe_sys import load_design, simulate
 from mixpe_sys.area import area_mm2
 from mixpe_sys.sim.model import model_ops, simulate_ops_result
 from mixpe_sys.workload.models import load_model
+from mixpe_sys.plotting import pyplot_or_exit
+
+pyplot_or_exit(__file__)  # a one-line hint, not a traceback, without matplotlib
 
 PARTS = ("static", "dram", "buffer", "core")
 AUTHORS = "1 authors' setup"

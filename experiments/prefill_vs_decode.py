@@ -23,10 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
+from mixpe_sys.plotting import pyplot_or_exit
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+plt = pyplot_or_exit(__file__)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 

@@ -55,6 +55,9 @@ from mixpe_sys import load_design, simulate_gemm
 from mixpe_sys.config_base import parse_yaml_with_lines
 from mixpe_sys.hw.config import AcceleratorConfig, DramConfig
 from mixpe_sys.report import markdown_table
+from mixpe_sys.plotting import pyplot_or_exit
+
+pyplot_or_exit(__file__)  # a one-line hint, not a traceback, without matplotlib
 
 MEASUREMENT_SOURCE = ("PrincetonUniversity/LLMCompass, ae/figure5/ab/real_hardware/matmul_A100.csv "
                       "(torch.matmul, bf16, median host wall clock incl. launch and synchronize, A100 80 GB)")

@@ -20,7 +20,7 @@ from typing import Iterable
 from .errors import ConfigError
 from .hw.config import AcceleratorConfig
 from .hw.pe import pe_model
-from .hw.precision import check_group, check_quant, quant_problem
+from .hw.precision import check_quant, quant_problem
 from .limits import MAX_RUN_OPS, MAX_TILE_STEPS, check_at_most, check_gemm_dims
 from .mapping.gemm import GemmSpec
 from .mapping.tiling import choose_tiling
@@ -49,14 +49,6 @@ def check_gemm(m: int, n: int, k: int, batch: int, design: AcceleratorConfig, qu
     """Everything :func:`mixpe_sys.simulate_gemm` checks before it maps the GEMM."""
     check_gemm_dims(m, n, k, batch)
     check_quant(design, quant, prefix="")
-    if quant.quantized_weights:
-        check_group(quant.group_size, k)
-
-
-def _linear_widths(model: ModelSpec) -> dict[str, int]:
-    """Reduction length K of each linear layer, by the model field that sets it."""
-    return {"hidden_size": model.hidden_size, "num_heads x head_dim": model.q_dim,
-            "intermediate_size": model.intermediate_size}
 
 
 def check_model_run(model: ModelSpec, design: AcceleratorConfig, *, batch: int, prompt: int, generate: int,
@@ -87,9 +79,6 @@ def check_model_run(model: ModelSpec, design: AcceleratorConfig, *, batch: int, 
                           f"step attends to {prompt + generate - 1}) is beyond the {context}-token context of "
                           f"{model.name} (max_position_embeddings)")
     check_quant(design, q)
-    if q.quantized_weights:
-        for name, k in _linear_widths(model).items():
-            check_group(q.group_size, k, field="quant.group_size", k_field=f"{model.name}'s {name}")
     check_at_most("generate", op_count(model, prompt=prompt, generate=generate, workload=wl), MAX_RUN_OPS,
                   "ops in one run")
     check_kv_fits(model, design, q, sequences=batch, tokens_per_sequence=prompt + generate - 1)
@@ -152,9 +141,6 @@ def check_ops(ops: Iterable[Op], design: AcceleratorConfig, *, what: str = "an",
                                                                    NumberFormat(op.activation_format))
         if precision and found:
             raise ConfigError(f"{label}: field '{found[0]}': {found[1]} (design '{design.name}')")
-        if op.group_size and op.weight_bits < 8 and op.group_size > op.k:
-            raise ConfigError(f"{label}: field 'group_size': a group of {op.group_size} weights is longer than "
-                              f"k={op.k}")
         try:
             check_gemm_spec(op.gemm_spec(), design, what="the op's GEMM")
         except ConfigError as exc:

@@ -247,7 +247,7 @@ def test_extends_unknown_design_names_file_and_line(tmp_path):
         """)
     with pytest.raises(ConfigError) as info:
         load_design(path)
-    assert str(info.value).startswith(f"{path}:2: unknown design 'no-such-design'")
+    assert str(info.value).startswith(f"{path}:2: field 'extends': unknown design 'no-such-design'")
 
 
 def test_dram_preset_in_a_design_file(tmp_path):

@@ -6,14 +6,15 @@ One rule for ``gemm``, ``run``, ``replay``, sweeps and the Python API:
   activation widths, and the KV-cache width against the activations
   (:mod:`.claims`: each PE type states the widths it takes).
 - **Groups**: group-wise scales (``group_size`` > 0 with weights below 8 bits)
-  need a dequantizer (``tile.dequant.placement`` post_gemm or in_loop), and a
-  group may not be longer than the reduction length K it quantizes. A group
-  size that does not divide K leaves the last group of each column partial:
-  ``ceil(K / group_size)`` groups, as GPTQ checkpoints store their scales
-  (AutoGPTQ ``QuantLinear`` keeps ``ceil(in_features / group_size)`` scale
-  rows). ``group_size`` 0 with low-bit weights means one scale per output
+  need a dequantizer (``tile.dequant.placement`` post_gemm or in_loop). A
+  group size that does not divide the reduction length K leaves the last
+  group of each column partial: ``ceil(K / group_size)`` groups, as GPTQ
+  checkpoints store their scales (AutoGPTQ's ``QuantLinear`` keeps
+  ``ceil(in_features / group_size)`` scale rows); a group longer than K is
+  one partial group per column. ``mixpe-sim gemm`` states both in its
+  output. ``group_size`` 0 with low-bit weights means one scale per output
   channel, applied with the output: neither its bytes (about ``5 / K`` of the
-  weight bytes) nor a dequant step is simulated.
+  weight bytes at 4 bits) nor a dequant step is simulated, as the output says.
 """
 
 from __future__ import annotations
@@ -48,10 +49,3 @@ def check_quant(design: AcceleratorConfig, quant: QuantScheme, *, prefix: str = 
     if found:
         field, reason = found
         raise ConfigError(f"field '{prefix}{field}': {reason}")
-
-
-def check_group(group_size: int, k: int, *, field: str = "group_size", k_field: str = "k") -> None:
-    """A group may not be longer than the K it quantizes (0 = per output channel is always fine)."""
-    if group_size > k:
-        raise ConfigError(f"field '{field}': a group of {group_size} weights is longer than {k_field}={k}, the "
-                          f"reduction it quantizes; give a group size <= {k} (or 0 for per-channel scales)")

@@ -86,7 +86,9 @@ class ModelResult:
             "memory_bound_share_prefill": self.memory_bound_share("prefill"),
             "memory_bound_share_decode": self.memory_bound_share("decode"),
             "ops": len(self.ops), "simulated_ops": self.simulated_ops, "distinct_ops": self.distinct_ops,
-            "energy_j": self.energy_j, "energy_breakdown_j": self.energy_breakdown_j,
+            "output_tokens": tokens, "energy_j": self.energy_j,
+            "energy_per_output_token_j": self.energy_j / tokens if tokens else None,
+            "energy_breakdown_j": self.energy_breakdown_j,
         }
 
 
@@ -121,7 +123,7 @@ def simulate_ops_result(ops: Iterable[Op], design: AcceleratorConfig, *, model_n
     try:
         if reuse and cache.workers > 1:
             ops = ops if isinstance(ops, list) else list(ops)
-            cache.prefetch(ops)
+            cache.prefetch(ops, progress=progress)
         run = run_ops(ops, design, reuse=reuse, progress=progress, total=total, cache=cache)
     finally:
         if own:

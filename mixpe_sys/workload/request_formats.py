@@ -93,7 +93,8 @@ def load_request_trace(path: str | os.PathLike, *, limit: int | None = None,
     Returns
     -------
     pandas.DataFrame
-        Columns ``request_id, arrival_s, prompt_tokens, output_tokens`` (s, tokens).
+        Columns ``request_id, arrival_s, prompt_tokens, output_tokens`` (s, tokens);
+        ``attrs["source"]`` is the file and ``attrs["lines"][request_id]`` the request's line.
 
     Raises
     ------
@@ -123,7 +124,10 @@ def load_request_trace(path: str | os.PathLike, *, limit: int | None = None,
         arrival, prompt, output = _parse_jsonl(rows, fields, src)
     else:
         arrival, prompt, output = _parse_csv(rows, fields, order, src)
-    return _build_frame(arrival, prompt, output, rate_scale)
+    df = _build_frame(arrival, prompt, output, rate_scale)
+    # where each request came from (request_id = file order), for messages about a request
+    df.attrs = {"source": src, "lines": list(rows[0])}
+    return df
 
 
 def _expected_headers() -> str:
