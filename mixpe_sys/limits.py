@@ -8,12 +8,11 @@ limit                     value          why
 ========================  =============  ==================================================
 ``MAX_DIM``               2**31 - 1      elements along one GEMM dimension (M, N, K) or
                                          instances (batch): the int32 index range
-``MAX_TILE_STEPS``        1,000,000      tile steps of one GEMM (each is a Python object and
-                                         a row of ``steps``); about a minute of simulation
-                                         and under 2 GB (``benchmarks/bench_gemm.py``
-                                         prints this machine's rate)
+``MAX_TILE_STEPS``        2,500,000      tile steps of one GEMM (each a Python object and a
+                                         row of ``steps``): about 3 minutes and 4.5 GB at
+                                         the measured 1.8 kB and 66 reference us per step
 ``MAX_RUN_OPS``           1,000,000      ops of one model run or operator trace (one row
-                                         each in ``ops``; about 1.5 GB)
+                                         each in ``ops``): about 1.6 GB
 ``MAX_TILES``             4,096          compute tiles of a design (one SimPy process and
                                          one interconnect node each)
 ``MAX_ARRAY_DIM``         65,536         PE rows or columns of one array
@@ -22,6 +21,11 @@ limit                     value          why
 ``MAX_FREQUENCY_HZ``      1e11           core clock: 100 GHz, over ten times any CMOS
                                          logic clock
 ========================  =============  ==================================================
+
+The per-step figures: ``simulate_gemm(8192, 12288, 12288, "a100-like")``, 589,824 tile steps,
+peaked at 1.07 GB and took 39 reference seconds (``benchmarks/refsec.py``); a Llama-2-7B run of
+428,032 ops (``prompt=64, generate=1024``) peaked at 0.67 GB. The largest GEMM of
+``experiments/validate_gpu.py --all`` has 2.1 M tile steps.
 
 Model runs are further bounded by the model and the design themselves: the
 prompt and generated tokens of a sequence must fit the model's context
@@ -37,7 +41,7 @@ from __future__ import annotations
 from .errors import ConfigError
 
 MAX_DIM = 2**31 - 1
-MAX_TILE_STEPS = 1_000_000
+MAX_TILE_STEPS = 2_500_000
 MAX_RUN_OPS = 1_000_000
 MAX_TILES = 4096
 MAX_ARRAY_DIM = 65536

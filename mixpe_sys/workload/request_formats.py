@@ -324,9 +324,11 @@ def _build_frame(arrival: np.ndarray, prompt: np.ndarray, output: np.ndarray,
     if arrival.dtype == np.int64:
         rel = rel / 1e9
     order = np.argsort(rel, kind="stable")
+    with np.errstate(over="ignore"):  # an overflow to inf is refused by the caller, naming the field
+        arrival_s = rel[order] / float(rate_scale)
     return pd.DataFrame({
         "request_id": order.astype(np.int64),
-        "arrival_s": rel[order] / float(rate_scale),
+        "arrival_s": arrival_s,
         "prompt_tokens": prompt[order].astype(np.int64),
         "output_tokens": output[order].astype(np.int64),
     })
