@@ -86,6 +86,8 @@ def plot_roofline(ops: pd.DataFrame, design, model_name: str, path: Path) -> Non
         sel = ops[ops["phase"] == phase]
         ax.scatter(sel["intensity_macs_per_byte"], sel["achieved_macs_per_s"], marker=marker,
                    label=f"{phase} ops" + (f" ({PROMPT}-token prompt)" if phase == "prefill" else " (one step)"))
+        if phase == "prefill":  # the LM head runs on the last prompt token only: a GEMV, under the decode ops
+            sel = sel.assign(name=sel["name"].replace({"lm_head": "lm_head (prefill: last token only)"}))
         for i, (px, py, text) in enumerate(_label_groups(sel)):
             ax.annotate(text, (px, py), xytext=offsets[i % len(offsets)], textcoords="offset points", fontsize=7,
                         arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.5"})

@@ -25,7 +25,7 @@ from pathlib import Path
 from mixpe_sys.plotting import pyplot_or_exit
 
 plt = pyplot_or_exit(__file__)
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from mixpe_sys import load_design  # noqa: E402
@@ -86,8 +86,10 @@ def plot(df: pd.DataFrame, path: Path, model: str) -> None:
             ax.scatter(x, [sel.loc[d, f"{metric}_p99_s"] for d in served], marker="^", s=40,
                        label="99th percentile (p99)")
             ax.set_yscale("log")
-            for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
-                axis(FuncFormatter(lambda v, _: f"{v:.3g}"))
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.margins(y=0.15)
             ax.set_xticks(list(x), served, rotation=20)
             ax.set_xlim(-0.5, max(len(served), 1) - 0.5)
             ax.set_ylabel(f"{words} (s, log scale)")

@@ -432,6 +432,7 @@ def plot_validation(df: pd.DataFrame, path: Path) -> None:
         ax.set_ylabel("time (ms)")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend()
+    fig.suptitle("a100-like preset (FP16 GEMMs) against A100 measurements: time per GEMM", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
