@@ -26,7 +26,10 @@ from .errors import ConfigError
 _MISSING = dataclasses.MISSING
 
 
-class YamlLoader(yaml.SafeLoader):
+_SafeBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML has it (faster)
+
+
+class YamlLoader(_SafeBase):
     """SafeLoader that also reads ``1e9`` and ``1.0e9`` as floats (YAML 1.2 style)."""
 
 
@@ -329,12 +332,18 @@ def parse_yaml_with_lines(text: str, source: str | None = None) -> tuple[Any, di
     ConfigError
         On malformed YAML, naming the file and line.
     """
+    loader = YamlLoader(text)
     try:
-        node = yaml.compose(text, Loader=YamlLoader)
+        node = loader.get_single_node()
+        if node is not None:
+            _check_nodes(node, source)
+            data = loader.construct_document(node)  # from the composed node: the text is parsed once
+        else:
+            data = None
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, source) from None
-    if node is not None:
-        _check_nodes(node, source)
+    finally:
+        loader.dispose()
     lines: dict[tuple, int] = {}
 
     def walk(n: Any, path: tuple) -> None:
@@ -351,10 +360,6 @@ def parse_yaml_with_lines(text: str, source: str | None = None) -> tuple[Any, di
                 walk(v, path + (i,))
 
     walk(node, ())
-    try:
-        data = yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise _yaml_error(exc, source) from None
     return data, lines
 
 

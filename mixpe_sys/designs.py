@@ -8,6 +8,8 @@ are bases, not listed as designs.
 
 from __future__ import annotations
 
+import copy
+import functools
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,14 @@ def _read_preset(folder, name: str, what: str, source: str | None, line: int | N
     if not entry.is_file():
         known = design_names() if what == "design" else dram_preset_names()
         raise ConfigError(f"unknown {what} '{name}' (known: {', '.join(known)})", source, line)
-    return parse_yaml_with_lines(entry.read_text(encoding="utf-8"), f"{what} preset {name}")
+    data, lines = _parsed_preset(entry.read_text(encoding="utf-8"), what, name)
+    return copy.deepcopy(data), dict(lines)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_preset(text: str, what: str, name: str) -> tuple[Any, dict]:
+    """A preset's text parsed once per process (the cache is keyed by the text itself)."""
+    return parse_yaml_with_lines(text, f"{what} preset {name}")
 
 
 def _merge(base: Any, over: Any) -> Any:
