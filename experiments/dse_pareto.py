@@ -29,8 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixpe_sys.dse import load_sweep, pareto, plot_pareto, read_results, run_sweep
+from mixpe_sys.dse import expand_points, load_sweep, pareto, plot_pareto, read_results, run_sweep
 from mixpe_sys.report import markdown_table
+from mixpe_sys.plotting import pyplot_or_exit
+
+pyplot_or_exit(__file__)  # a one-line hint, not a traceback, without matplotlib
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SWEEP = HERE / "sweeps" / "pareto.yaml"
@@ -129,16 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     sweep = load_sweep(args.sweep)
     run = run_sweep(sweep, args.outdir, scheduler=args.scheduler, workers=args.workers, use_dask=not args.no_dask,
                     base_dir=args.sweep.resolve().parent)
+    current = {p.point_id for p in expand_points(sweep, args.sweep.resolve().parent)}
     df = read_results(args.outdir)
+    df = df[df["point_id"].isin(current)]  # rows of points no longer in the sweep file stay in results.csv only
     area, energy = fronts(df)
     area.to_csv(args.outdir / "front_area.csv", index=False)
     energy.to_csv(args.outdir / "front_energy.csv", index=False)
     ok = df[df["status"] == "ok"]
     plot_pareto(ok, AREA_EFFICIENCY, FIDELITY, args.outdir / "pareto_area.png", group="design",
-                title="Fidelity vs throughput per area (OPT-6.7B, batch 64)",
+                title="Fidelity vs throughput per area\nOPT-6.7B, the MixPE authors' workload (batch 64 x 1 token)",
                 xlabel="output tokens/s per mm^2", ylabel="quantization SNR (dB)")
     plot_pareto(ok, ENERGY, FIDELITY, args.outdir / "pareto_energy.png", minimize=[ENERGY], group="design",
-                logx=True, title="Fidelity vs energy per token (OPT-6.7B, batch 64)",
+                logx=True, title="Fidelity vs energy per token\nOPT-6.7B, the MixPE authors' workload (batch 64 x 1 token)",
                 xlabel="energy per output token (J, lower is better)", ylabel="quantization SNR (dB)")
     (args.outdir / "summary.md").write_text(summary_markdown(df, sweep, run, area, energy), encoding="utf-8")
     print(f"{len(df)} points ({len(run.computed)} run now) -> {args.outdir} in {time.perf_counter() - start:.1f} s",

@@ -23,16 +23,16 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
+from mixpe_sys.plotting import pyplot_or_exit
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+plt = pyplot_or_exit(__file__)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from mixpe_sys import load_design  # noqa: E402
 from mixpe_sys.mapping.gemm import peak_macs_per_s  # noqa: E402
 from mixpe_sys.report import markdown_table  # noqa: E402
+from mixpe_sys.serving.kv_cache import kv_budget  # noqa: E402
 from mixpe_sys.sim.engine import CostCache, run_ops  # noqa: E402
 from mixpe_sys.sim.model import simulate_model  # noqa: E402
 from mixpe_sys.workload.ops import Phase  # noqa: E402
@@ -56,7 +56,21 @@ def roofline_ops(model, design) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def plot_roofline(ops: pd.DataFrame, design, path: Path) -> None:
+def _label_groups(ops: pd.DataFrame) -> list[tuple[float, float, str]]:
+    """Ops at (nearly) the same point share one label: ``(x, y, "qkv, o_proj")``."""
+    groups: list[list] = []
+    for row in ops.itertuples():
+        x, y = row.intensity_macs_per_byte, row.achieved_macs_per_s
+        for g in groups:
+            if abs(np.log(x / g[0])) < 0.25 and abs(np.log(y / g[1])) < 0.25:
+                g[2].append(row.name)
+                break
+        else:
+            groups.append([x, y, [row.name]])
+    return [(x, y, ", ".join(dict.fromkeys(names))) for x, y, names in groups]
+
+
+def plot_roofline(ops: pd.DataFrame, design, model_name: str, path: Path) -> None:
     q = design.quant
     from mixpe_sys.mapping.gemm import GemmSpec
 
@@ -64,17 +78,23 @@ def plot_roofline(ops: pd.DataFrame, design, path: Path) -> None:
                                     activation_format=q.activation_format), design)
     bw = design.dram.bandwidth_bytes_per_s
     x = np.logspace(-1, 4, 200)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.loglog(x, np.minimum(peak, x * bw), "k-", label=f"roof ({design.name})")
+    fig, ax = plt.subplots(figsize=(8, 5.2))
+    ax.loglog(x, np.minimum(peak, x * bw), "k-", label=f"roofline: {bw / 1e9:.0f} GB/s DRAM, "
+                                                        f"{peak / 1e12:.1f} TMAC/s peak")
+    offsets = [(8, 10), (8, -16), (-60, 12), (-60, -18), (12, 24), (12, -30)]
     for phase, marker in (("prefill", "o"), ("decode", "s")):
         sel = ops[ops["phase"] == phase]
-        ax.scatter(sel["intensity_macs_per_byte"], sel["achieved_macs_per_s"], marker=marker, label=phase)
-        for row in sel.itertuples():
-            ax.annotate(row.name, (row.intensity_macs_per_byte, row.achieved_macs_per_s), fontsize=7)
-    ax.set_xlabel("arithmetic intensity (MACs / DRAM byte)")
-    ax.set_ylabel("achieved MACs / s")
-    ax.set_title("Per-op roofline, Llama-2-7B, prompt 512")
-    ax.legend()
+        ax.scatter(sel["intensity_macs_per_byte"], sel["achieved_macs_per_s"], marker=marker,
+                   label=f"{phase} ops" + (f" ({PROMPT}-token prompt)" if phase == "prefill" else " (one step)"))
+        if phase == "prefill":  # the LM head runs on the last prompt token only: a GEMV, under the decode ops
+            sel = sel.assign(name=sel["name"].replace({"lm_head": "lm_head (prefill: last token only)"}))
+        for i, (px, py, text) in enumerate(_label_groups(sel)):
+            ax.annotate(text, (px, py), xytext=offsets[i % len(offsets)], textcoords="offset points", fontsize=7,
+                        arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.5"})
+    ax.set_xlabel("arithmetic intensity (MACs per DRAM byte)")
+    ax.set_ylabel("achieved MAC rate (MACs/s)")
+    ax.set_title(f"Per-op roofline: {model_name} on {design.name} ({q.name}), layer 0")
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -88,11 +108,13 @@ def decode_step_ops(model, design, batch: int):
 
 
 def batch_sweep(model, designs: list[str], batches: list[int]) -> pd.DataFrame:
-    """One row per (design, batch): the decode step's time, tokens/s and memory-bound share."""
+    """One row per (design, batch): the decode step's time, tokens/s, memory-bound share, and whether the
+    batch's KV cache (``batch x (PROMPT + 1)`` tokens) fits the design's DRAM beside the weights."""
     rows = []
     for name in designs:
         design = load_design(name)
         cache = CostCache(design)
+        capacity = kv_budget(model, design).capacity_tokens
         for b in batches:
             step = run_ops(decode_step_ops(model, design, b), design, cache=cache, progress=False).ops
             lin = step[step["kind"] == "linear"]
@@ -101,20 +123,39 @@ def batch_sweep(model, designs: list[str], batches: list[int]) -> pd.DataFrame:
                          "memory_bound_share": float(step.loc[step["roofline_bound"] == "memory", "time_s"].sum()) / t,
                          "linear_compute_bound": bool((lin["roofline_bound"] == "compute").all()),
                          # compute_time_s is MACs over the peak rate, so this is the achieved share of peak
-                         "linear_utilization": float(lin["compute_time_s"].sum() / lin["time_s"].sum())})
+                         "linear_utilization": float(lin["compute_time_s"].sum() / lin["time_s"].sum()),
+                         "kv_fits": b * (PROMPT + 1) <= capacity})
     return pd.DataFrame(rows)
 
 
-def plot_sweep(df: pd.DataFrame, path: Path) -> None:
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name, g in df.groupby("design", sort=False):
-        a1.loglog(g["batch"], g["step_time_s"] * 1e3, "o-", label=name)
-        a2.semilogx(g["batch"], g["memory_bound_share"], "o-", label=name)
-    a1.set_xlabel("batch")
+MARKERS = "osD^vP*X"
+STYLES = ["-", "--", "-.", ":"]
+
+
+def plot_sweep(df: pd.DataFrame, model_name: str, path: Path) -> None:
+    """Step time and memory-bound share by batch; each design its own marker and dash (equal curves stay
+    visible), open markers where the batch's KV cache would not fit the design's DRAM."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for i, (name, g) in enumerate(df.groupby("design", sort=False)):
+        style = dict(marker=MARKERS[i % len(MARKERS)], linestyle=STYLES[i % len(STYLES)], markersize=7 - i % 3,
+                     label=name)
+        line, = a1.loglog(g["batch"], g["step_time_s"] * 1e3, **style)
+        a2.semilogx(g["batch"], g["memory_bound_share"] * 100, **style)
+        over = g[~g["kv_fits"]]
+        for ax, col, scale in ((a1, "step_time_s", 1e3), (a2, "memory_bound_share", 100)):
+            ax.scatter(over["batch"], over[col] * scale, s=90, facecolors="white", edgecolors=line.get_color(),
+                       zorder=3, marker=MARKERS[i % len(MARKERS)])
+    a1.scatter([], [], s=90, facecolors="white", edgecolors="k", label="KV cache would not fit the DRAM")
+    for ax in (a1, a2):
+        ax.set_xlabel("batch (sequences)")
+        ax.grid(True, which="both", alpha=0.3)
     a1.set_ylabel("decode step time (ms)")
-    a2.set_xlabel("batch")
-    a2.set_ylabel("share of step time memory-bound")
+    a2.set_ylabel("share of step time in memory-bound ops (%)")
+    a2.set_ylim(-3, 103)
+    a1.set_title("Time of one decode step")
+    a2.set_title("Memory-bound share of the step")
     a1.legend(fontsize=8)
+    fig.suptitle(f"{model_name}: one decode step after a {PROMPT}-token prompt, by batch and design")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -134,10 +175,10 @@ def main(argv=None) -> int:
     design = load_design("mixpe-w4a8")
     ops = roofline_ops(model, design)
     ops.to_csv(out / "roofline_ops.csv", index=False)
-    plot_roofline(ops, design, out / "roofline.png")
+    plot_roofline(ops, design, model.name, out / "roofline.png")
     sweep = batch_sweep(model, args.designs.split(","), [1, 16, 256] if args.quick else BATCHES)
     sweep.to_csv(out / "batch_sweep.csv", index=False)
-    plot_sweep(sweep, out / "batch_sweep.png")
+    plot_sweep(sweep, model.name, out / "batch_sweep.png")
     turning = (sweep[sweep["linear_compute_bound"]].groupby("design", sort=False)["batch"].min()
                .reindex(sweep["design"].unique()))
     table = pd.DataFrame({"design": turning.index,
@@ -150,7 +191,10 @@ def main(argv=None) -> int:
                               "roofline_bound"]]), "",
           "## Where each design's decode turns compute-bound", "", markdown_table(table), "",
           "## Decode step by batch", "",
-          markdown_table(sweep[["design", "batch", "step_time_s", "tokens_per_s", "memory_bound_share"]]), ""]
+          "`kv_fits` is false where the batch's KV cache (batch x 513 tokens) would not fit the design's DRAM "
+          "beside the weights: such a batch cannot run there, its figures are the hardware's cost only.", "",
+          markdown_table(sweep[["design", "batch", "step_time_s", "tokens_per_s", "memory_bound_share",
+                                "kv_fits"]]), ""]
     (out / "summary.md").write_text("\n".join(md))
     print(f"wrote {out} in {time.perf_counter() - start:.1f} s")
     return 0

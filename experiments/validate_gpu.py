@@ -55,6 +55,9 @@ from mixpe_sys import load_design, simulate_gemm
 from mixpe_sys.config_base import parse_yaml_with_lines
 from mixpe_sys.hw.config import AcceleratorConfig, DramConfig
 from mixpe_sys.report import markdown_table
+from mixpe_sys.plotting import pyplot_or_exit
+
+pyplot_or_exit(__file__)  # a one-line hint, not a traceback, without matplotlib
 
 MEASUREMENT_SOURCE = ("PrincetonUniversity/LLMCompass, ae/figure5/ab/real_hardware/matmul_A100.csv "
                       "(torch.matmul, bf16, median host wall clock incl. launch and synchronize, A100 80 GB)")
@@ -429,6 +432,7 @@ def plot_validation(df: pd.DataFrame, path: Path) -> None:
         ax.set_ylabel("time (ms)")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend()
+    fig.suptitle("a100-like preset (FP16 GEMMs) against A100 measurements: time per GEMM", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

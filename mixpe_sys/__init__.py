@@ -30,21 +30,33 @@ def simulate_gemm(m: int, n: int, k: int, design="mixpe-w4a8", *, batch: int = 1
     quant:
         ``"W4A8"``-style string or a QuantScheme; default the design's.
     group_size:
-        Weights per quantization group; default the scheme's.
+        Weights per quantization group; default the scheme's. One that does not
+        divide ``k`` leaves the last group of each column partial (see
+        :mod:`mixpe_sys.hw.precision`).
 
     Returns
     -------
     GemmResult
         ``time_s``, cycles, bytes, roofline figures, and ``steps`` (a DataFrame).
+
+    Raises
+    ------
+    ConfigError
+        A precision the design's PE does not take, or a size beyond :mod:`mixpe_sys.limits`.
     """
+    from .checks import check_gemm, check_gemm_spec
     from .hw.config import AcceleratorConfig
 
     cfg = design if isinstance(design, AcceleratorConfig) else load_design(design)
     q = cfg.quant if quant is None else (QuantScheme.parse(quant) if isinstance(quant, str) else quant)
-    group = q.group_size if group_size is None else group_size
+    if group_size is not None:
+        q = q.replace(group_size=group_size)
+    check_gemm(m, n, k, batch, cfg, q)
     spec = GemmSpec(m=m, n=n, k=k, batch=batch, weight_bits=q.weight_bits, activation_bits=q.activation_bits,
                     activation_format=q.activation_format, output_bits=q.activation_bits,
-                    group_size=group if q.quantized_weights else 0, scale_bits=q.scale_bits, zero_bits=q.zero_bits)
+                    group_size=q.group_size if q.quantized_weights else 0, scale_bits=q.scale_bits,
+                    zero_bits=q.zero_bits)
+    check_gemm_spec(spec, cfg)
     return _simulate_gemm_spec(spec, cfg)
 
 
@@ -81,7 +93,15 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
     ModelResult or SystemResult
         One chip: DataFrames ``ops``, ``layers``, ``phases``; a system: ``chips``, ``collectives``,
         ``passes``, ``ops``; both with ``to_dict()`` headline figures (times in s).
+
+    Raises
+    ------
+    ConfigError
+        A sequence beyond the model's context, a KV cache that does not fit the
+        design's DRAM, a precision its PE does not take, or a size beyond
+        :mod:`mixpe_sys.limits`.
     """
+    from .checks import check_model_run
     from .hw.config import AcceleratorConfig
     from .sim.model import simulate_model
     from .workload.models import ModelSpec, load_model
@@ -100,6 +120,7 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
         return simulate_system(spec, sysm, batch=batch, prompt=prompt, generate=generate, reuse=reuse,
                                workers=workers)
     cfg = design if isinstance(design, AcceleratorConfig) else load_design(design)
+    check_model_run(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload)
     return simulate_model(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload,
                           reuse=reuse, progress=progress, workers=workers)
 

@@ -26,7 +26,10 @@ from .errors import ConfigError
 _MISSING = dataclasses.MISSING
 
 
-class YamlLoader(yaml.SafeLoader):
+_SafeBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML has it (faster)
+
+
+class YamlLoader(_SafeBase):
     """SafeLoader that also reads ``1e9`` and ``1.0e9`` as floats (YAML 1.2 style)."""
 
 
@@ -268,21 +271,79 @@ def _check_bounds(f: dataclasses.Field, value: Any, path: tuple, lm: _LineMap) -
         raise lm.error(path, f"must be <= {meta['le']}{unit}, got {value!r}")
 
 
+#: Most nodes a YAML document may expand to, aliases counted at every use: a config file has a few
+#: hundred; the limit stops an alias bomb ("billion laughs") before it is expanded.
+MAX_YAML_NODES = 100_000
+
+
+def _yaml_error(exc: yaml.YAMLError, source: str | None) -> ConfigError:
+    """One line naming the line of a YAML error (tag, syntax or constructor problems alike)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if "constructor for the tag" in problem:
+        found = re.search(r"'([^']*)'", problem)
+        tag = (found.group(1) if found else "?").replace("tag:yaml.org,2002:", "!!")
+        problem = f"unsupported tag '{tag}' (a config holds plain data only; tags are not executed)"
+    return ConfigError(f"malformed YAML: {' '.join(problem.split())}", source, line)
+
+
+def _check_nodes(root: yaml.Node, source: str | None) -> None:
+    """Reject duplicate mapping keys and documents that expand to more than MAX_YAML_NODES nodes."""
+    sizes: dict[int, int] = {}
+
+    def size(n: yaml.Node, depth: int) -> int:
+        # every node is sized once (aliases share the node), so this runs in the document's own length
+        known = sizes.get(id(n))
+        if known is not None:
+            return known
+        if depth > 200:
+            raise ConfigError("malformed YAML: nesting deeper than 200 levels", source, n.start_mark.line + 1)
+        total = 1
+        if isinstance(n, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for k, v in n.value:
+                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    if k.value in seen:
+                        raise ConfigError(f"field '{k.value}': duplicate key (first given on line "
+                                          f"{seen[k.value]})", source, k.start_mark.line + 1)
+                    seen[k.value] = k.start_mark.line + 1
+                total += size(k, depth + 1) + size(v, depth + 1)
+        elif isinstance(n, yaml.SequenceNode):
+            for v in n.value:
+                total += size(v, depth + 1)
+        if total > MAX_YAML_NODES:
+            raise ConfigError(f"malformed YAML: the document expands to more than {MAX_YAML_NODES} values "
+                              "(aliases counted at every use)", source, n.start_mark.line + 1)
+        sizes[id(n)] = total
+        return total
+
+    size(root, 0)
+
+
 def parse_yaml_with_lines(text: str, source: str | None = None) -> tuple[Any, dict[tuple, int]]:
     """Parse YAML text; return the data and a map key path -> 1-based line.
+
+    Duplicate keys in a mapping, tags other than plain data and documents
+    expanding to more than :data:`MAX_YAML_NODES` values are rejected.
 
     Raises
     ------
     ConfigError
         On malformed YAML, naming the file and line.
     """
+    loader = YamlLoader(text)
     try:
-        node = yaml.compose(text, Loader=YamlLoader)
+        node = loader.get_single_node()
+        if node is not None:
+            _check_nodes(node, source)
+            data = loader.construct_document(node)  # from the composed node: the text is parsed once
+        else:
+            data = None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"malformed YAML: {problem}", source, line) from None
+        raise _yaml_error(exc, source) from None
+    finally:
+        loader.dispose()
     lines: dict[tuple, int] = {}
 
     def walk(n: Any, path: tuple) -> None:
@@ -299,10 +360,6 @@ def parse_yaml_with_lines(text: str, source: str | None = None) -> tuple[Any, di
                 walk(v, path + (i,))
 
     walk(node, ())
-    try:
-        data = yaml.load(text, Loader=YamlLoader)
-    except yaml.YAMLError as exc:  # pragma: no cover - compose already parsed it
-        raise ConfigError(f"malformed YAML: {exc}", source) from None
     return data, lines
 
 
@@ -310,15 +367,39 @@ def read_config_data(path: str | Path) -> tuple[Any, dict[tuple, int]]:
     """Read a YAML or JSON file into plain data plus a key-path -> line map."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config: {exc.strerror}", str(path)) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"not UTF-8 text (byte 0x{data[exc.start]:02x}); a config is a YAML or JSON text file",
+                          str(path), line) from None
     if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text), {}
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"malformed JSON: {exc.msg}", str(path), exc.lineno) from None
+        return parse_json(text, str(path)), {}
     return parse_yaml_with_lines(text, str(path))
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ConfigError(f"field '{key}': duplicate key")
+        out[key] = value
+    return out
+
+
+def parse_json(text: str, source: str | None = None) -> Any:
+    """Parse JSON text, rejecting duplicate keys (errors name the file and, where known, the line)."""
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"malformed JSON: {exc.msg}", source, exc.lineno) from None
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, source) from None
+    except RecursionError:
+        raise ConfigError("malformed JSON: nested too deeply", source) from None
 
 
 T = typing.TypeVar("T", bound=ConfigBase)

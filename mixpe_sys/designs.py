@@ -8,6 +8,8 @@ are bases, not listed as designs.
 
 from __future__ import annotations
 
+import copy
+import functools
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from .config_base import parse_yaml_with_lines, read_config_data
 from .errors import ConfigError
 from .hw.config import AcceleratorConfig
 from .hw.pe import pe_model
+from .hw.precision import quant_problem
 
 
 def _preset_dir():
@@ -40,7 +43,14 @@ def _read_preset(folder, name: str, what: str, source: str | None, line: int | N
     if not entry.is_file():
         known = design_names() if what == "design" else dram_preset_names()
         raise ConfigError(f"unknown {what} '{name}' (known: {', '.join(known)})", source, line)
-    return parse_yaml_with_lines(entry.read_text(encoding="utf-8"), f"{what} preset {name}")
+    data, lines = _parsed_preset(entry.read_text(encoding="utf-8"), what, name)
+    return copy.deepcopy(data), dict(lines)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_preset(text: str, what: str, name: str) -> tuple[Any, dict]:
+    """A preset's text parsed once per process (the cache is keyed by the text itself)."""
+    return parse_yaml_with_lines(text, f"{what} preset {name}")
 
 
 def _merge(base: Any, over: Any) -> Any:
@@ -60,10 +70,24 @@ def _resolve(data: Any, lines: dict, source: str | None, depth: int = 0) -> Any:
     data = dict(data)
     base_name = data.pop("extends", None)
     if base_name is not None:
+        line = lines.get(("extends",))
         if not isinstance(base_name, str):
-            raise ConfigError("field 'extends': expected a design name", source, lines.get(("extends",)))
-        base, base_lines = _read_preset(_preset_dir(), base_name, "design", source, lines.get(("extends",)))
-        base = _resolve(base, base_lines, f"design preset {base_name}", depth + 1)
+            raise ConfigError("field 'extends': expected a design name or a design file", source, line)
+        if (_preset_dir() / f"{base_name}.yaml").is_file():
+            base, base_lines = _read_preset(_preset_dir(), base_name, "design", source, line)
+            base_source = f"design preset {base_name}"
+        elif Path(base_name).suffix.lower() in (".yaml", ".yml", ".json"):
+            # a file, relative to the file that extends it
+            folder = Path(source).parent if source and Path(source).exists() else Path(".")
+            base_path = Path(base_name) if Path(base_name).is_absolute() else folder / base_name
+            if not base_path.is_file():
+                raise ConfigError(f"field 'extends': no design file '{base_path}'", source, line)
+            base, base_lines = read_config_data(base_path)
+            base_source = str(base_path)
+        else:
+            raise ConfigError(f"field 'extends': unknown design '{base_name}' (known: {', '.join(design_names())}; "
+                              f"or a .yaml/.json design file, relative to this one)", source, line)
+        base = _resolve(base, base_lines, base_source, depth + 1)
         own_dram = data.get("dram")
         if isinstance(own_dram, str) or (isinstance(own_dram, dict) and "preset" in own_dram):
             # A DRAM preset replaces the base design's DRAM; only its own keys are merged over the preset.
@@ -82,9 +106,21 @@ def _resolve(data: Any, lines: dict, source: str | None, depth: int = 0) -> Any:
 
 
 def design_from_data(data: Any, *, source: str | None = None, lines: dict | None = None) -> AcceleratorConfig:
-    """Build a design from parsed YAML/JSON data (resolving ``extends`` and DRAM presets)."""
+    """Build a design from parsed YAML/JSON data (resolving ``extends`` and DRAM presets).
+
+    The design's own quantization must be one its PE runs (:mod:`mixpe_sys.hw.precision`).
+    """
     lines = lines or {}
-    return AcceleratorConfig.from_dict(_resolve(data, lines, source), source=source, lines=lines)
+    design = AcceleratorConfig.from_dict(_resolve(data, lines, source), source=source, lines=lines)
+    found = quant_problem(design, design.quant)
+    if found:
+        field, reason = found
+        line = lines.get(("quant", field)) or lines.get(("quant",)) or lines.get(("tile", "pe_array", "pe"))
+        if "quant" not in _resolve(data, lines, source):
+            reason += f"; the design gives no 'quant', so it has the default {design.quant.name} (group " \
+                      f"{design.quant.group_size}): add a 'quant' mapping its PE runs"
+        raise ConfigError(f"field 'quant.{field}': {reason}", source, line)
+    return design
 
 
 def load_design(name_or_path: str | Path) -> AcceleratorConfig:
@@ -104,6 +140,45 @@ def load_design(name_or_path: str | Path) -> AcceleratorConfig:
         data, lines = read_config_data(path)
         return design_from_data(data, source=str(path), lines=lines)
     raise ConfigError(f"unknown design '{text}' (known: {', '.join(design_names())}; or give a YAML file)")
+
+
+def design_sources(name_or_path: str | Path, config_file: str | Path | None = None) -> list[tuple[str, dict]]:
+    """``(source, key path -> line)`` of the files a design's fields come from, most specific first:
+    the ``config_file`` merged over it, the design file, then the designs it extends (for messages)."""
+    out: list[tuple[str, dict]] = []
+    try:
+        if config_file is not None:
+            data, lines = read_config_data(config_file)
+            out.append((str(config_file), lines))
+        text = str(name_or_path)
+        if text in design_names():
+            data, lines = _read_preset(_preset_dir(), text, "design", None, None)
+            out.append((f"design preset {text}", lines))
+        else:
+            data, lines = read_config_data(text)
+            out.append((text, lines))
+        for _ in range(8):
+            base = data.get("extends") if isinstance(data, dict) else None
+            if not isinstance(base, str) or not (_preset_dir() / f"{base}.yaml").is_file():
+                break
+            data, lines = _read_preset(_preset_dir(), base, "design", None, None)
+            out.append((f"design preset {base}", lines))
+    except ConfigError:
+        pass
+    return out
+
+
+def field_location(field: str, sources: list[tuple[str, dict]]) -> tuple[str, int | None] | None:
+    """The file and line where a design field is set (see :func:`design_sources`), or None."""
+    path = tuple(field.split("."))
+    for source, lines in sources:
+        if path in lines:
+            return source, lines[path]
+    for n in range(len(path) - 1, 0, -1):  # the nearest enclosing block
+        for source, lines in sources:
+            if path[:n] in lines:
+                return source, lines[path[:n]]
+    return None
 
 
 def design_summary(design: AcceleratorConfig) -> dict[str, Any]:

@@ -6,6 +6,8 @@ prints its one-line message and exits with code 2, never a traceback.
 
 from __future__ import annotations
 
+import re
+
 
 class MixpeError(Exception):
     """Base class for errors caused by user input (config, trace, arguments)."""
@@ -35,7 +37,19 @@ class ConfigError(MixpeError, ValueError):
 
 
 class MappingError(MixpeError):
-    """An operation cannot be mapped onto the hardware (e.g. no tile fits a buffer)."""
+    """An operation cannot be mapped onto the hardware (e.g. no tile fits a buffer).
+
+    ``field`` is the design field at fault (read from a message that starts
+    ``field 'NAME':`` when not given), so a caller that knows the design file
+    can add its file and line.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        if field is None:
+            found = re.match(r"field '([^']+)'", message)
+            field = found.group(1) if found else None
+        self.field = field
 
 
 class TraceError(MixpeError):

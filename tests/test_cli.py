@@ -185,3 +185,25 @@ def test_subprocess_entry_point():
     assert bad.returncode == 2
     assert bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_gemm_text_shows_energy_and_area(capsys):
+    from mixpe_sys import load_design, simulate_gemm
+    from mixpe_sys.area import area_mm2
+
+    code, out, _ = run_cli(capsys, "gemm", "--m", "1", "--n", "512", "--k", "512")
+    assert code == 0
+    rows = {line.split("  ")[1]: line for line in out.splitlines()[1:]}
+    r = simulate_gemm(1, 512, 512)
+    assert f"{r.energy_j * 1e6:.4g} uJ" in rows["energy"] and "pJ/MAC" in rows["energy"]
+    assert f"{area_mm2(load_design('mixpe-w4a8')):.3f} mm^2" in rows["area"]
+
+
+@pytest.mark.parametrize("argv, stated", [
+    (["--k", "3"], "W4A8, group 128: one partial group of 3 weights per column"),
+    (["--k", "4096", "--group-size", "100"], "group 100: 41 groups per column, the last of 96 weights"),
+    (["--group-size", "0"], "per-channel scales (applied with the output; not simulated)"),
+])
+def test_gemm_states_what_a_group_size_means(capsys, argv, stated):
+    code, out, _ = run_cli(capsys, "gemm", "--n", "128", *argv)
+    assert code == 0 and stated in out.splitlines()[0]

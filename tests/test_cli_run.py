@@ -92,6 +92,17 @@ def test_run_text_output(capsys):
     assert text.startswith("llama-2-7b on mixpe-w4a8")
     for label in ("prefill", "decode", "total", "time per output token", "tokens/s", "DRAM read / write"):
         assert label in text
+    # energy (total and per output token) and the design's area, as --json gives them
+    capsys.readouterr()
+    assert main([*RUN, "--json"]) == 0
+    fig = json.loads(capsys.readouterr().out)
+    rows = {line.split("  ")[1]: line for line in text.splitlines()[1:] if line.startswith("  ") and
+            not line.startswith("    ")}
+    assert fig["output_tokens"] == 4  # batch 1: the first token from prefill, then 3 decode steps
+    assert fig["energy_per_output_token_j"] == pytest.approx(fig["energy_j"] / 4, rel=1e-12)
+    assert f"{fig['energy_j'] * 1e3:.4g} mJ" in rows["energy"]
+    assert f"{fig['energy_per_output_token_j'] * 1e3:.4g} mJ (4 tokens)" in rows["energy per output token"]
+    assert f"{fig['area_mm2']:.3f} mm^2" in rows["area"]
 
 
 def test_models_lists_seven(capsys):

@@ -247,13 +247,14 @@ def test_extends_unknown_design_names_file_and_line(tmp_path):
         """)
     with pytest.raises(ConfigError) as info:
         load_design(path)
-    assert str(info.value).startswith(f"{path}:2: unknown design 'no-such-design'")
+    assert str(info.value).startswith(f"{path}:2: field 'extends': unknown design 'no-such-design'")
 
 
 def test_dram_preset_in_a_design_file(tmp_path):
     path = write(tmp_path, "ddr.yaml", """
         name: ddr-box
         frequency_hz: 1.0e9
+        quant: {weight_bits: 8, activation_bits: 8, group_size: 0, scale_bits: 0, zero_bits: 0}
         tile:
           pe_array: {pe: {kind: int8_mac}, rows: 16, cols: 16}
           weight_buffer: {capacity_bytes: 65536}

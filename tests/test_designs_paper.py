@@ -106,3 +106,20 @@ def test_paper_ant_and_bitfusion_layer_overrides():
     bf = [op for op in paper_workload(opt, load_design("paper-bitfusion").paper_profile) if op.kind.value == "linear"]
     four = [(op.layer, op.name) for op in bf if op.weight_bits == 4]
     assert four == [(layer, "o_proj") for layer in range(1, 32, 2)]  # n_layers/2 blocks, out-projection only
+
+
+def test_paper_workload_dequant_gemm_follows_the_group_size():
+    """MixPE's post-GEMM dequant GEMM is [B x K/8] x [K/8 x N/g]: g = 128 is the authors'; g = 64 doubles N."""
+    from mixpe_sys.sim.model import paper_ops
+    from mixpe_sys.workload.models import load_model
+
+    opt = load_model("opt-6.7b")  # h = 4096: QKV is K = 4096, N = 12288
+    base = load_design("mixpe-w4a8")
+    for group, n in ((128, 12288 // 128), (64, 12288 // 64)):
+        design = base.replace(quant=base.quant.replace(group_size=group))
+        dq = next(op for op in paper_ops(opt, design, batch=64) if op.name == "qkv_dequant")
+        assert (dq.m, dq.k, dq.n) == (64, 4096 // 8, n)
+    g64 = base.replace(quant=base.quant.replace(group_size=64))
+    t128 = simulate(opt, base, batch=64, workload="paper", progress=False).total_time_s
+    t64 = simulate(opt, g64, batch=64, workload="paper", progress=False).total_time_s
+    assert t64 > t128  # a smaller group costs time in MixPE's dequant GEMMs

@@ -24,7 +24,13 @@ def blocks(page: Path) -> list[tuple[str, str]]:
     return BLOCK.findall(page.read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if p.name != "index.md"], ids=lambda p: p.stem)
+#: Tutorials that take long to run (the replay of the Azure trace): marked slow; the modules they use are
+#: covered by the default run's own tests (test_serving.py, test_serving_cli.py).
+SLOW_PAGES = {"replay"}
+
+
+@pytest.mark.parametrize("page", [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW_PAGES else p
+                                  for p in PAGES if p.name != "index.md"], ids=lambda p: p.stem)
 def test_tutorial_runs(page, tmp_path, monkeypatch):
     found = blocks(page)
     assert found, f"{page} has no code blocks"

@@ -9,12 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mixpe_sys import load_design
 from mixpe_sys.cli import main as cli_main
 from mixpe_sys.dse import (ResultsStore, design_for_point, expand_points, load_sweep, pareto, pareto_mask,
                            plot_pareto, point_id, read_results, run_sweep)
+from mixpe_sys.dse.resolve import workload_content
 from mixpe_sys.dse.sweep import WorkloadConfig
 from mixpe_sys.errors import ConfigError, MixpeError
 
@@ -136,21 +139,47 @@ workloads:
     one = write(tmp_path, "base: int8\ngrid: {num_tiles: [1, 2, 3]}\n" + PAPER_WORKLOAD, "one.yaml")
     lst = write(tmp_path, "base: int8\ngrid:\n  - {num_tiles: [1, 2, 3]}\n" + PAPER_WORKLOAD, "list.yaml")
     assert [p.point_id for p in expand_points(load_sweep(one))] == [p.point_id for p in expand_points(load_sweep(lst))]
-    # no grid and no points: the base design alone, once per workload
-    bare = write(tmp_path, "base: int8\n" + PAPER_WORKLOAD, "bare.yaml")
+    # one empty point: the base design alone, once per workload; no grid and no points is an error
+    bare = write(tmp_path, "base: int8\npoints: [{}]\n" + PAPER_WORKLOAD, "bare.yaml")
     assert len(expand_points(load_sweep(bare))) == 1
+    with pytest.raises(ConfigError, match="give a grid or points"):
+        load_sweep(write(tmp_path, "base: int8\n" + PAPER_WORKLOAD, "none.yaml"))
 
 
-def test_point_id_is_stable():
+def test_point_id_is_keyed_by_content(tmp_path):
     wl = WorkloadConfig(model="opt-6.7b", workload="paper", batch=64)
-    a = point_id("mixpe-w4a8", {"num_tiles": 4, "design": "int8"}, wl)
-    b = point_id("mixpe-w4a8", {"design": "int8", "num_tiles": 4}, wl)
-    assert a == b and len(a) == 12
-    assert a == "4d3ea1be274a"  # pinned: results.csv files of earlier runs must keep resuming
-    # fields the workload kind does not use do not change the id
-    assert point_id("mixpe-w4a8", {}, WorkloadConfig(model="opt-6.7b", workload="paper", batch=64, prompt=7)) == \
-        point_id("mixpe-w4a8", {}, wl)
-    assert point_id("mixpe-w4a8", {"num_tiles": 5}, wl) != a
+    content = workload_content(wl, tmp_path)
+    int8 = load_design("int8")
+    a = point_id(int8, content)
+    assert len(a) == 12 and a == point_id(load_design("int8"), content)
+    # the name and description do not count; any other field does
+    assert point_id(int8.replace(name="renamed", description="x"), content) == a
+    assert point_id(int8.replace(num_tiles=int8.num_tiles + 1), content) != a
+    # fields the workload kind does not use do not change the id; the model's shape does
+    assert workload_content(WorkloadConfig(model="opt-6.7b", workload="paper", batch=64, prompt=7), tmp_path) == content
+    assert point_id(int8, workload_content(WorkloadConfig(model="opt-13b", workload="paper", batch=64), tmp_path)) != a
+    # the same design given as a preset or as a copy of its file: the same id
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(yaml.safe_dump({**int8.to_dict(), "name": "my-int8"}))
+    assert point_id(load_design(copy), content) == a
+
+
+def test_editing_a_design_file_reruns_exactly_its_points(tmp_path):
+    """A resumed sweep keys its points by content: an edited design file gives new figures, not stale ones."""
+    design = tmp_path / "mine.yaml"
+    design.write_text("extends: mixpe-w4a8\nname: mine\nnum_tiles: 2\n")
+    path = write(tmp_path, "base: mixpe-w4a8\npoints:\n  - {design: mine.yaml}\n  - {num_tiles: 4}\n" + PAPER_WORKLOAD)
+    out = tmp_path / "out"
+    first = run_sweep(path, out, use_dask=False, progress=False)
+    assert len(first.computed) == 2
+    design.write_text("extends: mixpe-w4a8\nname: mine\nnum_tiles: 8\n")
+    second = run_sweep(path, out, use_dask=False, progress=False)
+    assert second.skipped == 1 and len(second.computed) == 1 and second.stale == 1
+    df = read_results(out)
+    new = df[df["point_id"] == second.computed[0]].iloc[0]
+    assert new["num_tiles"] == 8 and new["label"] == "mine.yaml"
+    old = df[(df["label"] == "mine.yaml") & (df["point_id"] != second.computed[0])].iloc[0]
+    assert old["num_tiles"] == 2 and new["total_time_s"] < old["total_time_s"]  # 4x the tiles: faster
 
 
 def test_shipped_sweeps_load():
@@ -167,7 +196,7 @@ base: mixpe-w4a8
 points:
   - {dram.preset: lpddr5-6400, dram.bandwidth_bytes_per_s: 1.0e11, tile.pe_array.rows: 32,
      tile.weight_buffer.capacity_bytes: 262144, frequency_hz: 8.0e8, quant.group_size: 64}
-  - {design: int8, tile.pe_array.pe.kind: fp16_mac}
+  - {design: int8, tile.pe_array.pe.kind: bitfusion}
 """ + PAPER_WORKLOAD)
     first, second = expand_points(load_sweep(path), tmp_path)
     d = design_for_point(first)
@@ -176,7 +205,7 @@ points:
     assert d.tile.weight_buffer.capacity_bytes == 262144 and d.frequency_hz == 8e8 and d.quant.group_size == 64
     assert d.name == first.label and "dram.preset=lpddr5-6400" in d.name
     d2 = design_for_point(second)
-    assert d2.quant.weight_bits == 8 and d2.tile.pe_array.pe.kind == "fp16_mac"
+    assert d2.quant.weight_bits == 8 and d2.tile.pe_array.pe.kind == "bitfusion"
 
 
 @pytest.mark.parametrize("text, line, field", [
@@ -214,32 +243,52 @@ def test_cli_bad_sweep_exits_2(tmp_path, capsys):
 
 # -- running, resuming, errors -------------------------------------------------------------------------------------
 
-def test_invalid_points_are_recorded_not_fatal(tmp_path):
+@pytest.mark.parametrize("point, line, field, fragment", [
+    ("{num_tiles: 0}", 3, "points.0.num_tiles", "must be >= 1"),
+    ("{design: no-such-design}", 3, "points.0.design", "unknown design 'no-such-design'"),
+    ("{dram.preset: no-such-dram}", 3, "points.0.dram.preset", "unknown DRAM preset 'no-such-dram'"),
+    ("{tile.pe_array.rows: many}", 3, "points.0.tile.pe_array.rows", "expected an integer"),
+    ("{quant.weight_bits: 3}", 3, "points.0", "does not take 3-bit weights"),
+])
+def test_bad_point_values_are_errors_on_loading(tmp_path, point, line, field, fragment):
+    path = write(tmp_path, f"base: mixpe-w4a8\npoints:\n  - {point}\n" + PAPER_WORKLOAD)
+    with pytest.raises(ConfigError) as info:
+        load_sweep(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line}: field '{field}") and fragment in message and "\n" not in message
+
+
+def test_bad_base_and_workload_are_errors_on_loading(tmp_path):
+    with pytest.raises(ConfigError, match="unknown design 'nope'"):
+        load_sweep(write(tmp_path, "base: nope\npoints: [{}]\n" + PAPER_WORKLOAD))
+    with pytest.raises(ConfigError, match=r"sweep.yaml:4: field 'workloads.0.requests'"):
+        load_sweep(write(tmp_path, "base: mixpe-w4a8\npoints: [{}]\nworkloads:\n  - {requests: nothere.csv}\n"))
+
+
+def test_points_failing_at_run_time_are_recorded_and_exit_2(tmp_path, capsys):
     path = write(tmp_path, """\
 base: mixpe-w4a8
 points:
   - {num_tiles: 2}
-  - {num_tiles: 0}
   - {tile.weight_buffer.capacity_bytes: 64}
-  - {design: no-such-design}
-  - {dram.preset: no-such-dram}
-  - {tile.pe_array.rows: many}
 """ + PAPER_WORKLOAD)
     run = run_sweep(path, tmp_path / "out", use_dask=False, progress=False)
-    assert run.points == 6 and len(run.computed) == 6 and run.errors == 5
+    assert run.points == 2 and len(run.computed) == 2 and run.errors == 1
     df = read_results(tmp_path / "out")
     by = dict(zip(df["label"], zip(df["status"], df["error"].fillna(""))))
     assert by["mixpe-w4a8[num_tiles=2]"] == ("ok", "")
-    assert by["mixpe-w4a8[num_tiles=0]"][0] == "error" and "num_tiles" in by["mixpe-w4a8[num_tiles=0]"][1]
+    assert by["mixpe-w4a8[tile.weight_buffer.capacity_bytes=64]"][0] == "error"
     assert "fit" in by["mixpe-w4a8[tile.weight_buffer.capacity_bytes=64]"][1]
-    assert "unknown design 'no-such-design'" in by["no-such-design"][1]
-    assert "unknown DRAM preset 'no-such-dram'" in by["mixpe-w4a8[dram.preset=no-such-dram]"][1]
-    assert "expected an integer" in by["mixpe-w4a8[tile.pe_array.rows=many]"][1]
     assert all("\n" not in e for e in df["error"].dropna())
-    # a retry runs the failed points again, replacing their rows
+    # a retry runs the failed point again, replacing its row
     again = run_sweep(path, tmp_path / "out", use_dask=False, progress=False, retry_errors=True)
-    assert len(again.computed) == 5 and again.skipped == 1
-    assert len(read_results(tmp_path / "out")) == 6
+    assert len(again.computed) == 1 and again.skipped == 1
+    assert len(read_results(tmp_path / "out")) == 2
+    # the command line keeps every row and exits 2 with one line naming the failure
+    assert cli_main(["sweep", str(path), "--out", str(tmp_path / "out"), "--no-dask"]) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "1 of 2 points ended with an error" in err and "fit" in err
+    assert len(read_results(tmp_path / "out")) == 2
 
 
 def test_resume_recomputes_only_missing_rows(tmp_path, small_sweep):
@@ -296,7 +345,7 @@ def test_results_directory_is_locked(tmp_path):
 
 def test_serving_point(tmp_path):
     (tmp_path / "req.csv").write_text("arrival_s,prompt_tokens,output_tokens\n0.0,16,4\n0.01,8,3\n")
-    path = write(tmp_path, "base: mixpe-w4a8\nworkloads:\n"
+    path = write(tmp_path, "base: mixpe-w4a8\npoints: [{}]\nworkloads:\n"
                            "  - {model: llama-2-7b, requests: req.csv, serving: {max_batch: 4}}\n")
     run_sweep(path, tmp_path / "out", use_dask=False, progress=False)
     row = read_results(tmp_path / "out").iloc[0]

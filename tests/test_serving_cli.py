@@ -51,7 +51,7 @@ def test_replay_json(files, capsys):
     assert out["energy_per_token_j"] is None or out["energy_per_token_j"] > 0
 
 
-@pytest.mark.parametrize("extra", [["--batching", "static"], ["--chunked-prefill", "--max-batched-tokens", "16"],
+@pytest.mark.parametrize("extra", [["--batching", "static"], ["--chunked-prefill", "--max-batched-tokens", "16", "--max-batch", "4"],
                                    ["--cost-model", "interpolated", "--rate-scale", "2", "--limit", "3"]])
 def test_replay_out_dir_and_table(files, tmp_path, capsys, extra):
     model, trace = files

@@ -8,14 +8,18 @@ group of subcommands; :mod:`.common` holds what they share.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
 from ..errors import MixpeError
 from . import capacity, gemm, replay, run, sweep
-from .common import EXIT_USAGE, Parser, cpu_count
+from .common import EXIT_USAGE, Parser, cpu_count, locate_error
 
-__all__ = ["build_parser", "main", "cpu_count", "EXIT_USAGE"]
+__all__ = ["build_parser", "main", "cpu_count", "EXIT_USAGE", "EXIT_BROKEN_PIPE"]
+
+EXIT_BROKEN_PIPE = 141
+"""Exit code when stdout's reader closed the pipe: 128 + SIGPIPE, as the shell reports a tool killed by it."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,10 +36,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
     except MixpeError as exc:
-        print(f"mixpe-sim {args.command}: error: {exc}", file=sys.stderr)
+        print(f"mixpe-sim {args.command}: error: {locate_error(exc, args)}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # the reader went away (``mixpe-sim gemm | head -1``): stop quietly, as a SIGPIPE'd tool does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("mixpe-sim: interrupted", file=sys.stderr)
         return 130

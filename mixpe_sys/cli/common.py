@@ -50,19 +50,100 @@ def positive_float(text: str) -> float:
     return value
 
 
-def resolve_design(name: str, config_file: str | None = None):
-    """The design ``name`` (preset or file), with ``config_file`` merged over it when given."""
+def _output_error(option: str, message: str):
+    from ..errors import ConfigError
+
+    return ConfigError(f"argument {option}: {message}")
+
+
+def check_output_file(path: str | None, option: str, suffixes: tuple[str, ...] = ()) -> None:
+    """Refuse, before any work, an output file that cannot be written: one in a missing folder,
+    under a file, that is a folder, or (when ``suffixes`` are given) with another extension."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir() or str(path).endswith(os.sep):
+        raise _output_error(option, f"'{path}' is a folder; give a file name")
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise _output_error(option, f"'{path}': unknown extension '{p.suffix}' (write {' or '.join(suffixes)})")
+    _check_parent(p, option)
+
+
+def check_output_dir(path: str | None, option: str) -> None:
+    """Refuse, before any work, an output folder that cannot be made: a file, or one whose parent
+    folder is missing or not writable (only the last level is created)."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.exists():
+        if not p.is_dir():
+            raise _output_error(option, f"'{path}' is a file, not a folder")
+        if not os.access(p, os.W_OK):
+            raise _output_error(option, f"cannot write into folder '{path}'")
+        return
+    _check_parent(p, option)
+
+
+def _check_parent(p: Path, option: str) -> None:
+    parent = p.parent
+    if not parent.exists():
+        raise _output_error(option, f"folder '{parent}' does not exist (create it first)")
+    if not parent.is_dir():
+        raise _output_error(option, f"'{parent}' is a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise _output_error(option, f"cannot write into folder '{parent}'")
+
+
+def resolve_design(name: str, config_file: str | None = None, args: argparse.Namespace | None = None):
+    """The design ``name`` (preset or file), with ``config_file`` merged over it when given.
+
+    With ``args``, the files the design's fields come from are kept on it
+    (``args.design_sources``), so that an error naming a design field can
+    name its file and line too.
+    """
     from ..config_base import read_config_data
-    from ..designs import design_from_data, load_design
+    from ..designs import design_from_data, design_sources, load_design
 
     if config_file is None:
-        return load_design(name)
-    data, lines = read_config_data(config_file)
-    if isinstance(data, dict) and "extends" not in data and "name" not in data:
-        data = {"extends": name, "name": f"{name}+{Path(config_file).stem}", **data}
-    elif isinstance(data, dict) and "extends" not in data:
-        data = {"extends": name, **data}
-    return design_from_data(data, source=config_file, lines=lines)
+        design = load_design(name)
+    else:
+        data, lines = read_config_data(config_file)
+        if isinstance(data, dict) and "extends" not in data and "name" not in data:
+            data = {"extends": name, "name": f"{name}+{Path(config_file).stem}", **data}
+        elif isinstance(data, dict) and "extends" not in data:
+            data = {"extends": name, **data}
+        design = design_from_data(data, source=config_file, lines=lines)
+    if args is not None:
+        args.design_sources = design_sources(name, config_file)
+    return design
+
+
+def locate_error(exc: Exception, args: argparse.Namespace) -> str:
+    """The error's one-line message, with the design file and line of the field it names (if known)."""
+    from ..designs import field_location
+    from ..errors import MappingError
+
+    text = " ".join(str(exc).split())
+    field = getattr(exc, "field", None) if isinstance(exc, MappingError) else None
+    sources = getattr(args, "design_sources", None)
+    if field and sources:
+        found = field_location(field, sources)
+        if found:
+            source, line = found
+            return f"{source}:{line}: {text}" if line else f"{source}: {text}"
+    return text
+
+
+def write_atomic(path: str | Path, write) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path`` (all or nothing)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def cpu_count() -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from .common import add_design_args, nonneg_int, positive_int, print_table, print_units, resolve_design
+from .common import (add_design_args, check_output_file, nonneg_int, positive_int, print_table, print_units,
+                     resolve_design, write_atomic)
 
 
 def cmd_designs(args) -> int:
@@ -18,22 +19,40 @@ def cmd_designs(args) -> int:
     return 0
 
 
+def quant_label(spec) -> str:
+    """``W4A8, group 128`` and what a partial or per-channel group means (stated, not silent)."""
+    label = f"W{spec.weight_bits}A{spec.activation_bits}"
+    if spec.group_size:
+        label += f", group {spec.group_size}"
+        if spec.group_size > spec.k:
+            label += f": one partial group of {spec.k} weights per column (K < group size)"
+        elif spec.k % spec.group_size:
+            label += (f": {-(-spec.k // spec.group_size)} groups per column, the last of {spec.k % spec.group_size} "
+                      f"weights")
+    elif spec.weight_bits < 8 and spec.scale_bits:
+        label += ", per-channel scales (applied with the output; not simulated)"
+    return label
+
+
 def cmd_gemm(args) -> int:
     from .. import simulate_gemm
+    from ..area import area_mm2
 
-    design = resolve_design(args.design, args.config)
+    check_output_file(args.steps_csv, "--steps-csv", (".csv",))
+    design = resolve_design(args.design, args.config, args)
     result = simulate_gemm(args.m, args.n, args.k, design, batch=args.batch, quant=args.quant,
                            group_size=args.group_size)
     spec = result.spec
     figures = result.to_dict()
     if args.steps_csv:
-        result.steps.to_csv(args.steps_csv, index=False)
+        write_atomic(args.steps_csv, lambda p: result.steps.to_csv(p, index=False))
     if args.json:
-        print(json.dumps(figures))
+        print(json.dumps({**figures, "area_mm2": area_mm2(design)}))
         return 0
     t = figures["tiling"]
-    print(f"GEMM {args.m}x{args.k} @ {args.k}x{args.n} (W{spec.weight_bits}A{spec.activation_bits}, "
-          f"group {spec.group_size}) on {design.name}")
+    e = result.energy
+    batch = f"{args.batch} x " if args.batch > 1 else ""
+    print(f"GEMM {batch}{args.m}x{args.k} @ {args.k}x{args.n} ({quant_label(spec)}) on {design.name}")
     print_table([
         ("time", f"{result.time_s * 1e6:.3f} us ({result.core_cycles} cycles)"
                  + (f"; device {result.device_time_s * 1e6:.3f} us + overhead" if result.device_time_s != result.time_s
@@ -47,6 +66,10 @@ def cmd_gemm(args) -> int:
         ("bottleneck", f"{result.bottleneck} ({result.bottleneck_utilization:.1%} busy)"),
         ("DRAM read / write", f"{result.dram_read_bytes} / {result.dram_write_bytes} B"),
         ("SRAM read / write", f"{result.sram_read_bytes} / {result.sram_write_bytes} B"),
+        ("energy", f"{result.energy_j * 1e6:.4g} uJ ({result.energy_j / result.macs * 1e12:.4g} pJ/MAC; "
+                   f"static {e.static_j * 1e6:.3g}, DRAM {e.dram_j * 1e6:.3g}, buffers {e.buffer_j * 1e6:.3g}, "
+                   f"core {e.core_j * 1e6:.3g} uJ)"),
+        ("area", f"{area_mm2(design):.3f} mm^2 ({design.num_tiles} tiles, 28 nm)"),
         ("tiling", f"tm={t['tm']} tn={t['tn']} tk={t['tk']} {t['order']} {t['dataflow']}, "
                    f"{t['tile_steps']} tile steps"),
     ])

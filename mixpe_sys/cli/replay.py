@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from .common import add_design_args, cpu_count, nonneg_int, positive_float, positive_int, print_table, resolve_design
+from .common import (add_design_args, check_output_dir, cpu_count, nonneg_int, positive_float, positive_int,
+                     print_table, resolve_design)
 from .system_args import add_scale_args, add_system_args, kv_link, pools, resolve_system, wants_system
 
 SUSTAINABLE_RATE_HELP = (
@@ -28,7 +29,9 @@ def _print_summary(s: dict) -> None:
           f"{s['cost_model']} costs")
     energy = s["energy_per_token_j"]
     print_table([
-        ("requests (completed)", f"{s['requests']} ({s['completed']})"),
+        ("requests (completed)", f"{s['requests']} ({s['completed']})"
+                                 + (f"; {s['rejected_requests']} more rejected: beyond the {s['context_tokens']}-token "
+                                    f"context of {s['model']}" if s.get("rejected_requests") else "")),
         ("tokens (prompt / output)", f"{s['prompt_tokens']} / {s['output_tokens']}"),
         ("span (busy)", f"{_seconds(s['duration_s'])} ({_seconds(s['busy_s'])})"),
         ("throughput", f"{s['throughput_tokens_per_s']:.2f} output tokens/s"),
@@ -36,6 +39,7 @@ def _print_summary(s: dict) -> None:
         ("TPOT p50 / p99", f"{_seconds(s['tpot_p50_s'])} / {_seconds(s['tpot_p99_s'])}"),
         ("e2e p50 / p99", f"{_seconds(s['e2e_p50_s'])} / {_seconds(s['e2e_p99_s'])}"),
         ("energy per token", "-" if math.isnan(energy) else f"{energy * 1e3:.4f} mJ"),
+        ("area", f"{s['area_mm2']:.3f} mm^2 (28 nm)"),
         ("preemptions (requests)", f"{s['preemptions']} ({s['preempted_requests']})"),
         ("KV cache (peak / capacity)", f"{s['kv_peak_tokens']} / {s['kv_capacity_tokens']} tokens"
                                        + (" per replica" if s.get("replicas", 1) > 1 else "")),
@@ -53,14 +57,18 @@ def cmd_replay(args) -> int:
     from ..workload.models import load_model
     from ..workload.requests import load_request_trace
 
+    from ..area import area_mm2
+
     config = serving_config(args)
-    design = resolve_design(args.design, args.config)
+    check_output_dir(args.out, "--out")
+    design = resolve_design(args.design, args.config, args)
     model = load_model(args.model)
     requests = load_request_trace(args.trace, limit=args.limit, rate_scale=args.rate_scale)
     if wants_system(args):
         result = replay_on_system(args, requests, model, design)
     else:
         result = replay(requests, model, design, config=config, progress=None, workers=args.workers or cpu_count())
+    result.summary["area_mm2"] = area_mm2(design)
     if args.out:
         result.write(args.out)
     if args.json:
@@ -117,9 +125,9 @@ def add_serving_args(p) -> None:
     p.add_argument("--chunked-prefill", action="store_true",
                    help="split prompts across iterations to fill the token budget (continuous only)")
     p.add_argument("--cost-model", choices=["exact", "interpolated"], default="exact",
-                   help="exact: simulate every distinct op (default; about 55 s for the whole Azure code "
-                        "trace on 2 CPUs with shape buckets); interpolated: simulate anchor sizes and "
-                        "interpolate between them (about 1%% off, about 17 s on the same trace)")
+                   help="exact: simulate every distinct op (default); interpolated: simulate anchor sizes and "
+                        "interpolate between them (fewer simulations; `python benchmarks/bench_replay.py "
+                        "--prefix N` prints both and their differences on this machine)")
     p.add_argument("--shape-buckets", type=nonneg_int, default=16,
                    help="pad token counts and KV lengths to N sizes per doubling (exactly simulated padded "
                         "shapes, under 1/N extra work); 0 = unpadded, default 16")
@@ -136,8 +144,9 @@ def register(sub) -> None:
     """Add ``replay`` to the ``mixpe-sim`` parser."""
     p = sub.add_parser("replay", help="serve a request trace (Azure CSV, CSV or JSONL) with static or "
                                       "continuous batching, on one chip or on replicas of a system",
-                       description="Serve a request trace and report latency, throughput and energy. "
-                                   + SUSTAINABLE_RATE_HELP)
+                       description="Serve a request trace and report latency, throughput and energy. Requests "
+                                   "beyond the model's context are rejected and counted, as vLLM does; a progress "
+                                   "bar shows completed requests on a terminal. " + SUSTAINABLE_RATE_HELP)
     add_serving_args(p)
     p.add_argument("--rate-scale", type=positive_float, default=1.0,
                    help="arrival-rate multiplier (2 = twice as fast), default 1")

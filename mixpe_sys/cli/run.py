@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import add_design_args, cpu_count, positive_int, print_table, print_units, resolve_design
+from .common import (add_design_args, check_output_dir, check_output_file, cpu_count, positive_int, print_table,
+                     print_units, resolve_design)
 from .system_args import add_system_args, wants_system
 
 
@@ -23,15 +24,21 @@ def cmd_models(args) -> int:
     return 0
 
 
+TRACE_SUFFIXES = (".jsonl", ".csv")
+
+
 def cmd_trace(args) -> int:
+    from ..checks import check_model_run
     from ..sim.model import WorkloadKind, model_ops
     from ..workload.trace import write_trace
 
+    check_output_file(args.output, "-o/--output", TRACE_SUFFIXES)
     model = _model(args)
-    design = resolve_design(args.design, args.config)
+    design = resolve_design(args.design, args.config, args)
     phase = args.phase
     prompt, generate = args.prompt, args.generate
     wl = WorkloadKind(args.workload)
+    check_model_run(model, design, batch=args.batch, prompt=prompt, generate=generate, workload=wl.value)
     ops = model_ops(model, design, batch=args.batch, prompt=prompt, generate=generate, workload=wl)
     if wl is WorkloadKind.FULL and phase != "both":
         ops = (op for op in ops if op.phase.value == phase)
@@ -43,8 +50,16 @@ def cmd_trace(args) -> int:
     return 0
 
 
+def _figures(result) -> dict:
+    """The run's headline figures and the design's area (mm^2)."""
+    from ..area import area_mm2
+
+    return {**result.to_dict(), "area_mm2": area_mm2(result.config) if result.config is not None else None}
+
+
 def _print_result(result, as_json: bool) -> None:
-    figures = result.to_dict()
+    figures = _figures(result)
+    area = figures["area_mm2"]
     if as_json:
         print(json.dumps(figures))
         return
@@ -55,6 +70,8 @@ def _print_result(result, as_json: bool) -> None:
         return "-" if x is None else f"{x:.1%}"
 
     tpot = figures["time_per_output_token_s"]
+    energy, per_token = figures["energy_j"], figures["energy_per_output_token_j"]
+    parts = figures["energy_breakdown_j"]
     print_table([
         ("prefill", f"{figures['prefill_time_s'] * 1e3:.3f} ms ({share(figures['memory_bound_share_prefill'])} "
                     f"memory-bound)"),
@@ -62,7 +79,12 @@ def _print_result(result, as_json: bool) -> None:
                    f"memory-bound)"),
         ("total", f"{figures['total_time_s'] * 1e3:.3f} ms"),
         ("time per output token", "-" if tpot is None else f"{tpot * 1e3:.3f} ms"),
-        ("tokens/s", f"{figures['tokens_per_s']:.2f}"),
+        ("tokens/s", "-" if figures["tokens_per_s"] is None else f"{figures['tokens_per_s']:.2f}"),
+        ("energy", f"{energy * 1e3:.4g} mJ (static {parts['static'] * 1e3:.3g}, DRAM {parts['dram'] * 1e3:.3g}, "
+                   f"buffers {parts['buffer'] * 1e3:.3g}, core {parts['core'] * 1e3:.3g} mJ)"),
+        ("energy per output token", "-" if per_token is None else f"{per_token * 1e3:.4g} mJ "
+                                    f"({figures['output_tokens']} tokens)"),
+        ("area", "-" if area is None else f"{area:.3f} mm^2 (28 nm)"),
         ("DRAM read / write", f"{figures['dram_read_bytes'] / 1e9:.3f} / {figures['dram_write_bytes'] / 1e9:.3f} GB"),
         ("ops (simulated / total)", f"{figures['simulated_ops']} / {figures['ops']}"),
     ])
@@ -74,28 +96,34 @@ def _print_result(result, as_json: bool) -> None:
 
 
 def cmd_run(args) -> int:
+    from ..checks import check_model_run, check_ops
     from ..report import write_reports
     from ..sim.model import WorkloadKind, simulate_model, simulate_ops_result
-    from ..workload.trace import read_trace
+    from ..workload.trace import read_trace_lines
 
-    design = resolve_design(args.design, args.config)
+    check_output_dir(args.out, "--out")
+    design = resolve_design(args.design, args.config, args)
     if wants_system(args):
         from .system_run import run_system
 
         return run_system(args, design)
     if args.trace:
-        meta, ops = read_trace(args.trace)
+        meta, ops, lines = read_trace_lines(args.trace)
+        check_ops(ops, design, what="trace", lines=lines, source=args.trace)
         result = simulate_ops_result(ops, design, model_name=str(meta.get("model", args.trace)),
                                      workload=str(meta.get("workload", "trace")), batch=int(meta.get("batch", 1)),
                                      prompt=int(meta.get("prompt", 0)), generate=int(meta.get("generate", 1)),
                                      reuse=not args.no_reuse, progress=None, total=len(ops),
                                      workers=args.workers or cpu_count())
     else:
-        result = simulate_model(_model(args), design, batch=args.batch, prompt=args.prompt,
+        model = _model(args)
+        check_model_run(model, design, batch=args.batch, prompt=args.prompt, generate=args.generate,
+                        workload=args.workload)
+        result = simulate_model(model, design, batch=args.batch, prompt=args.prompt,
                                 generate=args.generate, workload=WorkloadKind(args.workload),
                                 reuse=not args.no_reuse, workers=args.workers or cpu_count())
     if args.out:
-        write_reports(args.out, result.ops, result.layers, result.phases, result.to_dict(), result.utilization)
+        write_reports(args.out, result.ops, result.layers, result.phases, _figures(result), result.utilization)
     _print_result(result, args.json)
     return 0
 
@@ -113,7 +141,8 @@ def register(sub) -> None:
     p.add_argument("--prompt", type=positive_int, default=512, help="prompt tokens, default 512")
     p.add_argument("--generate", type=positive_int, default=128, help="generated tokens, default 128")
     p.add_argument("--workload", choices=["full", "paper"], default="full", help="full decoder or the paper's")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="output .jsonl or .csv")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="output file: .jsonl (JSON lines) or .csv, by its extension")
     add_design_args(p)
     p.set_defaults(func=cmd_trace)
 

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import positive_int
+from .common import check_output_dir, positive_int
 from ..errors import MixpeError
 
 
 def cmd_sweep(args) -> int:
-    from ..dse import load_sweep, read_results, run_sweep
+    from ..dse import load_sweep, run_sweep
 
     if args.no_dask and (args.scheduler or args.workers):
         raise MixpeError("--no-dask runs in this process; drop --scheduler/--workers")
     if args.scheduler and args.workers:
         raise MixpeError("--workers sizes a local cluster; an existing cluster (--scheduler) has its own workers")
-    sweep = load_sweep(args.sweep)  # check the file before starting a cluster
+    check_output_dir(args.out, "--out")
+    sweep = load_sweep(args.sweep)  # check the file (every point's design) before starting a cluster
     run = run_sweep(sweep, args.out, scheduler=args.scheduler, workers=args.workers, use_dask=not args.no_dask,
                     processes=not args.threads, retry_errors=args.retry_errors, progress=None,
                     base_dir=Path(args.sweep).resolve().parent)
-    df = read_results(run.results_path)
-    ok = int((df["status"] == "ok").sum()) if len(df) else 0
+    ok = run.points - len(run.failed)
+    stale = f"; {run.stale} rows of points no longer in the sweep kept" if run.stale else ""
     print(f"{sweep.name}: {run.points} points, {len(run.computed)} run now ({run.errors} errors), "
-          f"{run.skipped} already done; {ok} ok rows in {run.results_path} ({run.wall_s:.1f} s)")
+          f"{run.skipped} already done; {ok} ok in {run.results_path}{stale} ({run.wall_s:.1f} s)")
+    if run.failed:
+        raise MixpeError(f"{len(run.failed)} of {run.points} points ended with an error (column 'error' of "
+                         f"{run.results_path}; run them again with --retry-errors); first: {run.first_error}")
     return 0
 
 

@@ -14,11 +14,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..designs import design_from_data, load_design
 from ..hw.config import AcceleratorConfig, DequantPlacement, PeKind
 from ..hw.pe import pe_model
 from ..workload.quant import QuantScheme
-from .sweep import DESIGN_PARAM, DRAM_PRESET_PARAM, SnrConfig, SweepPoint
+from .sweep import DESIGN_PARAM, SnrConfig, SweepPoint, build_design
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
@@ -44,22 +43,6 @@ def result_columns(param_paths: list[str]) -> list[str]:
     return POINT_COLUMNS + params + WORKLOAD_COLUMNS + DESIGN_COLUMNS + FIGURE_COLUMNS + ERROR_COLUMNS
 
 
-def _set_path(data: dict, parts: list[str], value: Any, path: str) -> None:
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            node[part] = child = {}
-        elif not isinstance(child, dict):
-            raise ValueError(f"parameter '{path}': '{'.'.join(parts[:i + 1])}' is not a mapping")
-        node = child
-    last = parts[-1]
-    if isinstance(value, Mapping) and isinstance(node.get(last), dict):
-        node[last] = {**node[last], **value}
-    else:
-        node[last] = value
-
-
 def design_for_point(point: SweepPoint) -> AcceleratorConfig:
     """The point's design: its ``design`` (or the sweep's base) with its parameters set.
 
@@ -68,16 +51,7 @@ def design_for_point(point: SweepPoint) -> AcceleratorConfig:
     ConfigError
         Unknown design or DRAM preset, or a bad parameter value.
     """
-    params = dict(point.params)
-    base = load_design(point.resolve(str(params.pop(DESIGN_PARAM, point.base))))
-    data = base.to_dict()
-    if DRAM_PRESET_PARAM in params:
-        # the preset replaces the design's DRAM; other dram.* parameters are set over it
-        data["dram"] = {"preset": params.pop(DRAM_PRESET_PARAM)}
-    for path in sorted(params, key=lambda p: p.count(".")):  # a whole sub-config before fields inside it
-        _set_path(data, path.split("."), params[path], path)
-    data["name"] = point.label
-    return design_from_data(data, source=f"sweep point {point.point_id}")
+    return build_design(point.base, point.params, point.base_dir, point.label)
 
 
 def design_columns(design: AcceleratorConfig) -> dict[str, Any]:

@@ -146,11 +146,9 @@ def plot_pareto(df: pd.DataFrame, x: str, y: str, path: str | Path, *, minimize:
     pathlib.Path
         The file written.
     """
-    import matplotlib
+    from ..plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     unknown = [c for c in minimize if c not in (x, y)]
     if unknown:
         raise ValueError(f"minimize names columns not on the axes: {unknown}")

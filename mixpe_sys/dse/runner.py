@@ -35,6 +35,9 @@ class SweepRun:
     computed: tuple[str, ...]  # ids run now, in completion order
     errors: int  # of those, how many ended with status error
     wall_s: float  # wall-clock time of the run (s), cluster start-up included
+    stale: int = 0  # rows of the results file whose points are no longer in the sweep (kept, not counted)
+    failed: tuple[str, ...] = ()  # ids of this sweep's points whose row has status error (this run or earlier)
+    first_error: str = ""  # the message of the first of them
 
 
 def _progress_bar(total: int, initial: int, progress: bool | None):
@@ -146,9 +149,10 @@ def run_sweep(sweep: SweepConfig | str | Path, out_dir: str | Path, *, scheduler
     if scheduler is not None and not use_dask:
         raise MixpeError("give either a Dask scheduler address or no Dask, not both")
     points = expand_points(sweep, base_dir)
+    ids = {p.point_id for p in points}
     with ResultsStore(out_dir, result_columns(param_paths(sweep))) as store:
         if retry_errors:
-            store.drop(store.error_ids())
+            store.drop(store.error_ids() & ids)
         done = store.done_ids()
         pending = [p for p in points if p.point_id not in done]
         skipped = len(points) - len(pending)
@@ -159,7 +163,10 @@ def run_sweep(sweep: SweepConfig | str | Path, out_dir: str | Path, *, scheduler
                 rows = _run_dask(pending, store, bar, scheduler=scheduler, workers=workers, processes=processes)
             else:
                 rows = _run_local(pending, store, bar)
+        failed = store.error_rows(ids)
     return SweepRun(results_path=store.path, points=len(points), skipped=skipped,
                     computed=tuple(r["point_id"] for r in rows),
                     errors=sum(r.get("status") == STATUS_ERROR for r in rows),
-                    wall_s=time.perf_counter() - start)
+                    wall_s=time.perf_counter() - start, stale=len(done - ids),
+                    failed=tuple(r.get("point_id", "") for r in failed),
+                    first_error=failed[0].get("error", "") if failed else "")

@@ -144,6 +144,11 @@ class ResultsStore:
         _, rows = self._read_raw()
         return {r.get("point_id", "") for r in rows}
 
+    def error_rows(self, ids: set[str]) -> list[dict[str, str]]:
+        """The rows with status ``error`` among the points ``ids``, in file order."""
+        _, rows = self._read_raw()
+        return [r for r in rows if r.get("status") == "error" and r.get("point_id") in ids]
+
     def error_ids(self) -> set[str]:
         """Ids of the points recorded with status ``error``."""
         _, rows = self._read_raw()

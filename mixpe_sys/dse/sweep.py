@@ -17,10 +17,16 @@ base) and ``dram.preset`` (a DRAM preset replacing the design's DRAM)::
       - {model: opt-6.7b, workload: paper, batch: 64}
 
 Every design point runs every workload; a (design point, workload) pair is a
-:class:`SweepPoint` whose id is a stable hash of its parameters. The file's
-structure (fields, parameter paths) is checked on loading, with
-``FILE:LINE: field '...'`` errors; parameter values are checked per point
-when the point runs, so a bad value fails that point only.
+:class:`SweepPoint` whose id is a hash of its *content*: the resolved design
+(every field but its name and description), the resolved model, the request
+trace's bytes, the serving options and the SNR matrix. Editing a design
+file, a model config or a trace therefore reruns exactly the points it
+changes, and renaming or moving a file reruns nothing. On loading, the file's
+structure (fields, parameter paths), every point's design (values, presets,
+the precision rule) and every workload's model and trace are checked, with
+``FILE:LINE: field '...'`` errors; a sweep needs a grid or points
+(``points: [{}]`` is the base design alone). Only what can fail while a point
+runs (a tile that fits no buffer) gives an error row.
 """
 
 from __future__ import annotations
@@ -35,13 +41,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config_base import ConfigBase, _coerce, _LineMap, load_config_file, param
+from ..config_base import ConfigBase, _coerce, _LineMap, param, read_config_data
+from ..errors import ConfigError, MixpeError
 from ..hw.config import AcceleratorConfig
 from ..numerics.snr import SnrTarget
 from ..sim.model import WorkloadKind
+from .resolve import DESIGN_PARAM, DRAM_PRESET_PARAM, build_design, resolve_ref as _resolve_ref, workload_content
 
-DESIGN_PARAM = "design"  # a whole design (preset name or YAML file)
-DRAM_PRESET_PARAM = "dram.preset"  # a DRAM preset replacing the design's DRAM
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,14 +185,21 @@ def _check_param(key: str, where: tuple, lm: _LineMap) -> None:
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
-    """Load and check a sweep YAML/JSON file.
+    """Load and check a sweep YAML/JSON file: its structure, every point's design and every workload.
 
     Raises
     ------
     ConfigError
-        Malformed file, unknown field or parameter path (``FILE:LINE: field 'NAME': ...``).
+        Malformed file, unknown field or parameter path, a design point or workload that does not
+        build, or neither grid nor points (``FILE:LINE: field 'NAME': ...``).
     """
-    return load_config_file(SweepConfig, path)
+    data, lines = read_config_data(path)
+    sweep = SweepConfig.from_dict(data, source=str(path), lines=lines)
+    lm = _LineMap(str(path), lines)
+    if not sweep.grid and not sweep.points:
+        raise lm.error(("grid",), "give a grid or points (points: [{}] runs the base design alone)")
+    expand_points(sweep, Path(path).resolve().parent, lines=lm)
+    return sweep
 
 
 def _canonical(value: Any) -> Any:
@@ -197,9 +210,22 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def point_id(base: str, params: Mapping[str, Any], workload: WorkloadConfig) -> str:
-    """Stable 12-hex-digit id of a point: a SHA-1 of its base, parameters and workload, as written."""
-    key = {"base": base, "params": _canonical(params), "workload": _canonical(workload.key())}
+def point_id(design: Any, workload: Mapping[str, Any], snr: SnrConfig | None = None) -> str:
+    """Stable 12-hex-digit id of a point: a SHA-1 of its content.
+
+    Parameters
+    ----------
+    design:
+        The resolved design (an AcceleratorConfig; its name and description do not count).
+    workload:
+        The resolved workload (:func:`workload_content`).
+    snr:
+        The SNR matrix of the fidelity figure.
+    """
+    d = design.to_dict() if hasattr(design, "to_dict") else dict(design)
+    d = {k: v for k, v in d.items() if k not in ("name", "description")}
+    key = {"design": _canonical(d), "workload": _canonical(workload),
+           "snr": _canonical(snr.to_dict()) if snr is not None else None}
     text = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
 
@@ -218,20 +244,11 @@ class SweepPoint:
     @property
     def label(self) -> str:
         """Readable name: the design and its parameters."""
-        params = dict(self.params)
-        name = str(params.pop(DESIGN_PARAM, self.base))
-        if not params:
-            return name
-        return f"{name}[{','.join(f'{k}={v}' for k, v in params.items())}]"
+        return _label(self.base, self.params)
 
     def resolve(self, name: str) -> str:
         """A design or trace reference: a path relative to the sweep file when it names a file there."""
-        path = Path(name)
-        if path.suffix.lower() in (".yaml", ".yml", ".json", ".csv", ".jsonl") and not path.is_absolute():
-            candidate = Path(self.base_dir) / path
-            if candidate.exists():
-                return str(candidate)
-        return name
+        return _resolve_ref(name, self.base_dir)
 
 
 def param_paths(sweep: SweepConfig) -> list[str]:
@@ -244,25 +261,74 @@ def param_paths(sweep: SweepConfig) -> list[str]:
     return list(seen)
 
 
-def design_points(sweep: SweepConfig) -> list[dict[str, Any]]:
-    """The design parameter sets: each grid block's product, then the explicit points (duplicates kept)."""
-    out: list[dict[str, Any]] = []
-    for block in sweep.grid:
+def _labelled_points(sweep: SweepConfig) -> list[tuple[dict[str, Any], tuple]]:
+    """Each design parameter set with the key path it was written at (``grid.0`` or ``points.3``)."""
+    out: list[tuple[dict[str, Any], tuple]] = []
+    for b, block in enumerate(sweep.grid):
         keys = list(block)
         for combo in itertools.product(*(block[k] for k in keys)):
-            out.append(dict(zip(keys, combo)))
-    out.extend(dict(p) for p in sweep.points)
+            out.append((dict(zip(keys, combo)), ("grid", b)))
+    out.extend((dict(p), ("points", i)) for i, p in enumerate(sweep.points))
     if not out:
-        out.append({})  # the base design alone
+        out.append(({}, ()))  # the base design alone (a SweepConfig built in Python)
     return out
 
 
-def expand_points(sweep: SweepConfig, base_dir: str | Path = ".") -> list[SweepPoint]:
-    """Every (design point, workload) of the sweep, duplicates (same id) dropped, in a stable order."""
+def design_points(sweep: SweepConfig) -> list[dict[str, Any]]:
+    """The design parameter sets: each grid block's product, then the explicit points (duplicates kept)."""
+    return [params for params, _ in _labelled_points(sweep)]
+
+
+def _label(base: str, params: Mapping[str, Any]) -> str:
+    params = dict(params)
+    name = str(params.pop(DESIGN_PARAM, base))
+    return name if not params else f"{name}[{','.join(f'{k}={v}' for k, v in params.items())}]"
+
+
+def _where(lm: _LineMap, origin: tuple, params: Mapping[str, Any], message: str, single_grid: bool) -> tuple:
+    """The key path of the parameter an error message names (else of the point)."""
+    if origin[:1] == ("grid",) and single_grid:
+        origin = ("grid",)
+    for key, value in params.items():
+        if f"'{key}" in message or f"'{key.split('.')[-1]}'" in message or f"'{value}'" in message:
+            path = origin + (key,)
+            return path if lm.line(path) is not None else origin
+    return origin
+
+
+def expand_points(sweep: SweepConfig, base_dir: str | Path = ".", *, lines: _LineMap | None = None
+                  ) -> list[SweepPoint]:
+    """Every (design point, workload) of the sweep, duplicates (same id) dropped, in a stable order.
+
+    Every point's design and every workload is resolved to compute the ids, so a bad one raises here.
+
+    Raises
+    ------
+    ConfigError
+        A design point or a workload that does not build (naming the sweep file's line when ``lines`` is given).
+    """
+    lm = lines or _LineMap()
+    single = len(sweep.grid) == 1 and lm.lines.get(("grid", 0)) is None
+    workloads = []
+    for i, wl in enumerate(sweep.workloads):
+        try:
+            workloads.append((wl, workload_content(wl, base_dir)))
+        except MixpeError as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            field = "requests" if "trace" in reason else "model"
+            raise lm.error(("workloads", i, field), reason) from None
     out: dict[str, SweepPoint] = {}
-    for params in design_points(sweep):
-        for wl in sweep.workloads:
-            pid = point_id(sweep.base, params, wl)
+    for params, origin in _labelled_points(sweep):
+        label = _label(sweep.base, params)
+        try:
+            design = build_design(sweep.base, params, base_dir, label)
+        except MixpeError as exc:
+            reason = " ".join(str(getattr(exc, "reason", None) or exc).split())
+            where = _where(lm, origin, params, reason, single) if origin else ("base",)
+            raise ConfigError(f"field '{'.'.join(str(p) for p in where)}': point {label}: {reason}", lm.source,
+                              lm.line(where)) from None
+        for wl, content in workloads:
+            pid = point_id(design, content, sweep.snr)
             if pid not in out:
                 out[pid] = SweepPoint(point_id=pid, base=sweep.base, params=tuple(params.items()), workload=wl,
                                       snr=sweep.snr, base_dir=str(base_dir))

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from ..config_base import ConfigBase, param
 from ..errors import ConfigError
-from .pe_registry import BUILTIN_PE_KINDS, PeKind, unknown_pe_kind  # noqa: F401  (PeKind re-exported)
+from ..limits import MAX_ARRAY_DIM, MAX_BANKS, MAX_DRAM_CHANNELS, MAX_FREQUENCY_HZ, MAX_TILES
 from ..workload.paper import PaperProfile
+from .pe_registry import BUILTIN_PE_KINDS, PeKind, unknown_pe_kind  # noqa: F401  (PeKind re-exported)
 from ..workload.quant import QuantScheme
 
 
@@ -46,7 +47,7 @@ class Topology(str, enum.Enum):
 class RowBufferConfig(ConfigBase):
     """Optional DRAM bank / row-buffer timing."""
 
-    banks_per_channel: int = param(16, help="banks per channel", ge=1)
+    banks_per_channel: int = param(16, help="banks per channel", ge=1, le=MAX_BANKS)
     row_bytes: int = param(2048, help="row (page) size per bank", unit="bytes", ge=1)
     t_rcd_ns: float = param(14.0, help="row activate to column command delay", unit="ns", ge=0)
     t_rp_ns: float = param(14.0, help="row precharge time", unit="ns", ge=0)
@@ -57,7 +58,7 @@ class DramConfig(ConfigBase):
     """Off-chip DRAM: channels sharing the peak bandwidth equally, address-interleaved."""
 
     kind: str = param("custom", help="DRAM technology label, e.g. hbm2e, lpddr5-6400")
-    channels: int = param(help="independent channels", ge=1)
+    channels: int = param(help="independent channels", ge=1, le=MAX_DRAM_CHANNELS)
     bandwidth_bytes_per_s: float = param(help="peak bandwidth of all channels together", unit="bytes/s", gt=0)
     latency_ns: float = param(help="idle access latency, request to first data", unit="ns", ge=0)
     interleave_bytes: int = param(256, help="address interleaving granularity across channels", unit="bytes", ge=1)
@@ -140,8 +141,8 @@ class PeArrayConfig(ConfigBase):
     """A rows x cols PE array and the dataflows its mapper may use."""
 
     pe: PeConfig = param(help="the PE type")
-    rows: int = param(help="PE rows (the K dimension for weight-stationary/streaming)", ge=1)
-    cols: int = param(help="PE columns (the N dimension)", ge=1)
+    rows: int = param(help="PE rows (the K dimension for weight-stationary/streaming)", ge=1, le=MAX_ARRAY_DIM)
+    cols: int = param(help="PE columns (the N dimension)", ge=1, le=MAX_ARRAY_DIM)
     dataflows: tuple[Dataflow, ...] = param((Dataflow.OUTPUT_STATIONARY,), help="dataflows the mapper may choose from")
     fill_drain: bool = param(True, help="pay the array's fill and drain on every fold, as cycle-accurate systolic "
                              "simulators do (false: folds cost their streaming cycles alone, the MixPE authors' model "
@@ -197,8 +198,8 @@ class AcceleratorConfig(ConfigBase):
 
     name: str = param(help="design name")
     description: str = param("", help="what this design is and where its numbers come from")
-    frequency_hz: float = param(help="core clock", unit="Hz", gt=0)
-    num_tiles: int = param(1, help="number of identical compute tiles", ge=1)
+    frequency_hz: float = param(help="core clock", unit="Hz", gt=0, le=MAX_FREQUENCY_HZ)
+    num_tiles: int = param(1, help="number of identical compute tiles", ge=1, le=MAX_TILES)
     tile: TileConfig = param(help="the compute tile")
     dram: DramConfig = param(help="off-chip memory")
     global_buffer: SramConfig | None = param(None, help="shared on-chip SRAM staging activations for all tiles; "

@@ -26,8 +26,9 @@ from typing import Any, ClassVar, Mapping
 
 from ..errors import ConfigError, MappingError
 from ..workload.quant import NumberFormat
+from .claims import Claims, multiples as _multiples, operand_problem
 from .config import PeConfig
-from .pe_registry import PE_TYPES, PeKind
+from .pe_registry import BUILTIN_PE_KINDS, PE_TYPES, PeKind
 
 #: Class attributes through which a PE type states its own energy and area.
 ENERGY_AREA_ATTRIBUTES = ("mult_pj_per_cycle_45nm", "acc_pj_per_mac_45nm", "area_components_45nm")
@@ -78,6 +79,16 @@ class PeModel:
             If the PE cannot multiply these operands at all.
         """
         raise NotImplementedError
+
+    def claims(self) -> Claims | None:
+        """The operand widths the PE takes, or None: every width :meth:`macs_per_cycle` rates."""
+        return None
+
+    def operand_problem(self, weight_bits: int, activation_bits: int,
+                        activation_format: NumberFormat = NumberFormat.INT) -> tuple[str, str] | None:
+        """``(field, reason)`` when the PE does not take these operands, None when it claims them
+        (the one precision rule, :mod:`.claims`)."""
+        return operand_problem(self, weight_bits, activation_bits, activation_format)
 
     def output_stationary_factors(self, weight_bits: int, activation_bits: int,
                                   activation_format: NumberFormat = NumberFormat.INT
@@ -145,6 +156,12 @@ class ShiftAddW4A8(PeModel, kind=PeKind.MIXPE_W4A8):
         w_passes = weight_bits if cfg.bit_serial else ceil(weight_bits / cfg.native_weight_bits)
         return self._rate(w_passes * ceil(activation_bits / cfg.native_activation_bits))
 
+    def claims(self):
+        c = self.config
+        weights = tuple(range(1, 17)) if c.bit_serial else _multiples(c.native_weight_bits, 16)
+        return Claims(weights, int_activation_bits=_multiples(c.native_activation_bits, 16),
+                      why="integer shift-add in whole passes of its native widths; bit-serial: any weight width")
+
 
 class ShiftAddW4A16(PeModel, kind=PeKind.MIXPE_W4A16):
     """MixPE W4A16: INT4 weight x FP16 activation; ``x * 2^b`` is an add to x's exponent.
@@ -165,6 +182,12 @@ class ShiftAddW4A16(PeModel, kind=PeKind.MIXPE_W4A16):
         w_passes = weight_bits if cfg.bit_serial else ceil(weight_bits / cfg.native_weight_bits)
         return self._rate(w_passes)
 
+    def claims(self):
+        c = self.config
+        weights = tuple(range(1, 17)) if c.bit_serial else _multiples(c.native_weight_bits, 16)
+        return Claims(weights, int_activation_bits=(8,), fp_activation_bits=(16,),
+                      why="an FP16 exponent-add path; INT8 converts to FP16 exactly")
+
 
 class Int8Mac(PeModel, kind=PeKind.INT8_MAC):
     """TPU-like INT8 multiplier-accumulator: one INT8 x INT8 MAC per cycle.
@@ -180,6 +203,10 @@ class Int8Mac(PeModel, kind=PeKind.INT8_MAC):
             raise self._unsupported(f"FP{activation_bits} activations")
         return self._rate(ceil(weight_bits / 8) * ceil(activation_bits / 8))
 
+    def claims(self):
+        return Claims(_multiples(8, 32), int_activation_bits=_multiples(8, 32),
+                      why="whole 8-bit passes; 4-bit weights need an in-loop converter, kind 'dequant_w4a8'")
+
 
 class Fp16Mac(PeModel, kind=PeKind.FP16_MAC):
     """FP16 multiplier with FP32 accumulation: one MAC per cycle for any operand up to 16 bits.
@@ -192,6 +219,10 @@ class Fp16Mac(PeModel, kind=PeKind.FP16_MAC):
         if weight_bits > 16 or activation_bits > 16:
             raise self._unsupported(f"{weight_bits}x{activation_bits}-bit operands")
         return self._rate(1)
+
+    def claims(self):
+        return Claims((16,), fp_activation_bits=(8, 16),
+                      why="an FP16 datapath; low-bit weights need an in-loop dequantizer, kind 'dequant_w4a16'")
 
 
 class PaperRule(PeModel, kind=PeKind.PAPER_RULE):
@@ -227,6 +258,12 @@ class PaperRule(PeModel, kind=PeKind.PAPER_RULE):
                 k_factor /= ceil(p / pmax)
         return factors[0], factors[1], k_factor
 
+    def claims(self):
+        pmax = self.config.max_bits
+        widths = tuple(sorted({b for b in (2, 4, 8, 16, 32) if b <= pmax} | set(_multiples(pmax, 32))))
+        return Claims(widths, int_activation_bits=widths, fp_activation_bits=widths,
+                      why="the authors' rule: powers of two up to pmax, multiples of pmax above")
+
 
 class DequantW4A16(PeModel, kind=PeKind.DEQUANT_W4A16):
     """TensorRT-LLM-style W4A16: an FP16 multiplier with FP32 accumulation fed by an in-loop dequantizer.
@@ -246,6 +283,9 @@ class DequantW4A16(PeModel, kind=PeKind.DEQUANT_W4A16):
             raise self._unsupported(f"{weight_bits}x{activation_bits}-bit operands")
         return self._rate(1)
 
+    def claims(self):
+        return Claims((4, 8, 16), fp_activation_bits=(16,), why="an FP16 MAC behind an INT4/INT8 -> FP16 converter")
+
 
 class DequantW4A8(PeModel, kind=PeKind.DEQUANT_W4A8):
     """QServe-style W4A8: an INT8 x INT8 MAC fed by an in-loop INT4 -> INT8 converter.
@@ -263,6 +303,10 @@ class DequantW4A8(PeModel, kind=PeKind.DEQUANT_W4A8):
         if activation_format is NumberFormat.FP:
             raise self._unsupported(f"FP{activation_bits} activations")
         return self._rate(ceil(weight_bits / 8) * ceil(activation_bits / 8))
+
+    def claims(self):
+        return Claims((4,) + _multiples(8, 32), int_activation_bits=_multiples(8, 32),
+                      why="an INT8 MAC behind an INT4 -> INT8 converter; wider in whole 8-bit passes")
 
 
 class BitFusion(PeModel, kind=PeKind.BITFUSION):
@@ -283,6 +327,9 @@ class BitFusion(PeModel, kind=PeKind.BITFUSION):
         return Fraction(bricks, ceil(weight_bits / 2) * ceil(activation_bits / 2)) \
             / self.config.initiation_interval_cycles
 
+    def claims(self):
+        return Claims((2, 4, 8, 16), int_activation_bits=(2, 4, 8, 16), why="fused 2-bit BitBricks")
+
 
 class Ant(PeModel, kind=PeKind.ANT):
     """ANT 4-bit PE: a ``native`` x ``native``-bit integer multiplier behind a numeric-type decoder.
@@ -302,6 +349,11 @@ class Ant(PeModel, kind=PeKind.ANT):
             raise self._unsupported(f"FP{activation_bits} activations")
         return self._rate(ceil(weight_bits / cfg.native_weight_bits)
                           * ceil(activation_bits / cfg.native_activation_bits))
+
+    def claims(self):
+        c = self.config
+        return Claims(_multiples(c.native_weight_bits, 16), int_activation_bits=_multiples(c.native_activation_bits, 16),
+                      why="4-bit ANT types, wider in whole passes of its native widths")
 
 
 def pe_class(kind: str) -> type[PeModel]:

@@ -17,6 +17,7 @@ from ..hw.config import AcceleratorConfig
 from ..sim.engine import CostCache
 from ..workload.models import ModelSpec
 from ..workload.quant import QuantScheme
+from .admission import check_requests, within_context
 from .config import Batching, CostModel, ServingConfig, ServingError
 from .iteration_cost import IterationCostModel
 from .iteration_ops import IterationOps, SeqWork
@@ -64,7 +65,9 @@ def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
     ConfigError
         A bad option.
     ServingError
-        A request that can never fit the KV cache, or weights that do not fit the DRAM.
+        A request that can never fit the KV cache, weights that do not fit the DRAM, or no request
+        within the model's context. Requests beyond the context are rejected (not served) and counted
+        in ``summary["rejected_requests"]`` (see :mod:`.admission`).
     """
     from ..designs import load_design
     from ..workload.models import load_model
@@ -76,8 +79,13 @@ def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     accel = design if isinstance(design, AcceleratorConfig) else load_design(design)
     q = QuantScheme.parse(quant) if isinstance(quant, str) else quant
-    return ServingSimulator(requests, spec, accel, cfg, quant=q, cache=cache, progress=progress,
-                            workers=workers).run()
+    served = within_context(requests, spec)
+    check_requests(served, spec, accel, q or accel.quant)
+    result = ServingSimulator(served, spec, accel, cfg, quant=q, cache=cache, progress=progress,
+                              workers=workers).run()
+    result.summary["rejected_requests"] = int(len(requests) - len(served))
+    result.summary["context_tokens"] = spec.max_position_embeddings
+    return result
 
 
 __all__ = ["replay", "ReplayResult", "ServingConfig", "Batching", "CostModel", "ServingError",

@@ -58,5 +58,11 @@ class ServingConfig(ConfigBase):
                                             "exact_tokens", ge=1, le=64)
 
     def validate(self) -> None:
+        if self.max_batched_tokens < self.max_batch:
+            # as vLLM's scheduler config: max_num_batched_tokens must be >= max_num_seqs, or running
+            # sequences could not all take their decode step in one iteration
+            raise ConfigError(f"field 'max_batched_tokens': {self.max_batched_tokens} tokens per iteration is fewer "
+                              f"than max_batch ({self.max_batch}): every running sequence needs one token of "
+                              f"budget per decode step")
         if self.chunked_prefill and self.batching is Batching.STATIC:
             raise ConfigError("field 'chunked_prefill': only available with continuous batching")

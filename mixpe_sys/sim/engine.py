@@ -55,9 +55,10 @@ class CostCache:
         self.costs[key] = cost
         return cost
 
-    def prefetch(self, ops: Iterable[Op]) -> None:
+    def prefetch(self, ops: Iterable[Op], progress: bool | None = False) -> None:
         """Simulate the distinct ops among ``ops`` that are not cached yet, in parallel when
-        ``workers`` > 1 and more than one is missing."""
+        ``workers`` > 1 and more than one is missing (``progress``: a bar over them, None = on a
+        terminal after a second)."""
         missing: dict = {}
         for op in ops:
             key = op.cost_key()
@@ -72,9 +73,13 @@ class CostCache:
         # largest first, so the last op to finish is a small one
         keys = sorted(missing, key=lambda k: -(missing[k].macs + missing[k].elements))
         ops = [missing[k] for k in keys]
+        bar = tqdm(total=len(ops), desc="simulating distinct ops", unit="op", leave=False, delay=1.0,
+                   disable=True if progress is False else (False if progress else None))
         for key, cost in zip(keys, self._pool.map(simulate_op, ops, repeat(self.design))):
             self.costs[key] = cost
             self.simulated += 1
+            bar.update(1)
+        bar.close()
 
     def close(self) -> None:
         """Stop the worker processes, if any were started."""

@@ -88,7 +88,9 @@ class ModelResult:
             "memory_bound_share_prefill": self.memory_bound_share("prefill"),
             "memory_bound_share_decode": self.memory_bound_share("decode"),
             "ops": len(self.ops), "simulated_ops": self.simulated_ops, "distinct_ops": self.distinct_ops,
-            "energy_j": self.energy_j, "energy_breakdown_j": self.energy_breakdown_j,
+            "output_tokens": tokens, "energy_j": self.energy_j,
+            "energy_per_output_token_j": self.energy_j / tokens if tokens else None,
+            "energy_breakdown_j": self.energy_breakdown_j,
         }
 
 
@@ -103,11 +105,18 @@ def paper_profile(design: AcceleratorConfig) -> PaperProfile:
                         dequant_bits=max(q.activation_bits, 8))
 
 
+def paper_ops(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 64) -> Iterable[Op]:
+    """The MixPE authors' workload as ``design`` runs it: its paper profile and its group size."""
+    q = design.quant
+    group = q.group_size if q.quantized_weights and q.group_size else 0
+    return paper_workload(model, paper_profile(design), batch=batch, group_size=group)
+
+
 def model_ops(model: ModelSpec, design: AcceleratorConfig, *, batch: int, prompt: int, generate: int,
               workload: WorkloadKind = WorkloadKind.FULL, quant: QuantScheme | None = None) -> Iterable[Op]:
     """The op stream of a run (a generator)."""
     if workload is WorkloadKind.PAPER:
-        return paper_workload(model, paper_profile(design), batch=batch)
+        return paper_ops(model, design, batch=batch)
     return full_workload(model, quant or design.quant, batch=batch, prompt=prompt, generate=generate)
 
 
@@ -134,7 +143,7 @@ def simulate_ops_result(ops: Iterable[Op], design: AcceleratorConfig, *, model_n
     try:
         if reuse and cache.workers > 1:
             ops = ops if isinstance(ops, list) else list(ops)
-            cache.prefetch(ops)
+            cache.prefetch(ops, progress=progress)
         run = run_ops(ops, design, reuse=reuse, progress=progress, total=total, cache=cache)
     finally:
         if own:

@@ -27,8 +27,9 @@ class QuantScheme(ConfigBase):
     weight_bits: int = param(4, help="bits per weight element", unit="bits", ge=1, le=32)
     activation_bits: int = param(8, help="bits per activation element", unit="bits", ge=1, le=32)
     activation_format: NumberFormat = param(NumberFormat.INT, help="activation encoding: int or fp")
-    group_size: int = param(128, help="weights per quantization group along K (0 = per output channel)",
-                            unit="elements", ge=0)
+    group_size: int = param(128, help="weights per quantization group along K (0 = per output channel; the last "
+                            "group of a column is partial when it does not divide K)", unit="elements", ge=0,
+                            le=2**31 - 1)
     kv_bits: int = param(8, help="bits per KV-cache element", unit="bits", ge=1, le=32)
     scale_bits: int = param(16, help="bits per group scale (FP16)", unit="bits", ge=0, le=32)
     zero_bits: int = param(4, help="bits per group zero point (0 = symmetric)", unit="bits", ge=0, le=32)

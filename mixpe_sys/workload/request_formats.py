@@ -34,6 +34,9 @@ AZURE_HEADER = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 GENERIC_HEADER = ("arrival_s", "prompt_tokens", "output_tokens")
 MAX_TOKENS = 1_000_000_000
 """Largest token count accepted in a trace (anything above is a corrupt field)."""
+MAX_ARRIVAL_S = 1e9
+"""Latest arrival accepted (s after the first request; about 32 years): beyond it a time is a corrupt field,
+and its nanoseconds would overflow the simulation clock's precision."""
 
 _INT_RE = r"[+-]?0*[0-9]{1,10}"
 _TS_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
@@ -93,7 +96,8 @@ def load_request_trace(path: str | os.PathLike, *, limit: int | None = None,
     Returns
     -------
     pandas.DataFrame
-        Columns ``request_id, arrival_s, prompt_tokens, output_tokens`` (s, tokens).
+        Columns ``request_id, arrival_s, prompt_tokens, output_tokens`` (s, tokens);
+        ``attrs["source"]`` is the file and ``attrs["lines"][request_id]`` the request's line.
 
     Raises
     ------
@@ -123,7 +127,14 @@ def load_request_trace(path: str | os.PathLike, *, limit: int | None = None,
         arrival, prompt, output = _parse_jsonl(rows, fields, src)
     else:
         arrival, prompt, output = _parse_csv(rows, fields, order, src)
-    return _build_frame(arrival, prompt, output, rate_scale)
+    df = _build_frame(arrival, prompt, output, rate_scale)
+    span = float(df["arrival_s"].iloc[-1]) if len(df) else 0.0
+    if not span <= MAX_ARRIVAL_S:
+        raise TraceError(f"{src}: field 'arrival_s': the arrivals spread over {span:g} s (rate scale "
+                         f"{rate_scale:g}), beyond {MAX_ARRIVAL_S:g} s")
+    # where each request came from (request_id = file order), for messages about a request
+    df.attrs = {"source": src, "lines": list(rows[0])}
+    return df
 
 
 def _expected_headers() -> str:
@@ -242,12 +253,12 @@ def _tokens_reason(text: str, minimum: int) -> str:
 def _parse_seconds(cells: pd.Series, minimum: int) -> tuple[np.ndarray, np.ndarray]:
     vals = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     with np.errstate(invalid="ignore"):
-        ok = np.isfinite(vals) & (vals >= minimum)
+        ok = np.isfinite(vals) & (vals >= minimum) & (vals <= MAX_ARRIVAL_S)
     return vals, ok
 
 
 def _seconds_reason(text: str, minimum: int) -> str:
-    return f"must be a finite number of seconds >= {minimum}"
+    return f"must be a number of seconds in [{minimum}, {MAX_ARRIVAL_S:g}]"
 
 
 def _parse_timestamps(cells: pd.Series, minimum: int) -> tuple[np.ndarray, np.ndarray]:
@@ -296,7 +307,7 @@ def _parse_jsonl(rows: tuple[list[int], list[str]], fields: tuple[_Field, ...],
                 problem = f"must be an integer in [{f.minimum}, {MAX_TOKENS}]"
             else:
                 good = (isinstance(value, (int, float)) and not isinstance(value, bool)
-                        and math.isfinite(value) and value >= f.minimum)
+                        and math.isfinite(value) and f.minimum <= value <= MAX_ARRIVAL_S)
                 problem = _seconds_reason("", f.minimum)
             if not good:
                 raise _row_error(src, line, f.name, problem, json.dumps(value))
@@ -313,9 +324,11 @@ def _build_frame(arrival: np.ndarray, prompt: np.ndarray, output: np.ndarray,
     if arrival.dtype == np.int64:
         rel = rel / 1e9
     order = np.argsort(rel, kind="stable")
+    with np.errstate(over="ignore"):  # an overflow to inf is refused by the caller, naming the field
+        arrival_s = rel[order] / float(rate_scale)
     return pd.DataFrame({
         "request_id": order.astype(np.int64),
-        "arrival_s": rel[order] / float(rate_scale),
+        "arrival_s": arrival_s,
         "prompt_tokens": prompt[order].astype(np.int64),
         "output_tokens": output[order].astype(np.int64),
     })

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import TraceError
+from ..limits import MAX_DIM
 from .ops import OP_FIELDS, Op, OpKind, Phase
 from .quant import NumberFormat
 
@@ -25,6 +26,10 @@ VERSION = 1
 _REQUIRED = ("name", "kind")
 _ENUMS = {"kind": OpKind, "phase": Phase, "activation_format": NumberFormat}
 _INT_FIELDS = tuple(f.name for f in dataclasses.fields(Op) if f.type in ("int", int))
+_BIT_FIELDS = ("weight_bits", "activation_bits", "output_bits", "scale_bits", "zero_bits")
+MAX_BITS = 32
+"""Widest operand, scale or zero point a trace row may give (bits), as :class:`QuantScheme` allows."""
+SUFFIXES = (".jsonl", ".csv")
 
 
 def _op_to_row(op: Op) -> dict[str, Any]:
@@ -39,8 +44,15 @@ def write_trace(ops: Iterable[Op], path: str | Path, **metadata: Any) -> int:
     """Write ``ops`` to ``path`` (``.jsonl`` or ``.csv``); return the number written.
 
     The file is written under a temporary name and renamed when complete.
+
+    Raises
+    ------
+    TraceError
+        For another extension than ``.jsonl`` or ``.csv``.
     """
     path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise TraceError(f"{path}: unknown operator trace extension '{path.suffix}' (write .jsonl or .csv)")
     tmp = path.with_name(f".{path.name}.tmp")
     count = 0
     with tmp.open("w", encoding="utf-8", newline="") as fh:
@@ -92,6 +104,10 @@ def _parse_row(raw: dict[str, Any], source: str, line: int) -> Op:
                 raise fail(name, "expected an integer", value)
             if number < 0 and name != "layer":
                 raise fail(name, "must be >= 0", value)
+            limit = MAX_BITS if name in _BIT_FIELDS else MAX_DIM
+            if abs(number) > limit:
+                raise fail(name, f"must be <= {limit:,} ({'bits' if name in _BIT_FIELDS else 'mixpe_sys.limits'})",
+                           value)
             kwargs[name] = number
     op = Op(**kwargs)
     if op.kind.on_array:
@@ -105,13 +121,13 @@ def _parse_row(raw: dict[str, Any], source: str, line: int) -> Op:
     return op
 
 
-def read_trace(path: str | Path) -> tuple[dict[str, Any], list[Op]]:
-    """Read a JSONL or CSV op trace; return (metadata, ops).
+def read_trace_lines(path: str | Path) -> tuple[dict[str, Any], list[Op], list[int]]:
+    """Read a JSONL or CSV op trace; return (metadata, ops, the 1-based file line of each op).
 
     Raises
     ------
     TraceError
-        On an unreadable file, a wrong schema or version, or a bad row (``file:line: field``).
+        On an unreadable file, a wrong schema or version, a bad row (``file:line: field``), or no ops.
     """
     path = Path(path)
     source = str(path)
@@ -123,6 +139,7 @@ def read_trace(path: str | Path) -> tuple[dict[str, Any], list[Op]]:
     if not lines:
         raise TraceError(f"{source}:1: empty trace file")
     ops: list[Op] = []
+    numbers: list[int] = []
     if path.suffix.lower() == ".csv":
         head = lines[0].strip()
         prefix = f"# {SCHEMA} v"
@@ -150,7 +167,8 @@ def read_trace(path: str | Path) -> tuple[dict[str, Any], list[Op]]:
                 raise TraceError(f"{source}:{offset}: field '{header[min(len(cells), len(header)) - 1]}': "
                                  f"expected {len(header)} columns, got {len(cells)}")
             ops.append(_parse_row(dict(zip(header, cells)), source, offset))
-        return meta, ops
+            numbers.append(offset)
+        return meta, _nonempty(ops, source, len(lines)), numbers
     try:
         meta = json.loads(lines[0])
     except json.JSONDecodeError as exc:
@@ -169,5 +187,18 @@ def read_trace(path: str | Path) -> tuple[dict[str, Any], list[Op]]:
         if not isinstance(raw, dict):
             raise TraceError(f"{source}:{number}: field '<row>': expected a JSON object")
         ops.append(_parse_row(raw, source, number))
+        numbers.append(number)
     meta = {k: v for k, v in meta.items() if k not in ("schema", "version")}
+    return meta, _nonempty(ops, source, len(lines)), numbers
+
+
+def read_trace(path: str | Path) -> tuple[dict[str, Any], list[Op]]:
+    """Read a JSONL or CSV op trace; return (metadata, ops) (see :func:`read_trace_lines`)."""
+    meta, ops, _ = read_trace_lines(path)
     return meta, ops
+
+
+def _nonempty(ops: list[Op], source: str, nlines: int) -> list[Op]:
+    if not ops:
+        raise TraceError(f"{source}:{nlines}: field '<row>': the trace has a header but no ops")
+    return ops

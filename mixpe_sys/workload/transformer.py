@@ -109,13 +109,17 @@ def _phase(model, q, *, batch, q_tokens, kv_len, phase, step) -> Iterator[Op]:
     yield from head_ops(model, q, batch=batch, phase=phase, step=step)
 
 
-def paper_workload(model: ModelSpec, prof: PaperProfile, *, batch: int = 64) -> Iterator[Op]:
+def paper_workload(model: ModelSpec, prof: PaperProfile, *, batch: int = 64, group_size: int = 128) -> Iterator[Op]:
     """The MixPE authors' workload: linear layers only, ``batch`` x 1 token, with their dequant GEMMs.
 
     Per layer: QKV (h -> 3h), output projection (h -> h), FFN1 (h -> 4h) and
     FFN2 (4h -> h), the FFN taken as 4h whatever the model's width. Baselines
     get a dequant GEMM ``[B x K] x [K x N/8]`` before each, MixPE one of
-    ``[B x K/8] x [K/8 x N/128]`` after each, at the design's high precision.
+    ``[B x K/8] x [K/8 x N/g]`` after each, at the design's high precision, with
+    ``g = group_size``, the design's group size (the authors fix ``g = 128``; per-channel
+    scales, group 0, count as one group of K). The authors' baseline dequant
+    GEMM does not depend on the group size: there a baseline's group size
+    changes only its fidelity (SNR), not its time or energy.
     """
     h = model.hidden_size
     shapes = (("qkv", h, 3 * h), ("o_proj", h, h), ("ffn1", h, 4 * h), ("ffn2", 4 * h, h))
@@ -138,7 +142,8 @@ def paper_workload(model: ModelSpec, prof: PaperProfile, *, batch: int = 64) -> 
                 yield dq
                 yield main
             else:
-                dq = Op(name=f"{name}_dequant", kind=OpKind.DEQUANT_GEMM, m=batch, n=max(1, n // 128),
+                group = group_size or k
+                dq = Op(name=f"{name}_dequant", kind=OpKind.DEQUANT_GEMM, m=batch, n=max(1, n // group),
                         k=max(1, k // 8), weight_bits=db, activation_bits=db, output_bits=PAPER_OUTPUT_BITS,
                         activation_format=fmt, **where)
                 yield main
