@@ -12,12 +12,14 @@ import typing
 
 from .config_base import ConfigBase
 from .hw import config as hw
+from .hw.launch import LaunchConfig
 from .workload.quant import QuantScheme
 
 #: Config classes in the order a design file nests them.
 CLASSES: tuple[type[ConfigBase], ...] = (
     hw.AcceleratorConfig, hw.TileConfig, hw.PeArrayConfig, hw.PeConfig, hw.SramConfig, hw.DequantConfig,
-    hw.VectorUnitConfig, hw.DramConfig, hw.RowBufferConfig, hw.NocConfig, QuantScheme, hw.PaperProfile,
+    hw.VectorUnitConfig, hw.DramConfig, hw.RowBufferConfig, hw.NocConfig, LaunchConfig, QuantScheme,
+    hw.PaperProfile,
     hw.PaperOverride,
 )
 

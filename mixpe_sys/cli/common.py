@@ -84,3 +84,23 @@ def add_design_args(p: argparse.ArgumentParser, default: str = "mixpe-w4a8") -> 
     """--design and --config options shared by subcommands."""
     p.add_argument("--design", default=default, help=f"design preset name or YAML file (default {default})")
     p.add_argument("--config", metavar="FILE.yaml", help="design fields merged over --design")
+
+
+def add_launch_arg(p: argparse.ArgumentParser) -> None:
+    """--launch graph|eager, shared by the subcommands that simulate kernels."""
+    p.add_argument("--launch", choices=["graph", "eager"], default="graph",
+                   help="how kernels are issued on a design with launch costs (GPU presets): graph = "
+                        "replayed from a CUDA graph, as serving runtimes do (default); eager = each kernel "
+                        "dispatched from the host and waited for, as host-timed measurements see it")
+
+
+def parse_quant(text: str | None, group_size: int | None = None):
+    """A QuantScheme from ``--quant`` (None: None) with ``--group-size`` applied."""
+    from ..errors import ConfigError
+    from ..workload.quant import QuantScheme
+
+    if text is None:
+        if group_size is not None:
+            raise ConfigError("--group-size: give it with --quant")
+        return None
+    return QuantScheme.parse(text) if group_size is None else QuantScheme.parse(text, group_size=group_size)

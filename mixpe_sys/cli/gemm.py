@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .common import add_design_args, nonneg_int, positive_int, print_table, resolve_design
+from .common import add_design_args, add_launch_arg, nonneg_int, positive_int, print_table, resolve_design
 
 
 def cmd_designs(args) -> int:
@@ -23,7 +23,7 @@ def cmd_gemm(args) -> int:
 
     design = resolve_design(args.design, args.config)
     result = simulate_gemm(args.m, args.n, args.k, design, batch=args.batch, quant=args.quant,
-                           group_size=args.group_size)
+                           group_size=args.group_size, launch=args.launch)
     spec = result.spec
     figures = result.to_dict()
     if args.steps_csv:
@@ -36,7 +36,8 @@ def cmd_gemm(args) -> int:
           f"group {spec.group_size}) on {design.name}")
     print_table([
         ("time", f"{result.time_s * 1e6:.3f} us ({result.core_cycles} cycles)"
-                 + (f"; device {result.device_time_s * 1e6:.3f} us + overhead" if result.device_time_s != result.time_s
+                 + (f"; device {result.device_time_s * 1e6:.3f} us + {result.launch} launch"
+                    if result.device_time_s != result.time_s
                     else "")),
         ("roofline", f"{result.roofline_time_s * 1e6:.3f} us ({result.bound}-bound; "
                      f"memory {result.memory_time_s * 1e6:.3f} us, compute {result.compute_time_s * 1e6:.3f} us)"),
@@ -65,6 +66,7 @@ def register(sub) -> None:
     p.add_argument("--batch", type=positive_int, default=1, help="independent GEMM instances, default 1")
     p.add_argument("--quant", help="operand precisions, e.g. W4A8, W4A16, W8A8 (default: the design's)")
     p.add_argument("--group-size", type=nonneg_int, help="weights per quantization group (default: the design's)")
+    add_launch_arg(p)
     p.add_argument("--steps-csv", metavar="FILE", help="write the per-tile-step records as CSV")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_design_args(p)

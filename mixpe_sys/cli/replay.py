@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .common import add_design_args, cpu_count, nonneg_int, positive_float, positive_int, print_table, resolve_design
+from .common import add_design_args, add_launch_arg, cpu_count, nonneg_int, positive_float, positive_int, print_table, resolve_design
 
 
 def _seconds(x: float) -> str:
@@ -16,7 +16,7 @@ def _seconds(x: float) -> str:
 def _print_summary(s: dict) -> None:
     print(f"{s['model']} on {s['design']} ({s['quant']}), {s['batching']} batching, max batch {s['max_batch']}, "
           f"{s['max_batched_tokens']} tokens/iteration{', chunked prefill' if s['chunked_prefill'] else ''}, "
-          f"{s['cost_model']} costs")
+          f"{s['cost_model']} costs, {s['launch']} launch")
     energy = s["energy_per_token_j"]
     print_table([
         ("requests (completed)", f"{s['requests']} ({s['completed']})"),
@@ -42,7 +42,7 @@ def cmd_replay(args) -> int:
 
     config = ServingConfig(batching=args.batching, max_batch=args.max_batch,
                            max_batched_tokens=args.max_batched_tokens, chunked_prefill=args.chunked_prefill,
-                           cost_model=args.cost_model, shape_buckets=args.shape_buckets)
+                           cost_model=args.cost_model, shape_buckets=args.shape_buckets, launch=args.launch)
     design = resolve_design(args.design, args.config)
     model = load_model(args.model)
     requests = load_request_trace(args.trace, limit=args.limit, rate_scale=args.rate_scale)
@@ -78,6 +78,7 @@ def register(sub) -> None:
     p.add_argument("--shape-buckets", type=nonneg_int, default=16,
                    help="pad token counts and KV lengths to N sizes per doubling (exactly simulated padded "
                         "shapes, under 1/N extra work); 0 = unpadded, default 16")
+    add_launch_arg(p)
     p.add_argument("--rate-scale", type=positive_float, default=1.0,
                    help="arrival-rate multiplier (2 = twice as fast), default 1")
     p.add_argument("--limit", type=positive_int, help="replay only the first N requests of the file")

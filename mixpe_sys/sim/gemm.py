@@ -45,10 +45,11 @@ def gemm_roofline(spec: GemmSpec, accel: AcceleratorConfig) -> Roofline:
 class GemmResult:
     """Figures of one simulated GEMM; ``steps`` holds one row per tile step.
 
-    ``time_s`` includes the design's fixed per-operation overhead
-    (``op_overhead_ns``), as an op of a model run does, and so do the cycle
-    counts and the energy (the overhead is idle time); ``device_time_s`` is
-    the time from the first load to the last write-back alone.
+    ``time_s`` includes the design's launch cost of one kernel under the
+    run's launch mode (``launch``; see :mod:`mixpe_sys.hw.launch`), as an op
+    of a model run does, and so do the cycle counts and the energy (the
+    launch cost is idle time); ``device_time_s`` is the time from the first
+    load to the last write-back alone.
     """
 
     spec: GemmSpec
@@ -69,6 +70,7 @@ class GemmResult:
     config: AcceleratorConfig = field(repr=False)
     energy: EnergyBreakdown = field(default_factory=EnergyBreakdown)
     device_time_s: float = 0.0
+    launch: str = "graph"
 
     @property
     def energy_j(self) -> float:
@@ -103,7 +105,8 @@ class GemmResult:
             "design": self.design, "m": self.spec.m, "n": self.spec.n, "k": self.spec.k,
             "batch": self.spec.batch, "weight_bits": self.spec.weight_bits,
             "activation_bits": self.spec.activation_bits, "group_size": self.spec.group_size,
-            "time_s": self.time_s, "device_time_s": self.device_time_s, "core_cycles": self.core_cycles, "macs": self.macs,
+            "time_s": self.time_s, "device_time_s": self.device_time_s, "launch": self.launch,
+            "core_cycles": self.core_cycles, "macs": self.macs,
             "compute_cycles": self.compute_cycles, "stall_cycles": self.stall_cycles,
             "dequant_cycles": self.dequant_cycles,
             "dram_read_bytes": self.dram_read_bytes, "dram_write_bytes": self.dram_write_bytes,
@@ -117,7 +120,8 @@ class GemmResult:
         }
 
 
-def simulate_gemm(spec: GemmSpec, design: AcceleratorConfig, plan: GemmPlan | None = None) -> GemmResult:
+def simulate_gemm(spec: GemmSpec, design: AcceleratorConfig, plan: GemmPlan | None = None,
+                  launch: str = "graph") -> GemmResult:
     """Simulate ``spec`` on ``design`` from idle to drained.
 
     Parameters
@@ -128,13 +132,19 @@ def simulate_gemm(spec: GemmSpec, design: AcceleratorConfig, plan: GemmPlan | No
         The accelerator.
     plan:
         A mapping to use instead of the mapper's choice.
+    launch:
+        ``graph`` or ``eager``: which launch cost of the design's ``launch`` block ``time_s`` includes.
 
     Returns
     -------
     GemmResult
         Time (s), cycles, bytes and the per-tile-step DataFrame.
     """
-    from .op_sim import cost_from_run  # op_sim builds on this module
+    from .launch import with_launch  # both build on this module
+    from .op_sim import cost_from_run
+    from ..hw.launch import launch_mode
+
+    mode = launch_mode(launch)
 
     plan = plan if plan is not None else plan_gemm(spec, design)
     run = run_plan(plan, design)
@@ -142,6 +152,7 @@ def simulate_gemm(spec: GemmSpec, design: AcceleratorConfig, plan: GemmPlan | No
     cost = cost_from_run(run, design, macs=spec.macs, weight_bits=spec.weight_bits,
                          activation_bits=spec.activation_bits,
                          activation_fp=spec.activation_format is NumberFormat.FP)
+    cost = with_launch(cost, design, mode)
     return GemmResult(
         spec=spec, design=design.name, time_s=cost.time_ns * 1e-9, core_cycles=cost.core_cycles, macs=spec.macs,
         compute_cycles=run.compute_cycles, stall_cycles=cost.stall_cycles, dequant_cycles=run.dequant_cycles,
@@ -149,7 +160,7 @@ def simulate_gemm(spec: GemmSpec, design: AcceleratorConfig, plan: GemmPlan | No
         sram_read_bytes=run.sram_read_bytes, sram_write_bytes=run.sram_write_bytes,
         roofline=gemm_roofline(spec, design), plan=plan, steps=steps, config=design,
         energy=EnergyBreakdown(cost.static_j, cost.dram_j, cost.buffer_j, cost.core_j),
-        device_time_s=run.time_ns * 1e-9)
+        device_time_s=run.time_ns * 1e-9, launch=mode.value)
 
 
 @dataclass(frozen=True)

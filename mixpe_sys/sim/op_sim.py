@@ -72,11 +72,13 @@ def op_roofline_ns(op: Op, design: AcceleratorConfig) -> tuple[float, float]:
 def cost_from_run(run: PlanRun, design: AcceleratorConfig, *, macs: int, weight_bits: int = 0,
                   activation_bits: int = 0, activation_fp: bool = False, vector_ops: int = 0,
                   memory_time_ns: float = 0.0, compute_time_ns: float = 0.0, tile_steps: int = 0) -> OpCost:
-    """The :class:`OpCost` of a finished run, with its energy (launch overhead included as idle time)."""
-    # launch/synchronisation overhead is idle time: it counts as stall, not compute
-    time_ns = run.time_ns + design.op_overhead_ns
+    """The :class:`OpCost` of a finished run (device time alone), with its energy.
+
+    Kernel launch costs are added per run mode by :func:`mixpe_sys.sim.launch.with_launch`.
+    """
+    time_ns = run.time_ns
     cost = OpCost(time_ns=time_ns, core_cycles=round(time_ns / design.cycle_ns), compute_cycles=run.compute_cycles,
-                  stall_cycles=run.stall_cycles + round(design.op_overhead_ns / design.cycle_ns),
+                  stall_cycles=run.stall_cycles,
                   dequant_cycles=run.dequant_cycles, dequant_stall_ns=run.dequant_stall_ns,
                   dram_read_bytes=run.dram_read_bytes, dram_write_bytes=run.dram_write_bytes,
                   sram_read_bytes=run.sram_read_bytes, sram_write_bytes=run.sram_write_bytes, macs=macs,
