@@ -29,20 +29,21 @@ def test_overhead_per_mode_by_hand():
 
 def test_gemm_time_is_device_time_plus_one_launch():
     d = load_design("a100-like")
+    g_ns, e_ns = d.launch.graph_launch_ns, d.launch.launch_ns + d.launch.host_dispatch_ns
     graph = simulate_gemm(1, 4096, 4096, d)
     eager = simulate_gemm(1, 4096, 4096, d, launch="eager")
     assert graph.device_time_s == eager.device_time_s
-    assert graph.time_s == pytest.approx(graph.device_time_s + 500e-9, rel=1e-12)
-    assert eager.time_s == pytest.approx(eager.device_time_s + 26500e-9, rel=1e-12)
+    assert graph.time_s == pytest.approx(graph.device_time_s + g_ns * 1e-9, rel=1e-12)
+    assert eager.time_s == pytest.approx(eager.device_time_s + e_ns * 1e-9, rel=1e-12)
     assert (graph.launch, eager.launch) == ("graph", "eager")
     # the launch is idle time: stall cycles grow, compute cycles do not
     assert eager.compute_cycles == graph.compute_cycles
-    assert eager.stall_cycles - graph.stall_cycles == round(26500 / d.cycle_ns) - round(500 / d.cycle_ns)
+    assert eager.stall_cycles - graph.stall_cycles == round(e_ns / d.cycle_ns) - round(g_ns / d.cycle_ns)
     # ... and it costs static power plus PE leakage for its duration, nothing else
     c = constants()
     idle_w = (dram_static_power_w(d) + sram_capacity_kib(d) * c["sram"]["leakage_uw_per_kib"] * 1e-6
               + pe_leakage_w(d.tile.pe_array.pe) * d.num_pes)
-    assert eager.energy_j - graph.energy_j == pytest.approx(idle_w * 26000e-9, rel=1e-9)
+    assert eager.energy_j - graph.energy_j == pytest.approx(idle_w * (e_ns - g_ns) * 1e-9, rel=1e-9)
     assert eager.energy.dram_j == graph.energy.dram_j and eager.energy.buffer_j == graph.energy.buffer_j
 
 
@@ -62,7 +63,8 @@ def test_model_run_pays_one_launch_per_kernel(tiny):
     assert len(graph.ops) == len(eager.ops)
     # the same device costs, each op one kernel: the difference is ops x (eager - graph) cost
     diff = eager.ops["time_s"].to_numpy() - graph.ops["time_s"].to_numpy()
-    assert np.allclose(diff, (26500 - 500) * 1e-9, rtol=1e-9, atol=0)
+    extra_ns = d.launch.launch_ns + d.launch.host_dispatch_ns - d.launch.graph_launch_ns
+    assert np.allclose(diff, extra_ns * 1e-9, rtol=1e-9, atol=0)
 
 
 def test_old_overhead_field_names_its_replacement(tmp_path):
@@ -82,7 +84,9 @@ def test_cli_gemm_and_run_take_launch(capsys, tiny, tmp_path):
     assert main(["gemm", "--design", "a100-like", "--m", "1", "--json"]) == 0
     graph = json.loads(capsys.readouterr().out)
     assert eager["launch"] == "eager" and graph["launch"] == "graph"
-    assert eager["time_s"] - graph["time_s"] == pytest.approx(26000e-9, rel=1e-9)
+    d = load_design("a100-like")
+    extra_ns = d.launch.launch_ns + d.launch.host_dispatch_ns - d.launch.graph_launch_ns
+    assert eager["time_s"] - graph["time_s"] == pytest.approx(extra_ns * 1e-9, rel=1e-9)
     with pytest.raises(SystemExit) as exit_:
         main(["gemm", "--design", "a100-like", "--launch", "lazy"])
     assert exit_.value.code == 2
