@@ -1,29 +1,29 @@
-"""How accurate is the simulator? Compare the ``a100-like`` preset with measured A100 GEMM times.
+"""How accurate is the simulator? Compare the A100 presets with LLMCompass's host-timed A100 GEMMs.
 
 Usage::
 
-    python experiments/validate_gpu.py OUTDIR [--subset] [--all] [--fit]
+    python experiments/validate_gpu.py OUTDIR [--subset] [--all] [--fit] [--fit-efficiencies 0.88,...]
 
-Measurements: the LLMCompass authors' A100 timings (PrincetonUniversity/LLMCompass,
-``ae/figure5/ab/real_hardware/matmul_A100.csv``): ``torch.matmul`` on BF16 operands
-(tensor-core rate equal to FP16), the median over repeated calls of the host wall
-clock around one call and a ``torch.cuda.synchronize()``, so each time includes the
-kernel launch and the Python/PyTorch dispatch. The machine was an A100 80 GB (their
-simulator models it as ``A100_80GB``, 2,039 GB/s; the M=64 point moves 305 MB in
-0.190 ms = 1.61 TB/s, more than the 40 GB part's 1,555 GB/s peak), so the comparison
-runs ``a100-like`` with the ``hbm2e-a100-80gb`` DRAM preset and every other parameter
-unchanged.
+Measurements: the LLMCompass authors' A100 timings (``experiments/data/llmcompass_a100_matmul.csv``,
+copied from PrincetonUniversity/LLMCompass ``ae/figure5/ab/real_hardware/matmul_A100.csv``):
+``torch.matmul`` on BF16 operands (tensor-core rate equal to FP16), the median over repeated
+calls of the host wall clock around one call and a ``torch.cuda.synchronize()``, so each time
+includes the kernel launch and the Python/PyTorch dispatch. The machine was an A100 80 GB
+(their simulator models it as ``A100_80GB``, 2,039 GB/s; the M=64 point moves 305 MB in
+0.190 ms = 1.61 TB/s, more than the 40 GB part's 1,555 GB/s peak), so the comparison runs the
+``a100-80gb-like`` preset.
 
-Simulated time = ``simulate_gemm`` (device time from idle to drained) + the design's
-``op_overhead_ns``, the same sum the model engine charges per operation. Error =
-(simulated - measured) / measured. Nothing is fitted per shape: ``--fit`` searches a
-grid of the two efficiency parameters, ``op_overhead_ns`` and the DRAM
-``bandwidth_efficiency``, by median absolute error (see :func:`fit`) and writes the
+Because the times are host-timed, the simulated time is ``simulate_gemm(..., launch="eager")``:
+the device time plus the design's eager launch cost of one kernel (``launch.launch_ns +
+launch.host_dispatch_ns``). Error = (simulated - measured) / measured. Nothing is fitted per
+shape: ``--fit`` searches a grid of the two efficiency parameters, ``launch.host_dispatch_ns``
+and the DRAM ``bandwidth_efficiency``, by median absolute error over the rows marked ``fit`` in
+the CSV (see :func:`fit`), reports the error on the held-out ``check`` rows too, and writes the
 grid; the values it finds are copied by hand into ``a100-like.yaml``.
 
 Writes into OUTDIR:
 
-- ``gemm_validation.csv`` / ``.md`` / ``.png``: simulated vs measured per GEMM;
+- ``gemm_validation.csv`` / ``.md`` / ``.png``: simulated vs measured per GEMM (with the fit/check split);
 - ``decode_gemv.csv`` / ``.md`` / ``.png``: the four decode GEMMs of Llama-2-7B (batch M =
   1 ... 512 tokens) on ``a100-like`` (40 GB): device time, achieved fraction of peak HBM
   bandwidth, the mapper's tiling and estimate, against the memory and compute rooflines;
@@ -44,7 +44,6 @@ import dataclasses
 import sys
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -52,15 +51,19 @@ import numpy as np
 import pandas as pd
 
 from mixpe_sys import load_design, simulate_gemm
-from mixpe_sys.config_base import parse_yaml_with_lines
-from mixpe_sys.hw.config import AcceleratorConfig, DramConfig
+from mixpe_sys.hw.config import AcceleratorConfig
+from mixpe_sys.measurements import read_measurements
 from mixpe_sys.report import markdown_table
 from mixpe_sys.plotting import pyplot_or_exit
 
 pyplot_or_exit(__file__)  # a one-line hint, not a traceback, without matplotlib
 
+DATA = Path(__file__).resolve().parent / "data"
+MEASUREMENT_FILE = DATA / "llmcompass_a100_matmul.csv"
 MEASUREMENT_SOURCE = ("PrincetonUniversity/LLMCompass, ae/figure5/ab/real_hardware/matmul_A100.csv "
                       "(torch.matmul, bf16, median host wall clock incl. launch and synchronize, A100 80 GB)")
+#: The preset of the measured machine.
+VALIDATION_DESIGN = "a100-80gb-like"
 
 #: LLMCompass' own published accuracy against A100 (Zhang et al., ISCA 2024): mean error per operator
 #: and end-to-end, for comparison with the figures this script computes.
@@ -70,38 +73,30 @@ LLMCOMPASS_END_TO_END_ERROR_PCT = 4.1
 
 @dataclass(frozen=True)
 class Measurement:
-    """One measured GEMM ``[m, k] x [k, n]`` and its time (ms); ``group`` says which runs include it."""
+    """One measured GEMM ``[m, k] x [k, n]`` and its time (ms).
+
+    ``group`` says which runs include it (``subset``, also in the default run; ``default``;
+    ``large``, only with --all); ``split`` whether --fit uses it (``fit``) or holds it out (``check``).
+    """
 
     m: int
     n: int
     k: int
     measured_ms: float
-    group: str  # "subset" (also in the default run), "default", or "large" (only with --all)
+    group: str
+    split: str = "fit"
+
+
+def load_a100_measurements(path: Path = MEASUREMENT_FILE) -> tuple[Measurement, ...]:
+    """Every row of the LLMCompass A100 CSV, in file order."""
+    _, df = read_measurements(path, {"m": int, "n": int, "k": int, "measured_ms": float, "group": str,
+                                     "split": str})
+    return tuple(Measurement(int(r.m), int(r.n), int(r.k), float(r.measured_ms), r.group, r.split)
+                 for r in df.itertuples())
 
 
 #: Every row of matmul_A100.csv, in file order.
-A100_MEASUREMENTS: tuple[Measurement, ...] = (
-    Measurement(64, 12288, 12288, 0.1900, "subset"),
-    Measurement(128, 12288, 12288, 0.2003, "default"),
-    Measurement(256, 12288, 12288, 0.3185, "default"),
-    Measurement(512, 12288, 12288, 0.6118, "default"),
-    Measurement(1024, 12288, 12288, 1.1990, "default"),
-    Measurement(2048, 12288, 12288, 2.3586, "default"),
-    Measurement(4096, 12288, 12288, 4.4576, "default"),
-    Measurement(8192, 12288, 12288, 8.6216, "default"),
-    Measurement(16384, 12288, 12288, 17.0307, "default"),
-    Measurement(32768, 12288, 12288, 35.4407, "large"),
-    Measurement(8192, 64, 64, 0.0296, "subset"),
-    Measurement(8192, 128, 128, 0.0310, "default"),
-    Measurement(8192, 256, 256, 0.0356, "subset"),
-    Measurement(8192, 512, 512, 0.0471, "default"),
-    Measurement(8192, 1024, 1024, 0.0927, "subset"),
-    Measurement(8192, 2048, 2048, 0.2818, "default"),
-    Measurement(8192, 4096, 4096, 1.0210, "default"),
-    Measurement(8192, 8192, 8192, 3.9614, "default"),
-    Measurement(8192, 16384, 16384, 15.0087, "large"),
-    Measurement(8192, 32768, 32768, 61.1346, "large"),
-)
+A100_MEASUREMENTS: tuple[Measurement, ...] = load_a100_measurements()
 
 #: The decode GEMMs of Llama-2-7B (hidden 4096, FFN 11008) as (n, k): the fused Q/K/V projection,
 #: the attention output projection (4096 x 4096, also the shape of each of Q, K, V), the FFN gate
@@ -115,7 +110,7 @@ FLAT_TOLERANCE = 1.10
 
 #: The --fit grid.
 FIT_EFFICIENCIES: tuple[float, ...] = (0.80, 0.84, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98, 1.00)
-FIT_OVERHEADS_NS: tuple[float, ...] = tuple(float(v) for v in np.arange(0.0, 40000.0 + 1, 500.0))
+FIT_HOST_DISPATCH_NS: tuple[float, ...] = tuple(float(v) for v in np.arange(0.0, 35000.0 + 1, 500.0))
 #: A point is DRAM-bandwidth-bound when its simulated DRAM traffic at the sustained
 #: bandwidth takes at least this fraction of its simulated device time.
 BANDWIDTH_BOUND_FRACTION = 0.8
@@ -131,62 +126,59 @@ def measurements(selection: str = "default") -> list[Measurement]:
     return [p for p in A100_MEASUREMENTS if p.group in groups]
 
 
-def _dram_preset(name: str) -> DramConfig:
-    entry = resources.files("mixpe_sys") / "designs" / "dram" / f"{name}.yaml"
-    data, lines = parse_yaml_with_lines(entry.read_text(encoding="utf-8"), f"DRAM preset {name}")
-    return DramConfig.from_dict(data, source=f"DRAM preset {name}", lines=lines)
+def validation_design(design: str | AcceleratorConfig = VALIDATION_DESIGN) -> AcceleratorConfig:
+    """The preset of the measured machine (the A100 80 GB)."""
+    return design if isinstance(design, AcceleratorConfig) else load_design(design)
 
 
-def validation_design(design: str | AcceleratorConfig = "a100-like") -> AcceleratorConfig:
-    """``design`` with the A100 80 GB HBM2e of the measured machine, keeping its sustained fraction."""
-    base = design if isinstance(design, AcceleratorConfig) else load_design(design)
-    dram = dataclasses.replace(_dram_preset("hbm2e-a100-80gb"),
-                               bandwidth_efficiency=base.dram.bandwidth_efficiency)
-    return dataclasses.replace(base, name=f"{base.name}-80gb", dram=dram)
+def eager_overhead_ns(design: AcceleratorConfig) -> float:
+    """The design's eager launch cost of one kernel (ns): what a host-timed call adds to the kernel."""
+    return 0.0 if design.launch is None else design.launch.kernel_overhead_ns("eager")
 
 
-def with_params(design: AcceleratorConfig, *, op_overhead_ns: float | None = None,
+def with_params(design: AcceleratorConfig, *, host_dispatch_ns: float | None = None,
                 bandwidth_efficiency: float | None = None) -> AcceleratorConfig:
     """``design`` with other efficiency parameters (None keeps the design's value)."""
     if bandwidth_efficiency is not None:
         design = dataclasses.replace(design, dram=dataclasses.replace(
             design.dram, bandwidth_efficiency=bandwidth_efficiency))
-    if op_overhead_ns is not None:
-        design = dataclasses.replace(design, op_overhead_ns=op_overhead_ns)
+    if host_dispatch_ns is not None:
+        design = dataclasses.replace(design, launch=dataclasses.replace(
+            design.launch, host_dispatch_ns=host_dispatch_ns))
     return design
 
 
 def kernel_times(design: AcceleratorConfig, points: Sequence[Measurement],
                  progress: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """Simulated device time of each GEMM (ms, without ``op_overhead_ns``) and the wall time it took (s).
+    """Simulated device time of each GEMM (ms, no launch cost) and the wall time it took (s).
 
     ``dram_busy_fraction`` is the simulated DRAM traffic at the sustained bandwidth
     (peak x efficiency) over the device time.
     """
-    device = with_params(design, op_overhead_ns=0.0)
     sustained = design.dram.bandwidth_bytes_per_s * design.dram.bandwidth_efficiency
     rows = []
     for p in points:
         start = time.perf_counter()
-        r = simulate_gemm(p.m, p.n, p.k, device)
+        r = simulate_gemm(p.m, p.n, p.k, design)
         wall = time.perf_counter() - start
-        rows.append({"m": p.m, "n": p.n, "k": p.k, "measured_ms": p.measured_ms,
-                     "kernel_ms": r.time_s * 1e3, "roofline_ms": r.roofline_time_s * 1e3, "roofline_bound": r.roofline_bound,
-                     "dram_busy_fraction": (r.dram_read_bytes + r.dram_write_bytes) / sustained / r.time_s,
+        t = r.device_time_s
+        rows.append({"m": p.m, "n": p.n, "k": p.k, "split": p.split, "measured_ms": p.measured_ms,
+                     "kernel_ms": t * 1e3, "roofline_ms": r.roofline_time_s * 1e3, "roofline_bound": r.roofline_bound,
+                     "dram_busy_fraction": (r.dram_read_bytes + r.dram_write_bytes) / sustained / t,
                      "tile_steps": len(r.steps), "wall_s": wall})
         if progress is not None:
-            progress(f"{p.m}x{p.n}x{p.k}: {r.time_s * 1e3:.4f} ms simulated, {p.measured_ms:.4f} ms measured "
+            progress(f"{p.m}x{p.n}x{p.k}: {t * 1e3:.4f} ms device, {p.measured_ms:.4f} ms measured "
                      f"({wall:.1f} s)")
     return pd.DataFrame(rows)
 
 
-def add_errors(kernels: pd.DataFrame, op_overhead_ns: float) -> pd.DataFrame:
-    """Add the per-op overhead and the error columns to a :func:`kernel_times` frame.
+def add_errors(kernels: pd.DataFrame, overhead_ns: float) -> pd.DataFrame:
+    """Add the eager launch cost and the error columns to a :func:`kernel_times` frame.
 
-    ``simulated_ms = kernel_ms + op_overhead_ns``; ``error_pct = 100 (simulated - measured) / measured``.
+    ``simulated_ms = kernel_ms + overhead``; ``error_pct = 100 (simulated - measured) / measured``.
     """
     df = kernels.copy()
-    df["overhead_ms"] = op_overhead_ns * 1e-6
+    df["overhead_ms"] = overhead_ns * 1e-6
     df["simulated_ms"] = df["kernel_ms"] + df["overhead_ms"]
     df["error_pct"] = 100.0 * (df["simulated_ms"] - df["measured_ms"]) / df["measured_ms"]
     df["abs_error_pct"] = df["error_pct"].abs()
@@ -203,56 +195,70 @@ def error_summary(df: pd.DataFrame) -> dict[str, float]:
             "mean_abs_error_pct": float(err.mean()), "max_abs_error_pct": float(err.max())}
 
 
+def split_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """:func:`error_summary` over all rows, the ``fit`` rows and the held-out ``check`` rows."""
+    rows = [{"rows": "all", **error_summary(df)}]
+    for split in ("fit", "check"):
+        part = df[df["split"] == split]
+        if len(part):
+            rows.append({"rows": split, **error_summary(part)})
+    return pd.DataFrame(rows)
+
+
 def validate(design: AcceleratorConfig, points: Sequence[Measurement],
              progress: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """Simulated vs measured time of each GEMM on ``design`` (ms) with the error per point."""
-    return add_errors(kernel_times(design, points, progress), design.op_overhead_ns)
+    """Simulated (eager) vs measured time of each GEMM on ``design`` (ms) with the error per point."""
+    return add_errors(kernel_times(design, points, progress), eager_overhead_ns(design))
 
 
 def fit(design: AcceleratorConfig, points: Sequence[Measurement],
-        efficiencies: Iterable[float] = FIT_EFFICIENCIES, overheads_ns: Iterable[float] = FIT_OVERHEADS_NS,
+        efficiencies: Iterable[float] = FIT_EFFICIENCIES, dispatch_ns: Iterable[float] = FIT_HOST_DISPATCH_NS,
         progress: Callable[[str], None] | None = None) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
-    """Grid search of the DRAM ``bandwidth_efficiency`` and ``op_overhead_ns``, each by a median error.
+    """Grid search of the DRAM ``bandwidth_efficiency`` and ``launch.host_dispatch_ns`` on the ``fit`` rows.
 
-    Every efficiency needs a simulation of every point; the overhead adds to every
-    simulated time, so it is swept without simulating again.
+    Every efficiency needs a simulation of every point; the host dispatch cost adds
+    to every simulated time, so it is swept without simulating again. Only the
+    points whose ``split`` is ``fit`` choose; the grid also records the error on the
+    held-out ``check`` points (``check_*`` columns), which never choose.
 
-    1. For each efficiency, the overhead with the smallest median absolute error over
-       all points (ties: smaller mean, then max).
-    2. The efficiency from the median absolute error of its step-1 pair over the
-       DRAM-bandwidth-bound points: those whose simulated DRAM traffic keeps the DRAM
-       busy at least :data:`BANDWIDTH_BOUND_FRACTION` of the device time. The median
-       over all points hardly depends on the efficiency (most GEMMs are compute-bound
-       or dominated by the fixed overhead), so only these points can tell efficiencies
-       apart. Above some efficiency other limits (latency, the tiles' ports) set their
-       time and the error stops changing, so the data bound the efficiency only from
-       below: of the efficiencies within :data:`EFFICIENCY_TOLERANCE_PCT` percentage
-       points of the smallest error, the smallest is chosen. Without bandwidth-bound
-       points, step 2 uses the median over all points the same way.
+    1. For each efficiency, the dispatch cost with the smallest median absolute error
+       over the fit points (ties: smaller mean, then max).
+    2. The efficiency from the median absolute error of its step-1 pair over the fit
+       points that are DRAM-bandwidth-bound: those whose simulated DRAM traffic keeps
+       the DRAM busy at least :data:`BANDWIDTH_BOUND_FRACTION` of the device time (the
+       median over all points hardly depends on the efficiency: most GEMMs are
+       compute-bound or dominated by the fixed cost). Of the efficiencies within
+       :data:`EFFICIENCY_TOLERANCE_PCT` percentage points of the smallest error, the
+       smallest is chosen. Without bandwidth-bound points, step 2 uses the median over
+       all fit points the same way.
 
     Returns
     -------
     (best, grid, kernels):
-        The chosen grid point (``bandwidth_efficiency``, ``op_overhead_ns`` and its
-        error figures), one row per grid point, and the simulated device time of every
-        point at every efficiency.
+        The chosen grid point (``bandwidth_efficiency``, ``host_dispatch_ns``, its fit and
+        check error figures), one row per grid point, and the simulated device time of
+        every point at every efficiency.
     """
-    overheads = list(overheads_ns)
+    dispatch = list(dispatch_ns)
+    launch_ns = design.launch.launch_ns
     rows, tables = [], []
     for eff in efficiencies:
         kernels = kernel_times(with_params(design, bandwidth_efficiency=eff), points)
         kernels.insert(0, "bandwidth_efficiency", eff)
         tables.append(kernels)
-        bw_bound = kernels["dram_busy_fraction"] >= BANDWIDTH_BOUND_FRACTION
+        is_fit = kernels["split"] == "fit"
+        bw_bound = (kernels["dram_busy_fraction"] >= BANDWIDTH_BOUND_FRACTION) & is_fit
         if progress is not None:
             progress(f"bandwidth_efficiency {eff:.2f}: simulated {len(points)} GEMMs "
-                     f"in {kernels['wall_s'].sum():.1f} s ({int(bw_bound.sum())} DRAM-bandwidth-bound)")
-        for ovh in overheads:
-            df = add_errors(kernels, ovh)
+                     f"in {kernels['wall_s'].sum():.1f} s ({int(bw_bound.sum())} DRAM-bandwidth-bound fit points)")
+        for d in dispatch:
+            df = add_errors(kernels, launch_ns + d)
             bw_err = df.loc[bw_bound, "abs_error_pct"]
-            rows.append({"bandwidth_efficiency": eff, "op_overhead_ns": ovh, **error_summary(df),
+            check = df[~is_fit]
+            rows.append({"bandwidth_efficiency": eff, "host_dispatch_ns": d, **error_summary(df[is_fit]),
                          "bandwidth_bound_points": int(bw_bound.sum()),
-                         "bandwidth_bound_median_abs_error_pct": float(bw_err.median()) if len(bw_err) else np.nan})
+                         "bandwidth_bound_median_abs_error_pct": float(bw_err.median()) if len(bw_err) else np.nan,
+                         **({f"check_{k}": v for k, v in error_summary(check).items()} if len(check) else {})})
     grid = pd.DataFrame(rows)
     order = ["median_abs_error_pct", "mean_abs_error_pct", "max_abs_error_pct"]
     per_eff = (grid.sort_values(order, kind="stable").groupby("bandwidth_efficiency", sort=False).head(1))
@@ -270,27 +276,26 @@ def decode_curve(design: AcceleratorConfig, shapes: Sequence[tuple[int, int]] = 
 
     ``hbm_fraction`` is the compulsory DRAM bytes (weights, activations and outputs
     once) over the device time, as a fraction of the peak HBM bandwidth: the figure
-    profilers report for a kernel, so ``op_overhead_ns`` is left out of it (``time_us``
-    adds it). ``vs_m1`` is the device time over that of the same GEMM at the smallest M;
+    profilers report for a kernel, so the launch cost is left out of it (``time_us``
+    adds the graph-mode launch cost of one kernel). ``vs_m1`` is the device time over that of the same GEMM at the smallest M;
     ``estimate_us`` is the mapper's estimate for the tiling it chose, ``tiles`` the
     compute tiles that get work and ``steps_per_tile`` the most tile steps one of them runs.
     """
-    device = with_params(design, op_overhead_ns=0.0)
     peak_bw = design.dram.bandwidth_bytes_per_s
     rows = []
     for n, k in shapes:
         for m in batches:
-            r = simulate_gemm(m, n, k, device)
+            r = simulate_gemm(m, n, k, design, launch="graph")
             reads, writes = r.spec.compulsory_bytes()
             t = r.plan.tiling
             rows.append({"m": m, "n": n, "k": k, "gemm": DECODE_NAMES.get((n, k), f"{n}x{k}"),
-                         "kernel_us": r.time_s * 1e6,
-                         "time_us": r.time_s * 1e6 + design.op_overhead_ns * 1e-3,
+                         "kernel_us": r.device_time_s * 1e6,
+                         "time_us": r.time_s * 1e6,
                          "memory_roofline_us": r.memory_time_s * 1e6,
                          "sustained_memory_us": r.memory_time_s * 1e6 / design.dram.bandwidth_efficiency,
                          "compute_roofline_us": r.compute_time_s * 1e6,
                          "roofline_us": r.roofline_time_s * 1e6,
-                         "hbm_fraction": (reads + writes) / r.time_s / peak_bw,
+                         "hbm_fraction": (reads + writes) / r.device_time_s / peak_bw,
                          "roofline_bound": r.roofline_bound, "estimate_us": t.estimated_time_s * 1e6,
                          "tiling": f"{t.tm}x{t.tn}x{t.tk}",
                          "tiles": sum(1 for steps in r.plan.steps if steps),
@@ -346,7 +351,7 @@ def decode_markdown(df: pd.DataFrame, design: AcceleratorConfig) -> str:
         f"Design: `{design.name}` (DRAM `{design.dram.kind}`, {design.dram.bandwidth_bytes_per_s / 1e9:.0f} GB/s peak, "
         f"bandwidth_efficiency {design.dram.bandwidth_efficiency:g}; "
         f"{design.num_tiles} tiles). FP16 `[M, K] x [K, N]`; N x K per column group. "
-        "us = simulated device time (no op_overhead_ns); HBM = compulsory bytes / device time / peak "
+        "us = simulated device time (no launch cost); HBM = compulsory bytes / device time / peak "
         "bandwidth; roofline = max(compulsory bytes / peak bandwidth, MACs / peak MAC rate).", "",
         markdown_table(wide), "",
         f"Summary (flat: within {FLAT_TOLERANCE:g} x the M = 1 time; memory-bound: by the roofline):", "",
@@ -384,9 +389,9 @@ def sensitivity(design: AcceleratorConfig,
     }
     rows = []
     for m, n, k in shapes:
-        base = simulate_gemm(m, n, k, with_params(design, op_overhead_ns=0.0)).time_s
+        base = simulate_gemm(m, n, k, design).device_time_s
         for label, variant in variants.items():
-            t = simulate_gemm(m, n, k, with_params(variant, op_overhead_ns=0.0)).time_s
+            t = simulate_gemm(m, n, k, variant).device_time_s
             rows.append({"m": m, "n": n, "k": k, "variant": label, "base_ms": base * 1e3, "variant_ms": t * 1e3,
                          "change_pct": 100.0 * (t - base) / base})
     return pd.DataFrame(rows)
@@ -397,17 +402,20 @@ def sensitivity(design: AcceleratorConfig,
 def validation_markdown(df: pd.DataFrame, design: AcceleratorConfig, wall_s: float) -> str:
     """The validation report: table, error summary, parameters and the LLMCompass reference figures."""
     s = error_summary(df)
-    cols = ["m", "n", "k", "measured_ms", "simulated_ms", "kernel_ms", "error_pct", "roofline_bound"]
+    cols = ["m", "n", "k", "split", "measured_ms", "simulated_ms", "kernel_ms", "error_pct", "roofline_bound"]
     return "\n".join([
         f"# {design.name}: simulated vs measured A100 GEMM times", "",
         f"Measured: {MEASUREMENT_SOURCE}.", "",
         f"Design: `{design.name}` (DRAM `{design.dram.kind}`, bandwidth_efficiency "
-        f"{design.dram.bandwidth_efficiency:g}, op_overhead_ns {design.op_overhead_ns:g}). "
-        "simulated_ms = kernel_ms (simulate_gemm) + op_overhead_ns; "
+        f"{design.dram.bandwidth_efficiency:g}, eager launch cost {eager_overhead_ns(design):g} ns = "
+        f"launch_ns {design.launch.launch_ns:g} + host_dispatch_ns {design.launch.host_dispatch_ns:g}). "
+        "simulated_ms = kernel_ms (simulate_gemm device time) + eager launch cost; "
         "error_pct = 100 (simulated - measured) / measured.", "",
         markdown_table(df[cols]), "",
         f"Points: {s['points']}; median |error| {s['median_abs_error_pct']:.1f} %, "
         f"mean {s['mean_abs_error_pct']:.1f} %, max {s['max_abs_error_pct']:.1f} %.", "",
+        "By split (fit = the rows --fit chooses on, check = held out):", "",
+        markdown_table(split_summary(df).round(2)), "",
         f"For comparison, LLMCompass reports {LLMCOMPASS_OPERATOR_ERROR_PCT} % average error per operator "
         f"and {LLMCOMPASS_END_TO_END_ERROR_PCT} % end to end against A100.", "",
         f"Simulation wall time: {wall_s:.1f} s.", ""])
@@ -463,14 +471,15 @@ def plot_decode(df: pd.DataFrame, path: Path) -> None:
     for ax in list(axes.flat)[len(groups):]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle("a100-like FP16 decode GEMMs of Llama-2-7B (device time, without op_overhead_ns)", fontsize=10)
+    fig.suptitle("a100-like FP16 decode GEMMs of Llama-2-7B (device time, without launch cost)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
 def run(outdir: Path, selection: str = "default", do_fit: bool = False,
-        progress: Callable[[str], None] | None = None) -> dict:
+        progress: Callable[[str], None] | None = None,
+        fit_efficiencies: Iterable[float] = FIT_EFFICIENCIES) -> dict:
     """Run the validation (and optionally the fit) and write every output file into ``outdir``.
 
     Returns
@@ -481,17 +490,17 @@ def run(outdir: Path, selection: str = "default", do_fit: bool = False,
     """
     outdir.mkdir(parents=True, exist_ok=True)
     points = measurements(selection)
-    design = validation_design("a100-like")
+    design = validation_design()
     out: dict = {"files": []}
     if do_fit:
-        best, grid, kernels = fit(design, points, progress=progress)
+        best, grid, kernels = fit(design, points, efficiencies=fit_efficiencies, progress=progress)
         grid.to_csv(outdir / "fit_grid.csv", index=False)
         kernels.to_csv(outdir / "fit_kernels.csv", index=False)
         out.update(best=best, grid=grid, kernels=kernels)
         out["files"] += [outdir / "fit_grid.csv", outdir / "fit_kernels.csv"]
         if progress is not None:
             progress(f"best: bandwidth_efficiency {best['bandwidth_efficiency']:.2f}, "
-                     f"op_overhead_ns {best['op_overhead_ns']:.0f}, median |error| "
+                     f"host_dispatch_ns {best['host_dispatch_ns']:.0f}, fit median |error| "
                      f"{best['median_abs_error_pct']:.2f} %, max {best['max_abs_error_pct']:.2f} %")
     start = time.perf_counter()
     df = validate(design, points, progress)
@@ -525,10 +534,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     group.add_argument("--subset", action="store_true", help="a few small GEMMs only (seconds)")
     group.add_argument("--all", action="store_true", help="include the three largest GEMMs (minutes each)")
     parser.add_argument("--fit", action="store_true",
-                        help="grid-search op_overhead_ns and bandwidth_efficiency first and write fit_grid.csv")
+                        help="grid-search launch.host_dispatch_ns and bandwidth_efficiency on the fit rows first "
+                             "and write fit_grid.csv")
+    parser.add_argument("--fit-efficiencies", type=lambda t: tuple(float(v) for v in t.split(",")),
+                        default=FIT_EFFICIENCIES, metavar="E1,E2,...",
+                        help="bandwidth efficiencies the fit tries (default: the full grid, ~10 min)")
     args = parser.parse_args(argv)
     selection = "subset" if args.subset else "all" if args.all else "default"
-    out = run(args.outdir, selection, args.fit, progress=lambda msg: print(msg, flush=True))
+    out = run(args.outdir, selection, args.fit, progress=lambda msg: print(msg, flush=True),
+              fit_efficiencies=args.fit_efficiencies)
     s = out["summary"]
     print(f"{s['points']} GEMMs: median |error| {s['median_abs_error_pct']:.1f} %, "
           f"max {s['max_abs_error_pct']:.1f} % (LLMCompass: {LLMCOMPASS_OPERATOR_ERROR_PCT} % per operator); "

@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 
 
 def simulate_gemm(m: int, n: int, k: int, design="mixpe-w4a8", *, batch: int = 1,
-                  quant: str | QuantScheme | None = None, group_size: int | None = None) -> GemmResult:
+                  quant: str | QuantScheme | None = None, group_size: int | None = None,
+                  launch: str = "graph") -> GemmResult:
     """Simulate one GEMM ``[m, k] x [k, n]`` on a design.
 
     Parameters
@@ -33,6 +34,9 @@ def simulate_gemm(m: int, n: int, k: int, design="mixpe-w4a8", *, batch: int = 1
         Weights per quantization group; default the scheme's. One that does not
         divide ``k`` leaves the last group of each column partial (see
         :mod:`mixpe_sys.hw.precision`).
+    launch:
+        ``"graph"`` (default) or ``"eager"``: the launch cost of one kernel that ``time_s`` includes
+        (designs with a ``launch`` block; ``device_time_s`` is the kernel alone).
 
     Returns
     -------
@@ -57,12 +61,13 @@ def simulate_gemm(m: int, n: int, k: int, design="mixpe-w4a8", *, batch: int = 1
                     group_size=q.group_size if q.quantized_weights else 0, scale_bits=q.scale_bits,
                     zero_bits=q.zero_bits)
     check_gemm_spec(spec, cfg)
-    return _simulate_gemm_spec(spec, cfg)
+    return _simulate_gemm_spec(spec, cfg, launch=launch)
 
 
 def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt: int = 512, generate: int = 128,
              workload: str = "full", reuse: bool = True, progress: bool | None = None, workers: int = 1,
-             system=None, tp: int | None = None, pp: int | None = None):
+             system=None, tp: int | None = None, pp: int | None = None,
+             quant: str | QuantScheme | None = None, launch: str = "graph"):
     """Simulate a model's inference on a design.
 
     Parameters
@@ -87,6 +92,11 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
     tp, pp:
         Tensor- and pipeline-parallel degree: override the system's, or, without ``system``, run on
         ``tp x pp`` chips of ``design`` joined by a switch (PCIe 5.0 x16 links).
+    quant:
+        ``"W4A16"``-style string or a QuantScheme (full workload); default the design's.
+    launch:
+        ``"graph"`` (kernels replayed from a CUDA graph, default) or ``"eager"`` (each kernel dispatched
+        from the host and waited for, as host-timed measurements see it); see :mod:`mixpe_sys.hw.launch`.
 
     Returns
     -------
@@ -120,9 +130,10 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
         return simulate_system(spec, sysm, batch=batch, prompt=prompt, generate=generate, reuse=reuse,
                                workers=workers)
     cfg = design if isinstance(design, AcceleratorConfig) else load_design(design)
-    check_model_run(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload)
+    q = QuantScheme.parse(quant) if isinstance(quant, str) else quant
+    check_model_run(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload, quant=q)
     return simulate_model(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload,
-                          reuse=reuse, progress=progress, workers=workers)
+                          reuse=reuse, progress=progress, workers=workers, quant=q, launch=launch)
 
 
 def load_system(name_or_path):

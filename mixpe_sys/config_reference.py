@@ -12,6 +12,7 @@ import typing
 
 from .config_base import ConfigBase
 from .hw import config as hw
+from .hw.launch import LaunchConfig
 from .system import config as system
 from .workload import paper
 from .workload.quant import QuantScheme
@@ -19,7 +20,7 @@ from .workload.quant import QuantScheme
 #: Config classes in the order a design file nests them.
 CLASSES: tuple[type[ConfigBase], ...] = (
     hw.AcceleratorConfig, hw.TileConfig, hw.PeArrayConfig, hw.PeConfig, hw.SramConfig, hw.DequantConfig,
-    hw.VectorUnitConfig, hw.DramConfig, hw.RowBufferConfig, hw.NocConfig, QuantScheme, paper.PaperProfile,
+    hw.VectorUnitConfig, hw.DramConfig, hw.RowBufferConfig, hw.NocConfig, LaunchConfig, QuantScheme, paper.PaperProfile,
     paper.PaperOverride, system.SystemConfig, system.TopologyConfig, system.LinkConfig, system.EdgeConfig,
 )
 

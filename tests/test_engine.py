@@ -61,9 +61,9 @@ def _peak_macs_per_s(design) -> float:
 def test_decode_is_memory_bound(decode_run, design):
     ops = decode_run.ops
     dec = ops[ops["phase"] == "decode"]
-    # steps 1..G-1, each 32 layers x 13 ops + final norm + LM head
+    # steps 1..G-1, each 32 layers x 11 kernels + final add-norm + LM head
     assert sorted(dec["step"].unique()) == [1, 2, 3]
-    assert len(dec) == 3 * (32 * 13 + 2)
+    assert len(dec) == 3 * (32 * 11 + 2)
     mem_time = dec.loc[dec["roofline_bound"] == "memory", "time_s"].sum()
     share = mem_time / dec["time_s"].sum()
     assert share > 0.9
@@ -141,7 +141,7 @@ def test_reuse_on_and_off_give_identical_frames(tiny, design):
     kw = dict(batch=2, prompt=16, generate=4, progress=False)
     on = simulate_model(tiny, design, reuse=True, **kw)
     off = simulate_model(tiny, design, reuse=False, **kw)
-    total = 4 * (2 * 13 + 2)  # prefill + 3 decode steps, each 2 layers x 13 ops + norm + LM head
+    total = 4 * (2 * 11 + 2)  # prefill + 3 decode steps, each 2 layers x 11 kernels + add-norm + LM head
     assert len(on.ops) == len(off.ops) == total
     pd.testing.assert_frame_equal(on.ops, off.ops, check_exact=True)
     pd.testing.assert_frame_equal(on.layers, off.layers, check_exact=True)
@@ -161,7 +161,7 @@ def test_identical_layers_cost_the_same(decode_run):
         sel = (ops["phase"] == phase) & (ops["step"] == step)
         a = ops[sel & (ops["layer"] == 0)].drop(columns=LABELS).reset_index(drop=True)
         b = ops[sel & (ops["layer"] == 5)].drop(columns=LABELS).reset_index(drop=True)
-        assert len(a) == 13
+        assert len(a) == 11
         pd.testing.assert_frame_equal(a, b, check_exact=True)
         # the rows are placed back to back: layer 5 starts where layer 4 ended
         l4 = ops[sel & (ops["layer"] == 4)]
@@ -244,7 +244,7 @@ def test_layer_and_phase_reports_add_up(decode_run):
     assert len(layers) == 4 * 33
     assert layers["ops"].sum() == len(ops)
     assert list(phases["phase"]) == ["prefill", "decode"]
-    assert list(phases["ops"]) == [32 * 13 + 2, 3 * (32 * 13 + 2)]
+    assert list(phases["ops"]) == [32 * 11 + 2, 3 * (32 * 11 + 2)]
     assert list(phases["steps"]) == [1, 3]
     assert int(phases["dram_read_bytes"].sum()) == int(ops["dram_read_bytes"].sum())
     # decode time per output token averages the 3 decode steps

@@ -15,6 +15,7 @@ from mixpe_sys.hw.config import Dataflow
 from mixpe_sys.mapping import estimate, gemm as mapping
 from mixpe_sys.mapping import layout
 from mixpe_sys.mapping.gemm import GemmSpec, GemmTiling, LoopOrder, choose_tiling, plan_gemm
+from mixpe_sys.workload.quant import NumberFormat
 
 # the four decode GEMMs of Llama-2-7B as (n, k): o_proj (and q, k, v), ffn gate / up, ffn down, fused qkv
 DECODE = ((4096, 4096), (11008, 4096), (4096, 11008), (12288, 4096))
@@ -118,7 +119,8 @@ def test_k_loop_rotation():
     """Each tile starts its blocks' K loops at its own K slice and wraps around: every block still
     runs each K slice once, accumulation starts at position 0 and the output is stored after the last."""
     d = load_design("a100-like")
-    spec = GemmSpec(m=64, n=4096, k=1000, weight_bits=16, activation_bits=16, output_bits=16)
+    spec = GemmSpec(m=64, n=4096, k=1000, weight_bits=16, activation_bits=16, output_bits=16,
+                    activation_format=NumberFormat.FP)
     tiling = GemmTiling(64, 64, 128, LoopOrder.M_OUTER, Dataflow.OUTPUT_STATIONARY, 0.0)
     plan = plan_gemm(spec, d, tiling)
     nk = 8  # 7 slices of 128 and one of 104
@@ -153,7 +155,8 @@ def test_k_rotation_spreads_any_run_of_tiles():
 
 
 def test_choose_tiling_is_memoised_and_pure(a100):
-    spec = GemmSpec(m=16, n=4096, k=4096, weight_bits=16, activation_bits=16, output_bits=16)
+    spec = GemmSpec(m=16, n=4096, k=4096, weight_bits=16, activation_bits=16, output_bits=16,
+                    activation_format=NumberFormat.FP)
     first = choose_tiling(spec, a100)
     assert choose_tiling(dataclasses.replace(spec), load_design("a100-like")) == first
     # a different design is mapped afresh

@@ -68,7 +68,7 @@ def test_iteration_ops_batch_linear_layers_over_all_tokens(tiny, design):
     assert [(o.m, o.n) for o in by_name["attn_qk"]] == [(1 * 2, 40), (1 * 2, 9), (30 * 2, 30), (16 * 2, 50)]
     assert all(o.batch == tiny.num_kv_heads for o in by_name["attn_pv"])
     head = ops.iteration(works)[-2:]
-    assert [o.name for o in head] == ["norm_final", "lm_head"] and head[1].m == 3
+    assert [o.name for o in head] == ["add_norm_final", "lm_head"] and head[1].m == 3
     assert ops.head_ops(0) == []
 
 

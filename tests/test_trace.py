@@ -34,7 +34,11 @@ def full_ops() -> list[Op]:
                k=384, batch=2, weight_bits=4, activation_bits=16, output_bits=16,
                activation_format=NumberFormat.FP, group_size=128,
                scale_bits=16, zero_bits=4)
-    return ops + [extra]
+    # the unfused vector kinds, which the generator no longer writes but traces may hold
+    unfused = [Op(name=kind.value, kind=kind, phase=Phase.DECODE, layer=3, step=1, elements=4096,
+                  ops_per_element=4, read_bytes=8192, write_bytes=4096)
+               for kind in (OpKind.NORM, OpKind.RESIDUAL, OpKind.KV_WRITE)]
+    return ops + [extra] + unfused
 
 
 # --------------------------------------------------------------------------- round trips
@@ -43,7 +47,7 @@ def full_ops() -> list[Op]:
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_round_trip(tmp_path, full_ops, suffix):
     path = tmp_path / f"run{suffix}"
-    assert write_trace(iter(full_ops), path, **META) == len(full_ops) == 3 * (32 * 13 + 2) + 1
+    assert write_trace(iter(full_ops), path, **META) == len(full_ops) == 3 * (32 * 11 + 2) + 4
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
     # one header line (two for CSV: the schema line and the column names) + one line per op
     assert len(path.read_text().splitlines()) == len(full_ops) + (2 if suffix == ".csv" else 1)
@@ -207,7 +211,7 @@ def test_cli_trace_then_replay_matches_model_run(tmp_path, capsys, suffix):
     path = tmp_path / f"llama{suffix}"
     wl = ["--model", "llama-2-7b", "--prompt", "64", "--generate", "4"]
     assert main(["trace", *wl, "-o", str(path)]) == 0
-    assert f"wrote {32 * 13 * 4 + 2 * 4} ops" in capsys.readouterr().err
+    assert f"wrote {32 * 11 * 4 + 2 * 4} ops" in capsys.readouterr().err
     replay = _run_json(capsys, ["run", "--trace", str(path), "--json"])
     direct = _run_json(capsys, ["run", *wl, "--json"])
     assert replay["total_time_s"] == direct["total_time_s"] > 0
@@ -233,7 +237,7 @@ def test_cli_phase_filter(tmp_path, capsys):
     _, ops = read_trace(path)
     assert {op.phase for op in ops} == {Phase.DECODE}
     assert sorted({op.step for op in ops}) == [1, 2]
-    assert len(ops) == 2 * (32 * 13 + 2)
+    assert len(ops) == 2 * (32 * 11 + 2)
 
 
 def test_cli_bad_trace_row_exit_2_one_line(tmp_path):
@@ -284,7 +288,7 @@ def test_example_trace_loads_and_runs(name):
         assert all(op.batch == 1 and op.m == meta["batch"] for op in ops)
     else:
         phases = {op.phase for op in ops}
-        per_phase = model.num_layers * 13 + 2
+        per_phase = model.num_layers * 11 + 2
         steps = len({(op.phase, op.step) for op in ops})
         assert len(ops) == steps * per_phase
         if phases == {Phase.DECODE}:

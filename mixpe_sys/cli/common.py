@@ -175,3 +175,23 @@ def print_units(utilization, top: int = 5, out=None) -> None:
     print("  busiest units (busy time / device time):", file=out)
     for row in utilization.head(top).itertuples(index=False):
         print(f"    {row.unit:<34} {row.utilization:7.1%}", file=out)
+
+
+def add_launch_arg(p: argparse.ArgumentParser) -> None:
+    """--launch graph|eager, shared by the subcommands that simulate kernels."""
+    p.add_argument("--launch", choices=["graph", "eager"], default="graph",
+                   help="how kernels are issued on a design with launch costs (GPU presets): graph = "
+                        "replayed from a CUDA graph, as serving runtimes do (default); eager = each kernel "
+                        "dispatched from the host and waited for, as host-timed measurements see it")
+
+
+def parse_quant(text: str | None, group_size: int | None = None):
+    """A QuantScheme from ``--quant`` (None: None) with ``--group-size`` applied."""
+    from ..errors import ConfigError
+    from ..workload.quant import QuantScheme
+
+    if text is None:
+        if group_size is not None:
+            raise ConfigError("--group-size: give it with --quant")
+        return None
+    return QuantScheme.parse(text) if group_size is None else QuantScheme.parse(text, group_size=group_size)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import (add_design_args, check_output_dir, check_output_file, cpu_count, positive_int, print_table,
-                     print_units, resolve_design)
+from .common import (add_design_args, add_launch_arg, check_output_dir, check_output_file, cpu_count, nonneg_int,
+                     parse_quant, positive_int, print_table, print_units, resolve_design)
 from .system_args import add_system_args, wants_system
 
 
@@ -63,8 +63,9 @@ def _print_result(result, as_json: bool) -> None:
     if as_json:
         print(json.dumps(figures))
         return
-    print(f"{figures['model']} on {figures['design']} ({figures['workload']} workload, batch {figures['batch']}, "
-          f"prompt {figures['prompt_tokens']}, generate {figures['generate_tokens']})")
+    print(f"{figures['model']} on {figures['design']} ({figures['workload']} workload, {figures['quant']}, "
+          f"batch {figures['batch']}, prompt {figures['prompt_tokens']}, generate {figures['generate_tokens']}, "
+          f"{figures['launch']} launch)")
 
     def share(x):
         return "-" if x is None else f"{x:.1%}"
@@ -97,12 +98,18 @@ def _print_result(result, as_json: bool) -> None:
 
 def cmd_run(args) -> int:
     from ..checks import check_model_run, check_ops
+    from ..errors import ConfigError
     from ..report import write_reports
     from ..sim.model import WorkloadKind, simulate_model, simulate_ops_result
     from ..workload.trace import read_trace_lines
 
     check_output_dir(args.out, "--out")
     design = resolve_design(args.design, args.config, args)
+    if args.trace and args.quant:
+        raise ConfigError("--quant: a trace carries its own precisions; give --quant with --model")
+    if args.workload == "paper" and args.quant:
+        raise ConfigError("--quant: the paper workload takes its precisions from the design's paper profile")
+    quant = parse_quant(args.quant, args.group_size)
     if wants_system(args):
         from .system_run import run_system
 
@@ -114,14 +121,16 @@ def cmd_run(args) -> int:
                                      workload=str(meta.get("workload", "trace")), batch=int(meta.get("batch", 1)),
                                      prompt=int(meta.get("prompt", 0)), generate=int(meta.get("generate", 1)),
                                      reuse=not args.no_reuse, progress=None, total=len(ops),
-                                     workers=args.workers or cpu_count())
+                                     workers=args.workers or cpu_count(), launch=args.launch,
+                                     quant=str(meta.get("quant", "")))
     else:
         model = _model(args)
         check_model_run(model, design, batch=args.batch, prompt=args.prompt, generate=args.generate,
-                        workload=args.workload)
+                        workload=args.workload, quant=quant)
         result = simulate_model(model, design, batch=args.batch, prompt=args.prompt,
                                 generate=args.generate, workload=WorkloadKind(args.workload),
-                                reuse=not args.no_reuse, workers=args.workers or cpu_count())
+                                reuse=not args.no_reuse, workers=args.workers or cpu_count(), quant=quant,
+                                launch=args.launch)
     if args.out:
         write_reports(args.out, result.ops, result.layers, result.phases, _figures(result), result.utilization)
     _print_result(result, args.json)
@@ -157,6 +166,11 @@ def register(sub) -> None:
                    help="generated tokens per sequence (full workload), default 128")
     p.add_argument("--workload", choices=["full", "paper"], default="full",
                    help="full decoder (default) or the MixPE authors' linear-layer workload")
+    p.add_argument("--quant", help="operand precisions of the model, e.g. W4A16, W4A8, W8A8, W16A16 (default: the "
+                   "design's); one the design's PEs cannot run is an error")
+    p.add_argument("--group-size", type=nonneg_int, help="weights per quantization group with --quant "
+                   "(default 128 for 4-bit weights; 0 = per-channel scales)")
+    add_launch_arg(p)
     p.add_argument("--no-reuse", action="store_true", help="simulate every op (same results, slower)")
     p.add_argument("--workers", type=positive_int,
                    help="processes simulating the distinct ops in parallel (default: CPU count; same results)")

@@ -16,6 +16,7 @@ from ..limits import MAX_ARRAY_DIM, MAX_BANKS, MAX_DRAM_CHANNELS, MAX_FREQUENCY_
 from ..workload.paper import PaperProfile
 from .pe_registry import BUILTIN_PE_KINDS, PeKind, unknown_pe_kind  # noqa: F401  (PeKind re-exported)
 from ..workload.quant import QuantScheme
+from .launch import LaunchConfig
 
 
 class Dataflow(str, enum.Enum):
@@ -117,8 +118,10 @@ class PeConfig(ConfigBase):
                                         unit="bits", ge=1)
     bit_serial: bool = param(False, help="shift-add PEs: one weight bit per cycle instead of all bits at once")
     max_bits: int = param(8, help="paper rule: maximum precision pmax of the PE; bitfusion: the fused width "
-                          "((max_bits/2)^2 BitBricks)", unit="bits", ge=1)
-    min_bits: int = param(4, help="paper rule: minimum precision pmin of the PE", unit="bits", ge=1)
+                          "((max_bits/2)^2 BitBricks); tensor_core: the operand width of the base rate (16)",
+                          unit="bits", ge=1)
+    min_bits: int = param(4, help="paper rule: minimum precision pmin of the PE; tensor_core: the narrowest "
+                          "integer MMA (8, or 4 with INT4 tensor cores)", unit="bits", ge=1)
     pipeline_depth_cycles: int = param(2, help="latency from operand in to product accumulated", unit="cycles", ge=0)
     initiation_interval_cycles: int = param(1, help="cycles between successive MAC issues", unit="cycles", ge=1)
 
@@ -206,13 +209,20 @@ class AcceleratorConfig(ConfigBase):
                                              "null = none")
     noc: NocConfig | None = param(None, help="interconnect; null = tiles wired straight to the DRAM controller")
     quant: QuantScheme = param(default_factory=QuantScheme, help="default quantization scheme of the design")
-    op_overhead_ns: float = param(0.0, help="fixed time per operation for launch and synchronisation "
-                                  "(e.g. a GPU kernel launch)", unit="ns", ge=0)
+    launch: LaunchConfig | None = param(None, help="fixed costs per kernel of a kernel-launched device (a GPU), "
+                                        "per launch mode (graph or eager); null = none (mixpe_sys.hw.launch)")
     paper_profile: PaperProfile | None = param(None, help="how the MixPE authors' model runs this design "
                                                "(--workload paper); null = derived from quant and dequant")
     energy_accounting: EnergyAccounting = param(EnergyAccounting.SIMULATED,
                                                 help="simulated (counted accesses) or paper (the MixPE authors' "
                                                 "energy model, for comparison with their figures)")
+
+    @classmethod
+    def _from_mapping(cls, data, path, lm):
+        if "op_overhead_ns" in data:
+            raise lm.error(path + ("op_overhead_ns",), "replaced by 'launch' (graph_launch_ns, launch_ns, "
+                           "host_dispatch_ns per kernel; the mode is chosen per run with launch=graph|eager)")
+        return super()._from_mapping(data, path, lm)
 
     @property
     def cycle_ns(self) -> float:

@@ -356,6 +356,33 @@ class Ant(PeModel, kind=PeKind.ANT):
                       why="4-bit ANT types, wider in whole passes of its native widths")
 
 
+class TensorCore(PeModel, kind=PeKind.TENSOR_CORE):
+    """A GPU SM's tensor cores as one PE type: FP16/BF16 at the base rate, narrower integers faster.
+
+    FP16 (or BF16) activations: one MAC per PE per cycle, for weights of up
+    to 16 bits (narrower weights are converted to FP16 before the MMA, by the
+    tile's in-loop dequant unit when group-quantized). Integer activations
+    and weights of up to 8 bits: ``max_bits / p`` MACs per cycle with ``p = 4``
+    when both fit in 4 bits and ``min_bits <= 4``, else 8 (INT8 at twice the
+    FP16 rate: A100 624 dense INT8 TOPS vs 312 FP16 TFLOPS, NVIDIA A100
+    whitepaper Table 1; H100 SXM5 1979 vs 989, H100 whitepaper; INT4 at four
+    times on A100, 1248 TOPS). FP8, TF32/FP32 and wider integers are not
+    modelled and raise.
+    """
+
+    def macs_per_cycle(self, weight_bits, activation_bits, activation_format=NumberFormat.INT):
+        cfg = self.config
+        if activation_format is NumberFormat.FP:
+            if activation_bits != 16 or weight_bits > 16:
+                raise self._unsupported(f"FP{activation_bits} activations x {weight_bits}-bit weights "
+                                        "(FP16/BF16 only)")
+            return self._rate(1)
+        if weight_bits > 8 or activation_bits > 8:
+            raise self._unsupported(f"INT{weight_bits} x INT{activation_bits} (integer MMAs take up to 8 bits)")
+        p = 4 if max(weight_bits, activation_bits) <= 4 and cfg.min_bits <= 4 else 8
+        return Fraction(cfg.max_bits // p, cfg.initiation_interval_cycles)
+
+
 def pe_class(kind: str) -> type[PeModel]:
     """The PE type registered under ``kind``.
 

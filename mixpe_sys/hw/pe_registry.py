@@ -29,6 +29,7 @@ class PeKind:
     DEQUANT_W4A8 = "dequant_w4a8"  # QServe style: INT8 MAC behind an in-loop INT4 -> INT8 converter
     BITFUSION = "bitfusion"  # BitFusion fusion unit of 2-bit x 2-bit BitBricks
     ANT = "ant"  # ANT 4-bit PE with a numeric-type decoder
+    TENSOR_CORE = "tensor_core"  # a GPU SM's tensor cores: FP16/BF16 at the base rate, INT8 x2, INT4 x4
 
 
 #: The built-in PE kind names, in declaration order.

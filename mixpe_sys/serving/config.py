@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..config_base import ConfigBase, param
 from ..errors import ConfigError, MixpeError
+from ..hw.launch import LaunchMode
 
 
 class ServingError(MixpeError):
@@ -52,6 +53,9 @@ class ServingConfig(ConfigBase):
                                         "1/N), as serving runtimes pad to compiled shapes and whole KV "
                                         "blocks; the padded shapes are simulated exactly; 0 = unpadded",
                                ge=0, le=1024)
+    launch: LaunchMode = param(LaunchMode.GRAPH, help="how each iteration's kernels are issued on a design with "
+                               "launch costs: graph (replayed from CUDA graphs, as serving runtimes do) or "
+                               "eager (each kernel dispatched from the host and waited for)")
     exact_tokens: int = param(64, help="interpolated cost model: token counts and KV lengths up to this are "
                                        "always simulated exactly", unit="tokens", ge=1)
     anchors_per_octave: int = param(1, help="interpolated cost model: anchor sizes per doubling above "

@@ -26,6 +26,7 @@ from itertools import product
 from typing import Callable, Sequence
 
 from ..hw.config import AcceleratorConfig
+from ..hw.launch import kernel_overhead_ns
 from ..sim.engine import CostCache
 from ..mapping.gemm import choose_tiling
 from ..sim.op_sim import op_roofline_ns
@@ -135,6 +136,7 @@ class Interpolator:
         self.cache = cache
         self.grid = grid
         self._anchor_cache: dict[tuple, list[tuple[float, float]]] = {}
+        self._launch_ns = kernel_overhead_ns(design.launch, cache.launch)
 
     def base_ns(self, op: Op) -> float:
         """Analytic time of ``op`` (ns): the mapper's estimate for array ops that are not clearly
@@ -142,8 +144,8 @@ class Interpolator:
         memory, compute = op_roofline_ns(op, self.design)
         if op.kind.on_array and memory < MEMORY_BOUND_FACTOR * compute:
             tiling = choose_tiling(op.gemm_spec(), self.design)
-            return tiling.estimated_time_s * 1e9 + self.design.op_overhead_ns
-        return max(memory, compute) + self.design.op_overhead_ns
+            return tiling.estimated_time_s * 1e9 + self._launch_ns
+        return max(memory, compute) + self._launch_ns
 
     def _anchors(self, family: str, point: tuple[int, ...],
                  build: Callable[..., Sequence[Op]]) -> list[tuple[float, float]]:

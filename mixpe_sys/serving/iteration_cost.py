@@ -64,7 +64,10 @@ class IterationCostModel:
         self.ops = IterationOps(model, quant or design.quant)
         if cache is not None and cache.design is not design and cache.design != design:
             raise ServingError(f"the cost cache is for design '{cache.design.name}', not '{design.name}'")
-        self.cache = cache if cache is not None else CostCache(design)
+        if cache is not None and cache.launch is not self.config.launch:
+            raise ServingError(f"the cost cache is for launch mode '{cache.launch.value}', not "
+                               f"'{self.config.launch.value}'")
+        self.cache = cache if cache is not None else CostCache(design, launch=self.config.launch)
         self._interp = None
         if self.config.cost_model is CostModel.INTERPOLATED:
             grid = AnchorGrid(self.config.exact_tokens, self.config.anchors_per_octave)

@@ -6,10 +6,10 @@ decoder layer. Per layer, the linear layers and the token-wise vector ops
 tokens (``m = T``); the attention ops run once per sequence with that
 sequence's own new tokens ``q`` and KV length (``batch = 1`` sequence)::
 
-    norm_attn(T) -> qkv(T) -> [kv_write(q_i), attn_qk, softmax, attn_pv (q_i, kv_i)] for each sequence i
-    -> o_proj(T) -> residual_attn(T) -> norm_ffn(T) -> ffn_up(T) -> act(T) -> ffn_down(T) -> residual_ffn(T)
+    add_norm_attn(T) -> qkv(T) -> [rope_kv_write(q_i), attn_qk, softmax, attn_pv (q_i, kv_i)] for each
+    sequence i -> o_proj(T) -> add_norm_ffn(T) -> ffn_up(T) -> act(T) -> ffn_down(T)
 
-then, after the last layer, the final norm and LM head for the sequences
+then, after the last layer, the final add + norm and LM head for the sequences
 that produce a token this iteration (a decode step, or the last chunk of a
 prompt). The ops come from :func:`mixpe_sys.workload.transformer.layer_ops`
 and :func:`~mixpe_sys.workload.transformer.head_ops`, so an iteration of one
@@ -27,8 +27,10 @@ from ..workload.ops import Op, Phase
 from ..workload.quant import QuantScheme
 from ..workload.transformer import head_ops, layer_ops
 
-ATTENTION_OPS = ("kv_write", "attn_qk", "softmax", "attn_pv")
-"""Ops of a layer that run per sequence (their cost depends on the sequence's ``q`` and KV length)."""
+ATTENTION_OPS = ("rope_kv_write", "kv_write", "attn_qk", "softmax", "attn_pv")
+"""Ops of a layer that run per sequence (their cost depends on the sequence's ``q`` and KV length); a layer has
+``rope_kv_write`` (RoPE models) or ``kv_write`` (learned positions), then the other three."""
+_PER_SEQUENCE = 4  # ops of a layer that are in ATTENTION_OPS
 
 
 class SeqWork(NamedTuple):
@@ -62,8 +64,9 @@ class IterationOps:
         self.quant = quant
         template = self._layer(1, 1)
         names = [op.name for op in template]
-        first = names.index(ATTENTION_OPS[0])
-        if tuple(names[first:first + len(ATTENTION_OPS)]) != ATTENTION_OPS:
+        first = min(i for i, name in enumerate(names) if name in ATTENTION_OPS)
+        block = names[first:first + _PER_SEQUENCE]
+        if not all(name in ATTENTION_OPS for name in block) or sum(n in ATTENTION_OPS for n in names) != len(block):
             raise RuntimeError(f"unexpected decoder layer op order {names}")
         self._split = first  # token ops before the attention block, then the rest
 

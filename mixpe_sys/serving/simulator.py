@@ -19,6 +19,7 @@ import simpy
 from tqdm.auto import tqdm
 
 from ..hw.config import AcceleratorConfig
+from ..hw.precision import check_quant
 from ..sim.engine import CostCache
 from ..workload.models import ModelSpec
 from ..workload.quant import QuantScheme
@@ -62,6 +63,7 @@ class ServingSimulator:
         records.sort(key=lambda r: r.arrival_s)
         self.model, self.design, self.config = model, design, config
         self.quant = quant or design.quant
+        check_quant(design, self.quant)
         self.budget = kv_budget(model, design, self.quant)
         self.seqs = [Sequence(r.request_id, r.arrival_s * 1e9, r.prompt_tokens, r.output_tokens) for r in records]
         for seq in self.seqs:
@@ -70,7 +72,7 @@ class ServingSimulator:
                                    f"(prompt {seq.prompt_tokens} + output {seq.output_tokens} - 1) but the cache "
                                    f"holds {self.budget.capacity_tokens} ({self.budget.kv_capacity_bytes} bytes)")
         self._own_cache = cache is None
-        cache = CostCache(design, workers=workers) if cache is None else cache
+        cache = CostCache(design, workers=workers, launch=config.launch) if cache is None else cache
         self.costs = IterationCostModel(model, design, quant=self.quant, config=config, cache=cache)
         self.kv = KvCache(self.budget.capacity_tokens)
         self.scheduler = Scheduler.create(config, self.kv)
@@ -132,7 +134,8 @@ class ServingSimulator:
         summary = {"model": self.model.name, "design": self.design.name, "quant": self.quant.name,
                    "batching": self.config.batching.value, "max_batch": self.config.max_batch,
                    "max_batched_tokens": self.config.max_batched_tokens,
-                   "chunked_prefill": self.config.chunked_prefill, "cost_model": self.config.cost_model.value}
+                   "chunked_prefill": self.config.chunked_prefill, "cost_model": self.config.cost_model.value,
+                   "launch": self.config.launch.value}
         summary.update(summarise(requests, iterations))
         summary.update({"kv_capacity_tokens": self.budget.capacity_tokens,
                         "kv_peak_tokens": self.kv.peak_tokens, "weight_bytes": self.budget.weight_bytes})

@@ -18,9 +18,12 @@ from typing import Iterable
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..errors import ConfigError
 from ..hw.config import AcceleratorConfig
+from ..hw.launch import LaunchMode, launch_mode
 from ..workload.ops import Op
 from ..metrics.records import COST_COLUMNS, OP_IDENTITY_COLUMNS, OpCost, cost_row
+from .launch import with_launch
 from .op_sim import simulate_op
 
 #: The op-record columns of a run: which op it is, then its cost (one schema, :mod:`mixpe_sys.metrics.records`).
@@ -31,7 +34,9 @@ OP_COLUMNS = OP_IDENTITY_COLUMNS + COST_COLUMNS
 class CostCache:
     """Exact per-op costs on one design, keyed by ``Op.cost_key()``.
 
-    ``workers`` > 1 lets :meth:`prefetch` simulate several missing ops at
+    Every op is one kernel: its cost is its device cost plus the design's
+    launch cost per kernel under ``launch`` (``graph`` or ``eager``; see
+    :mod:`mixpe_sys.hw.launch`). ``workers`` > 1 lets :meth:`prefetch` simulate several missing ops at
     once on that many processes (each op still runs alone in a fresh
     simulation, so the costs are the same as with one process). Call
     :meth:`close` (or use the cache as a context manager) to stop them.
@@ -41,7 +46,11 @@ class CostCache:
     costs: dict = field(default_factory=dict)
     simulated: int = 0
     workers: int = 1
+    launch: LaunchMode = LaunchMode.GRAPH
     _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.launch = launch_mode(self.launch)
 
     def cost(self, op: Op, reuse: bool = True) -> OpCost:
         """The op's cost, simulated on first sight (always, when ``reuse`` is False)."""
@@ -50,7 +59,7 @@ class CostCache:
             hit = self.costs.get(key)
             if hit is not None:
                 return hit
-        cost = simulate_op(op, self.design)
+        cost = with_launch(simulate_op(op, self.design), self.design, self.launch)
         self.simulated += 1
         self.costs[key] = cost
         return cost
@@ -76,7 +85,7 @@ class CostCache:
         bar = tqdm(total=len(ops), desc="simulating distinct ops", unit="op", leave=False, delay=1.0,
                    disable=True if progress is False else (False if progress else None))
         for key, cost in zip(keys, self._pool.map(simulate_op, ops, repeat(self.design))):
-            self.costs[key] = cost
+            self.costs[key] = with_launch(cost, self.design, self.launch)
             self.simulated += 1
             bar.update(1)
         bar.close()
@@ -113,7 +122,8 @@ class OpsRun:
 
 
 def run_ops(ops: Iterable[Op], design: AcceleratorConfig, *, reuse: bool = True, progress: bool | None = None,
-            total: int | None = None, cache: CostCache | None = None) -> OpsRun:
+            total: int | None = None, cache: CostCache | None = None,
+            launch: LaunchMode | str | None = None) -> OpsRun:
     """Run ``ops`` back to back on ``design``.
 
     Parameters
@@ -130,13 +140,18 @@ def run_ops(ops: Iterable[Op], design: AcceleratorConfig, *, reuse: bool = True,
         Number of ops, for the progress bar.
     cache:
         A cost cache to share between runs on the same design.
+    launch:
+        How kernels are issued (``graph`` or ``eager``); default the cache's, or ``graph``.
 
     Returns
     -------
     OpsRun
         One row per op (times in s from the start of the run).
     """
-    cache = cache if cache is not None else CostCache(design)
+    cache = cache if cache is not None else CostCache(design, launch=launch or LaunchMode.GRAPH)
+    if launch is not None and launch_mode(launch) is not cache.launch:
+        raise ConfigError(f"field 'launch': {launch_mode(launch).value}, but the cost cache is for "
+                          f"{cache.launch.value}")
     rows = []
     t_ns = device_ns = 0.0
     busy: dict[str, float] = {}

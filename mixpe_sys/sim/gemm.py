@@ -9,12 +9,14 @@ import pandas as pd
 
 from ..energy import EnergyBreakdown
 from ..hw.config import AcceleratorConfig
+from ..hw.launch import LaunchMode, launch_mode
 from ..hw.plan import GemmPlan
 from ..mapping.gemm import peak_macs_per_s, plan_gemm
 from ..metrics.records import OpCost, cost_dict
 from ..workload.gemm_spec import GemmSpec
 from ..workload.quant import NumberFormat
 from .engine import utilization_frame
+from .launch import with_launch
 from .plan_run import run_plan
 
 
@@ -43,10 +45,11 @@ class GemmResult:
     """One simulated GEMM: its :class:`OpCost` (every op-record column is an attribute, e.g.
     ``time_s``, ``cycles``, ``bottleneck``), the per-unit utilization and one row per tile step.
 
-    ``time_s`` includes the design's fixed per-operation overhead
-    (``op_overhead_ns``), as an op of a model run does, and so do the cycle
-    counts and the energy (the overhead is idle time); ``device_time_s`` is
-    the time from the first load to the last write-back alone.
+    ``time_s`` includes the design's launch cost of one kernel under the
+    run's launch mode (``launch``; see :mod:`mixpe_sys.hw.launch`), as an op
+    of a model run does, and so do the cycle counts and the energy (the
+    launch cost is idle time); ``device_time_s`` is the time from the first
+    load to the last write-back alone.
     """
 
     spec: GemmSpec
@@ -57,6 +60,7 @@ class GemmResult:
     steps: pd.DataFrame = field(repr=False)
     units: pd.DataFrame = field(repr=False)  # unit class, busy_s, utilization (busiest first)
     config: AcceleratorConfig = field(repr=False)
+    launch: str = "graph"  # how the kernel was launched (graph or eager)
 
     def __getattr__(self, name: str) -> Any:
         figures = cost_dict(object.__getattribute__(self, "cost"))
@@ -91,7 +95,7 @@ class GemmResult:
         """The JSON figures (units in the names)."""
         t = self.plan.tiling
         out = {"design": self.design, "m": self.spec.m, "n": self.spec.n, "k": self.spec.k,
-               "batch": self.spec.batch, "group_size": self.spec.group_size}
+               "batch": self.spec.batch, "group_size": self.spec.group_size, "launch": self.launch}
         out.update(cost_dict(self.cost))
         out.update({"core_cycles": self.cost.cycles, "roofline_time_s": self.roofline_time_s,
                     "energy_breakdown_j": self.energy.to_dict(),
@@ -102,7 +106,8 @@ class GemmResult:
         return out
 
 
-def simulate_gemm(spec: GemmSpec, design: AcceleratorConfig, plan: GemmPlan | None = None) -> GemmResult:
+def simulate_gemm(spec: GemmSpec, design: AcceleratorConfig, plan: GemmPlan | None = None,
+                  launch: str = "graph") -> GemmResult:
     """Simulate ``spec`` on ``design`` from idle to drained.
 
     Parameters
@@ -113,6 +118,11 @@ def simulate_gemm(spec: GemmSpec, design: AcceleratorConfig, plan: GemmPlan | No
         The accelerator.
     plan:
         A mapping to use instead of the mapper's choice.
+    launch:
+        How the kernel is launched: ``graph`` (CUDA-graph replay, default) or ``eager`` (see
+        :mod:`mixpe_sys.hw.launch`; designs without launch costs pay none).
+    launch:
+        ``graph`` or ``eager``: which launch cost of the design's ``launch`` block ``time_s`` includes.
 
     Returns
     -------
@@ -125,6 +135,7 @@ def simulate_gemm(spec: GemmSpec, design: AcceleratorConfig, plan: GemmPlan | No
     run = run_plan(plan, design, macs=spec.macs, memory_time_ns=roof.memory_time_s * 1e9,
                    compute_time_ns=roof.compute_time_s * 1e9, weight_bits=spec.weight_bits,
                    activation_bits=spec.activation_bits, activation_fp=spec.activation_format is NumberFormat.FP)
+    mode = launch_mode(launch)
     units = utilization_frame(dict(run.cost.unit_busy_ns), run.cost.device_time_ns)
-    return GemmResult(spec=spec, design=design.name, cost=run.cost, roofline=roof, plan=plan,
-                      steps=run.recorder.steps_frame(), units=units, config=design)
+    return GemmResult(spec=spec, design=design.name, cost=with_launch(run.cost, design, mode), roofline=roof,
+                      plan=plan, steps=run.recorder.steps_frame(), units=units, config=design, launch=mode.value)

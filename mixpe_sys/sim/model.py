@@ -9,12 +9,13 @@ from typing import Any, Iterable
 import pandas as pd
 
 from ..hw.config import AcceleratorConfig, DequantPlacement
+from ..hw.launch import LaunchMode, launch_mode
 from ..report import layers_report, phases_report
 from ..workload.models import ModelSpec
 from ..workload.ops import Op
 from ..workload.quant import QuantScheme
 from ..workload.paper import DequantGemmPlacement, PaperProfile
-from ..workload.transformer import full_workload, paper_workload
+from ..workload.transformer import HEAD_OPS, OPS_PER_LAYER, full_workload, paper_workload
 from .engine import CostCache, run_ops
 
 
@@ -42,6 +43,8 @@ class ModelResult:
     distinct_ops: int = 0
     config: AcceleratorConfig | None = field(default=None, repr=False)
     utilization: pd.DataFrame | None = field(default=None, repr=False)  # per unit class over the run
+    launch: str = LaunchMode.GRAPH.value
+    quant: str = ""
 
     def phase_time_s(self, phase: str) -> float:
         """Total time of a phase (s); 0 when absent."""
@@ -77,7 +80,8 @@ class ModelResult:
         has_prefill = bool((self.ops["phase"] == "prefill").any())
         tokens = self.batch * (decode_steps + (1 if has_prefill else 0))
         return {
-            "model": self.model, "design": self.design, "workload": self.workload, "batch": self.batch,
+            "model": self.model, "design": self.design, "workload": self.workload, "quant": self.quant,
+            "launch": self.launch, "batch": self.batch,
             "prompt_tokens": self.prompt_tokens, "generate_tokens": self.generate_tokens,
             "prefill_time_s": prefill, "decode_time_s": decode, "total_time_s": total,
             "time_per_output_token_s": decode / decode_steps if decode_steps else None,
@@ -124,39 +128,43 @@ def op_count(model: ModelSpec, *, prompt: int, generate: int, workload: Workload
     """Number of ops the run has (for progress bars)."""
     if workload is WorkloadKind.PAPER:
         return model.num_layers * 8
-    per_phase = model.num_layers * 13 + 2
+    per_phase = model.num_layers * OPS_PER_LAYER + HEAD_OPS
     return per_phase * max(1, generate)
 
 
 def simulate_ops_result(ops: Iterable[Op], design: AcceleratorConfig, *, model_name: str, workload: str,
                         batch: int, prompt: int, generate: int, reuse: bool = True, progress: bool | None = None,
-                        total: int | None = None, cache: CostCache | None = None, workers: int = 1) -> ModelResult:
+                        total: int | None = None, cache: CostCache | None = None, workers: int = 1,
+                        launch: LaunchMode | str | None = None, quant: str = "") -> ModelResult:
     """Run an op stream and build the result with its reports.
 
     With ``reuse`` and ``workers`` > 1 the stream's distinct ops are first
     simulated on that many processes (same results); ``cache``, if given,
-    brings its own workers.
+    brings its own workers and launch mode. ``launch`` is how kernels are
+    issued (``graph``, the default, or ``eager``; see :mod:`mixpe_sys.hw.launch`);
+    ``quant`` labels the result.
     """
     own = cache is None
-    cache = CostCache(design, workers=workers) if own else cache
+    cache = CostCache(design, workers=workers, launch=launch or LaunchMode.GRAPH) if own else cache
     before = cache.simulated
     try:
         if reuse and cache.workers > 1:
             ops = ops if isinstance(ops, list) else list(ops)
             cache.prefetch(ops, progress=progress)
-        run = run_ops(ops, design, reuse=reuse, progress=progress, total=total, cache=cache)
+        run = run_ops(ops, design, reuse=reuse, progress=progress, total=total, cache=cache, launch=launch)
     finally:
         if own:
             cache.close()
     return ModelResult(model=model_name, design=design.name, workload=workload, batch=batch, prompt_tokens=prompt,
                        generate_tokens=generate, ops=run.ops, layers=layers_report(run.ops),
                        phases=phases_report(run.ops), utilization=run.utilization, simulated_ops=cache.simulated - before,
-                       distinct_ops=run.distinct_ops, config=design)
+                       distinct_ops=run.distinct_ops, config=design, launch=cache.launch.value, quant=quant)
 
 
 def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 1, prompt: int = 512,
                    generate: int = 128, workload: WorkloadKind | str = WorkloadKind.FULL, reuse: bool = True,
-                   progress: bool | None = None, quant: QuantScheme | None = None, workers: int = 1) -> ModelResult:
+                   progress: bool | None = None, quant: QuantScheme | None = None, workers: int = 1,
+                   launch: LaunchMode | str = LaunchMode.GRAPH) -> ModelResult:
     """Simulate ``model`` on ``design``.
 
     Parameters
@@ -177,10 +185,24 @@ def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 
         Override the design's quantization scheme (full workload).
     workers:
         With reuse, simulate the distinct ops on this many processes first (same results).
+    launch:
+        ``graph`` (kernels replayed from a CUDA graph, default) or ``eager`` (each kernel dispatched from
+        the host and waited for); only designs with a ``launch`` block pay for it.
+
+    Raises
+    ------
+    ConfigError
+        An unknown launch mode, or a quantization scheme the design's PEs cannot run.
     """
+    from ..hw.precision import check_quant
+
     wl = WorkloadKind(workload)
+    launch = launch_mode(launch)
+    if wl is WorkloadKind.FULL:
+        check_quant(design, quant or design.quant)
     ops = model_ops(model, design, batch=batch, prompt=prompt, generate=generate, workload=wl, quant=quant)
     return simulate_ops_result(ops, design, model_name=model.name, workload=wl.value, batch=batch,
                                prompt=prompt if wl is WorkloadKind.FULL else 0,
                                generate=generate if wl is WorkloadKind.FULL else 1, reuse=reuse, progress=progress,
-                               total=op_count(model, prompt=prompt, generate=generate, workload=wl), workers=workers)
+                               total=op_count(model, prompt=prompt, generate=generate, workload=wl), workers=workers,
+                               launch=launch, quant=(quant or design.quant).name)

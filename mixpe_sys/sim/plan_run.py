@@ -52,15 +52,15 @@ def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0, *, macs:
     Returns
     -------
     PlanRun
-        The cost (time includes the design's per-op overhead, which is idle time and counts
-        as stall cycles and static energy), the recorder and the units' busy times.
+        The device cost (launch costs are the run mode's: :func:`mixpe_sys.sim.launch.with_launch`),
+        the recorder and the units' busy times.
     """
     env = simpy.Environment()
     recorder = Recorder(steps=record_steps)
     accel = Accelerator(env, design, recorder)
     env.run(until=accel.start_gemm(op_id, plan))
     device_ns = env.now
-    time_ns = device_ns + design.op_overhead_ns
+    time_ns = device_ns  # a run's kernel launch cost is added by mixpe_sys.sim.launch.with_launch
     cycles = round(time_ns / design.cycle_ns)
     tiles = accel.tiles
     compute_cycles = max(t.busy_cycles for t in tiles)

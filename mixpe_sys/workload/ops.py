@@ -3,8 +3,9 @@
 An :class:`Op` is one line of an operator trace. GEMM-like ops (linear
 layers, attention ``QK^T`` and ``PV``, the LM head, the MixPE authors'
 dequantization GEMMs) run on the PE arrays as ``batch`` x ``[m, k] x [k, n]``;
-vector ops (softmax, norms, activations, residual adds, KV-cache writes) run
-on the tiles' vector units over ``elements`` elements.
+vector ops (softmax, norms, activations, residual adds, KV-cache writes, and
+the fused kernels runtimes launch for them) run on the tiles' vector units
+over ``elements`` elements. Every op is one kernel.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class OpKind(str, enum.Enum):
     ACTIVATION = "activation"
     RESIDUAL = "residual"
     KV_WRITE = "kv_write"
+    ADD_NORM = "add_norm"  # residual add fused with the next norm (one kernel, e.g. vLLM's fused_add_rms_norm)
+    ROPE_KV_WRITE = "rope_kv_write"  # rotary embedding of q and k fused with the KV-cache write (one kernel)
 
     @property
     def on_array(self) -> bool:

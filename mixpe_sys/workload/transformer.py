@@ -1,12 +1,23 @@
 """Operator lists of decoder-only transformers: prefill and decode, full or the MixPE authors' workload.
 
-Full workload, per layer (``T = batch x q`` tokens, ``L`` the KV length)::
+Full workload, per layer (``T = batch x q`` tokens, ``L`` the KV length), one op per kernel as
+serving runtimes (vLLM, TensorRT-LLM) launch them::
 
-    norm_attn -> qkv -> kv_write -> attn_qk -> softmax -> attn_pv -> o_proj -> residual_attn
-    -> norm_ffn -> ffn_up (gate+up fused when gated) -> act -> ffn_down -> residual_ffn
+    add_norm_attn -> qkv -> rope_kv_write -> attn_qk -> softmax -> attn_pv -> o_proj
+    -> add_norm_ffn -> ffn_up (gate+up fused when gated) -> act -> ffn_down
 
-then a final norm and the LM head for the last token of each sequence. The
-residual stream is FP16; GEMM inputs are at the scheme's activation bits.
+then ``add_norm_final`` and the LM head for the last token of each sequence. The fused kernels:
+
+- ``add_norm_*``: a residual add fused with the next norm (vLLM's ``fused_add_rms_norm``): it
+  reads the residual stream and the previous sub-layer's output and writes the new residual
+  and the normalised GEMM input. ``add_norm_attn`` of a layer takes the previous layer's FFN
+  output (every layer is costed alike, layer 0's embedding input included) and
+  ``add_norm_final`` the last layer's.
+- ``rope_kv_write``: the rotary embedding of q and k fused with the write of K and V into the
+  cache (``kv_write`` without rotation for models with learned positions).
+- ``act``: for a gated FFN, ``silu(gate) * up`` in one kernel (vLLM's ``silu_and_mul``).
+
+The residual stream is FP16; GEMM inputs are at the scheme's activation bits.
 Prefill attention computes the full ``P x P`` score matrix (no causal
 skipping). Prefill produces the first output token; decode step ``s``
 (1..G-1) produces token ``s + 1`` against ``L = P + s`` cached tokens.
@@ -15,8 +26,10 @@ skipping). Prefill produces the first output token; decode step ``s``
 from __future__ import annotations
 
 import dataclasses
+from math import ceil
 from typing import Iterator
 
+from .model_spec import PositionEncoding
 from .paper import DequantGemmPlacement, PaperProfile
 from .models import ModelSpec
 from .ops import Op, OpKind, Phase, vector_op
@@ -24,6 +37,29 @@ from .quant import NumberFormat, QuantScheme
 
 STREAM_BITS = 16  # residual stream and GEMM outputs (FP16)
 PAPER_OUTPUT_BITS = 16  # the authors' simulator writes every GEMM output at 16 bits (oprec = 16)
+OPS_PER_LAYER = 11  # kernels per decoder layer (see the module docstring)
+HEAD_OPS = 2  # add_norm_final and lm_head
+ADD_NORM_OPS_PER_ELEMENT = 5  # one add, then the norm's four (square, sum, scale, multiply by the weight)
+ROPE_KV_OPS_PER_ELEMENT = 4  # rotation (two multiplies, one add, the cos/sin fetch) or the cache write's conversion
+
+
+def _add_norm(name: str, elements: int, out_bits: int, **where) -> Op:
+    """Residual add fused with a norm: reads residual + sub-layer output, writes the new residual and the normed input."""
+    return vector_op(name, OpKind.ADD_NORM, elements=elements, read_bits_per_element=2 * STREAM_BITS,
+                     write_bits_per_element=STREAM_BITS + out_bits, ops_per_element=ADD_NORM_OPS_PER_ELEMENT,
+                     **where)
+
+
+def _kv_write(model: ModelSpec, q: QuantScheme, t: int, **where) -> Op:
+    """The KV-cache write of ``t`` tokens, with the rotary embedding of q and k fused in for RoPE models."""
+    kv = t * 2 * model.kv_dim
+    if model.position_encoding is not PositionEncoding.ROPE:
+        return vector_op("kv_write", OpKind.KV_WRITE, elements=kv, read_bits_per_element=STREAM_BITS,
+                         write_bits_per_element=q.kv_bits, ops_per_element=ROPE_KV_OPS_PER_ELEMENT, **where)
+    qe = t * model.q_dim  # q is rotated in place; k is rotated on its way into the cache
+    return Op(name="rope_kv_write", kind=OpKind.ROPE_KV_WRITE, elements=qe + kv,
+              ops_per_element=ROPE_KV_OPS_PER_ELEMENT, read_bytes=ceil((qe + kv) * STREAM_BITS / 8),
+              write_bytes=ceil((qe * STREAM_BITS + kv * q.kv_bits) / 8), **where)
 
 
 def _linear(name: str, m: int, n: int, k: int, q: QuantScheme, out_bits: int, **where) -> Op:
@@ -56,37 +92,31 @@ def layer_ops(model: ModelSpec, q: QuantScheme, *, batch: int, q_tokens: int, kv
     attn = dict(batch=batch * kv_heads, weight_bits=q.kv_bits, activation_bits=a,
                 activation_format=q.activation_format, **where)
     ops = [
-        vector_op("norm_attn", OpKind.NORM, elements=t * h, read_bits_per_element=STREAM_BITS,
-                  write_bits_per_element=a, ops_per_element=4, **where),
+        _add_norm("add_norm_attn", t * h, a, **where),
         _linear("qkv", t, model.q_dim + 2 * model.kv_dim, h, q, STREAM_BITS, **where),
-        vector_op("kv_write", OpKind.KV_WRITE, elements=t * 2 * model.kv_dim, read_bits_per_element=STREAM_BITS,
-                  write_bits_per_element=q.kv_bits, ops_per_element=4, **where),
+        _kv_write(model, q, t, **where),
         Op(name="attn_qk", kind=OpKind.ATTN_QK, m=q_tokens * group, n=kv_len, k=d, output_bits=STREAM_BITS, **attn),
         vector_op("softmax", OpKind.SOFTMAX, elements=batch * heads * q_tokens * kv_len,
                   read_bits_per_element=STREAM_BITS, write_bits_per_element=a, ops_per_element=5, **where),
         Op(name="attn_pv", kind=OpKind.ATTN_PV, m=q_tokens * group, n=d, k=kv_len, output_bits=a, **attn),
         _linear("o_proj", t, h, model.q_dim, q, STREAM_BITS, **where),
-        vector_op("residual_attn", OpKind.RESIDUAL, elements=t * h, read_bits_per_element=2 * STREAM_BITS,
-                  write_bits_per_element=STREAM_BITS, ops_per_element=1, **where),
-        vector_op("norm_ffn", OpKind.NORM, elements=t * h, read_bits_per_element=STREAM_BITS,
-                  write_bits_per_element=a, ops_per_element=4, **where),
+        _add_norm("add_norm_ffn", t * h, a, **where),
         _linear("ffn_up", t, 2 * f if model.gated_ffn else f, h, q, STREAM_BITS, **where),
         vector_op("act", OpKind.ACTIVATION, elements=t * f,
                   read_bits_per_element=(2 if model.gated_ffn else 1) * STREAM_BITS,
                   write_bits_per_element=a, ops_per_element=5 if model.gated_ffn else 1, **where),
         _linear("ffn_down", t, h, f, q, STREAM_BITS, **where),
-        vector_op("residual_ffn", OpKind.RESIDUAL, elements=t * h, read_bits_per_element=2 * STREAM_BITS,
-                  write_bits_per_element=STREAM_BITS, ops_per_element=1, **where),
     ]
+    assert len(ops) == OPS_PER_LAYER
     return ops
 
 
 def head_ops(model: ModelSpec, q: QuantScheme, *, batch: int, phase: Phase, step: int = 0) -> list[Op]:
-    """Final norm and LM head for the last token of each of ``batch`` sequences (layer = -1)."""
+    """The last layer's residual add fused with the final norm, and the LM head, for the last token of each
+    of ``batch`` sequences (layer = -1)."""
     where = dict(phase=phase, layer=-1, step=step)
     h = model.hidden_size
-    return [vector_op("norm_final", OpKind.NORM, elements=batch * h, read_bits_per_element=STREAM_BITS,
-                      write_bits_per_element=q.activation_bits, ops_per_element=4, **where),
+    return [_add_norm("add_norm_final", batch * h, q.activation_bits, **where),
             _linear("lm_head", batch, model.vocab_size, h, q, STREAM_BITS, **where)]
 
 

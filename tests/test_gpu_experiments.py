@@ -1,0 +1,56 @@
+"""The GPU experiment scripts (quantized speedup curve, end-to-end sanity) in their quick modes."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from mixpe_sys import load_design, simulate_gemm
+from mixpe_sys.workload.models import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quant_speedup_quick(tmp_path):
+    qs = _load("gpu_quant_speedup")
+    out = qs.run(tmp_path, ("a100-like",), quick=True)
+    df = out["speedups"]
+    assert list(df.m) == [1, 16, 256] and set(df.design) == {"a100-like"}
+    for path in out["files"]:
+        assert path.stat().st_size > 0
+    row = df[df.m == 1].iloc[0]
+    fp16 = simulate_gemm(1, 4096, 4096, "a100-like").device_time_s * 1e6
+    w4 = simulate_gemm(1, 4096, 4096, "a100-like", quant="W4A16").device_time_s * 1e6
+    assert row.W16A16_us == pytest.approx(fp16) and row.W4A16_speedup == pytest.approx(fp16 / w4)
+    # at M = 1 the roofline is bytes: FP16 weights + x + y against INT4 weights + 20-bit scale/zero per 128 + x + y
+    assert row.W4A16_roofline_speedup == pytest.approx((16 * 4096 * 4096 + 2 * 16 * 4096)
+                                                       / (4 * 4096 * 4096 + 20 * 4096 * 32 + 2 * 16 * 4096),
+                                                       rel=1e-6)
+    assert 1 < row.W4A16_speedup <= row.W4A16_roofline_speedup * 1.01
+
+
+def test_e2e_quick(tmp_path):
+    e2e = _load("gpu_e2e")
+    out = e2e.run(tmp_path, ("a100-like",), quick=True)
+    dec = out["decode"].iloc[0]
+    params = load_model("llama-2-7b").total_params
+    assert dec.bound_ms == pytest.approx(params * 2 / 1.555e12 * 1e3)
+    # no run streams the weights faster than the peak bandwidth, and each kernel pays its graph launch
+    assert dec.tpot_ms > dec.bound_ms
+    assert dec.kernels_per_token == 32 * 11 + 2
+    assert dec.launch_ms == pytest.approx(dec.kernels_per_token * load_design("a100-like").launch.graph_launch_ns
+                                          * 1e-6)
+    pre = out["prefill"].iloc[0]
+    assert pre.prefill_ms > pre.compute_bound_ms
+    assert (tmp_path / "e2e.md").read_text().count("|") > 10
