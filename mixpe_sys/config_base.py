@@ -216,9 +216,14 @@ class ConfigBase:
         try:
             return cls(**kwargs)
         except ConfigError as exc:
-            # Cross-field validation: re-anchor the message at this config's path.
+            # Cross-field validation: re-anchor the message at this config's path (and the field's line).
             if exc.source is None and lm.source is not None:
-                raise ConfigError(exc.reason, lm.source, lm.line(path)) from None
+                reason, where = exc.reason, path
+                found = re.match(r"field '([\w.]+)'", reason)
+                if found and path and not found.group(1).startswith(".".join(map(str, path)) + "."):
+                    where = path + tuple(found.group(1).split("."))
+                    reason = f"field '{'.'.join(map(str, where))}'" + reason[found.end():]
+                raise ConfigError(reason, lm.source, lm.line(where)) from None
             raise
 
     def to_dict(self) -> dict[str, Any]:

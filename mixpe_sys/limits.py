@@ -20,6 +20,9 @@ limit                     value          why
 ``MAX_BANKS``             1,024          DRAM banks per channel (row-buffer timing)
 ``MAX_FREQUENCY_HZ``      1e11           core clock: 100 GHz, over ten times any CMOS
                                          logic clock
+``MIN_FREQUENCY_HZ``      1              core clock: 1 Hz (slower gives no finite time)
+``MIN_BANDWIDTH...``      1 byte/s       a DRAM channel's sustained bandwidth or a link's:
+                                         below it times overflow to infinity
 ========================  =============  ==================================================
 
 The per-step figures: ``simulate_gemm(8192, 12288, 12288, "a100-like")``, 589,824 tile steps,
@@ -48,6 +51,8 @@ MAX_ARRAY_DIM = 65536
 MAX_DRAM_CHANNELS = 1024
 MAX_BANKS = 1024
 MAX_FREQUENCY_HZ = 1e11
+MIN_FREQUENCY_HZ = 1.0
+MIN_BANDWIDTH_BYTES_PER_S = 1.0
 
 
 def check_at_most(field: str, value: int | float, limit: int | float, why: str, source: str | None = None,

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from ..config_base import ConfigBase, param
 from ..errors import ConfigError
-from ..limits import MAX_ARRAY_DIM, MAX_BANKS, MAX_DRAM_CHANNELS, MAX_FREQUENCY_HZ, MAX_TILES
+from ..limits import (MAX_ARRAY_DIM, MAX_BANKS, MAX_DRAM_CHANNELS, MAX_FREQUENCY_HZ, MAX_TILES, MIN_BANDWIDTH_BYTES_PER_S,
+                      MIN_FREQUENCY_HZ)
 from ..workload.paper import PaperProfile
 from .pe_registry import BUILTIN_PE_KINDS, PeKind, unknown_pe_kind  # noqa: F401  (PeKind re-exported)
 from ..workload.quant import QuantScheme
@@ -68,6 +69,12 @@ class DramConfig(ConfigBase):
                                         gt=0, le=1)
     row_buffer: RowBufferConfig | None = param(None, help="bank/row-buffer timing; null = bandwidth and latency only")
 
+    def validate(self) -> None:
+        if self.channel_bandwidth_bytes_per_s < MIN_BANDWIDTH_BYTES_PER_S:
+            raise ConfigError(f"field 'bandwidth_bytes_per_s': {self.bandwidth_bytes_per_s:g} bytes/s x efficiency "
+                              f"{self.bandwidth_efficiency:g} over {self.channels} channels is below "
+                              f"{MIN_BANDWIDTH_BYTES_PER_S:g} byte/s per channel (mixpe_sys.limits)")
+
     @property
     def channel_bandwidth_bytes_per_s(self) -> float:
         """Sustained bandwidth of one channel (bytes/s)."""
@@ -104,6 +111,13 @@ class NocConfig(ConfigBase):
     link_latency_ns: float = param(2.0, help="latency of each link hop", unit="ns", ge=0)
     dram_link_bandwidth_bytes_per_s: float = param(0.0, help="bandwidth of links touching the DRAM node "
                                                    "(0 = same as the DRAM peak)", unit="bytes/s", ge=0)
+
+    def validate(self) -> None:
+        for name in ("link_bandwidth_bytes_per_s", "dram_link_bandwidth_bytes_per_s"):
+            value = getattr(self, name)
+            if 0 < value < MIN_BANDWIDTH_BYTES_PER_S or (name == "link_bandwidth_bytes_per_s" and value == 0):
+                raise ConfigError(f"field '{name}': {value:g} bytes/s is below {MIN_BANDWIDTH_BYTES_PER_S:g} byte/s "
+                                  f"(mixpe_sys.limits)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,7 +215,7 @@ class AcceleratorConfig(ConfigBase):
 
     name: str = param(help="design name")
     description: str = param("", help="what this design is and where its numbers come from")
-    frequency_hz: float = param(help="core clock", unit="Hz", gt=0, le=MAX_FREQUENCY_HZ)
+    frequency_hz: float = param(help="core clock", unit="Hz", ge=MIN_FREQUENCY_HZ, le=MAX_FREQUENCY_HZ)
     num_tiles: int = param(1, help="number of identical compute tiles", ge=1, le=MAX_TILES)
     tile: TileConfig = param(help="the compute tile")
     dram: DramConfig = param(help="off-chip memory")
