@@ -50,7 +50,7 @@ def simulate_gemm(m: int, n: int, k: int, design="mixpe-w4a8", *, batch: int = 1
 
 def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt: int = 512, generate: int = 128,
              workload: str = "full", reuse: bool = True, progress: bool | None = None, workers: int = 1,
-             system=None, tp: int | None = None, pp: int | None = None):
+             system=None, tp: int | None = None, pp: int | None = None, cache_dir=None):
     """Simulate a model's inference on a design.
 
     Parameters
@@ -75,6 +75,9 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
     tp, pp:
         Tensor- and pipeline-parallel degree: override the system's, or, without ``system``, run on
         ``tp x pp`` chips of ``design`` joined by a switch (PCIe 5.0 x16 links).
+    cache_dir:
+        Persistent op-cost store: None the default directory (``MIXPE_SIM_CACHE_DIR`` or the user
+        cache directory), a path, or False for none (same results).
 
     Returns
     -------
@@ -98,10 +101,10 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
         else:
             sysm = (system if isinstance(system, System) else load_system(system)).with_parallelism(tp, pp)
         return simulate_system(spec, sysm, batch=batch, prompt=prompt, generate=generate, reuse=reuse,
-                               workers=workers)
+                               workers=workers, cache_dir=cache_dir)
     cfg = design if isinstance(design, AcceleratorConfig) else load_design(design)
     return simulate_model(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload,
-                          reuse=reuse, progress=progress, workers=workers)
+                          reuse=reuse, progress=progress, workers=workers, cache_dir=cache_dir)
 
 
 def load_system(name_or_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import add_design_args, cpu_count, positive_int, print_table, print_units, resolve_design
+from .common import add_design_args, add_no_cache_arg, cpu_count, positive_int, print_table, print_units, resolve_design
 from .system_args import add_system_args, wants_system
 
 
@@ -83,17 +83,18 @@ def cmd_run(args) -> int:
         from .system_run import run_system
 
         return run_system(args, design)
+    cache_dir = False if args.no_cache else None
     if args.trace:
         meta, ops = read_trace(args.trace)
         result = simulate_ops_result(ops, design, model_name=str(meta.get("model", args.trace)),
                                      workload=str(meta.get("workload", "trace")), batch=int(meta.get("batch", 1)),
                                      prompt=int(meta.get("prompt", 0)), generate=int(meta.get("generate", 1)),
                                      reuse=not args.no_reuse, progress=None, total=len(ops),
-                                     workers=args.workers or cpu_count())
+                                     workers=args.workers or cpu_count(), cache_dir=cache_dir)
     else:
         result = simulate_model(_model(args), design, batch=args.batch, prompt=args.prompt,
                                 generate=args.generate, workload=WorkloadKind(args.workload),
-                                reuse=not args.no_reuse, workers=args.workers or cpu_count())
+                                reuse=not args.no_reuse, workers=args.workers or cpu_count(), cache_dir=cache_dir)
     if args.out:
         write_reports(args.out, result.ops, result.layers, result.phases, result.to_dict(), result.utilization)
     _print_result(result, args.json)
@@ -131,6 +132,7 @@ def register(sub) -> None:
     p.add_argument("--no-reuse", action="store_true", help="simulate every op (same results, slower)")
     p.add_argument("--workers", type=positive_int,
                    help="processes simulating the distinct ops in parallel (default: CPU count; same results)")
+    add_no_cache_arg(p)
     p.add_argument("--out", metavar="DIR", help="write ops.csv, layers.csv, phases.csv, timeline.json")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_design_args(p)

@@ -28,7 +28,7 @@ from .simulator import ServingSimulator
 def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
            design: AcceleratorConfig | str = "mixpe-w4a8", *, config: ServingConfig | None = None,
            quant: QuantScheme | str | None = None, cache: CostCache | None = None, progress: bool | None = None,
-           workers: int = 1, **options) -> ReplayResult:
+           workers: int = 1, cache_dir=None, **options) -> ReplayResult:
     """Replay a request trace on a design.
 
     Parameters
@@ -53,6 +53,8 @@ def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
     workers:
         Processes that simulate new ops in parallel (when no ``cache`` is given); the
         results do not depend on it.
+    cache_dir:
+        Persistent op-cost store of a new cache: None the default directory, a path, False none.
 
     Returns
     -------
@@ -77,7 +79,7 @@ def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
     accel = design if isinstance(design, AcceleratorConfig) else load_design(design)
     q = QuantScheme.parse(quant) if isinstance(quant, str) else quant
     return ServingSimulator(requests, spec, accel, cfg, quant=q, cache=cache, progress=progress,
-                            workers=workers).run()
+                            workers=workers, cache_dir=cache_dir).run()
 
 
 __all__ = ["replay", "ReplayResult", "ServingConfig", "Batching", "CostModel", "ServingError",

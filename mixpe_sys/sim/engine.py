@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ..hw.config import AcceleratorConfig
 from ..workload.ops import Op
 from ..metrics.records import COST_COLUMNS, OP_IDENTITY_COLUMNS, OpCost, cost_row
+from .cost_store import CostStore, design_hash, open_store
 from .op_sim import simulate_op
 
 #: The op-record columns of a run: which op it is, then its cost (one schema, :mod:`mixpe_sys.metrics.records`).
@@ -35,13 +36,25 @@ class CostCache:
     once on that many processes (each op still runs alone in a fresh
     simulation, so the costs are the same as with one process). Call
     :meth:`close` (or use the cache as a context manager) to stop them.
+
+    ``cache_dir`` names the persistent store consulted before simulating and
+    written after (:mod:`.cost_store`): None the default directory
+    (``MIXPE_SIM_CACHE_DIR`` or the user cache directory), a path that
+    directory, False no store. Stored costs are exact, so it changes no figure.
     """
 
     design: AcceleratorConfig
     costs: dict = field(default_factory=dict)
     simulated: int = 0
     workers: int = 1
+    cache_dir: object = None
     _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False, compare=False)
+    _store: CostStore | None = field(default=None, init=False, repr=False, compare=False)
+    _dhash: str = field(default="", init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._store = open_store(self.cache_dir)
+        self._dhash = design_hash(self.design) if self._store is not None else ""
 
     def cost(self, op: Op, reuse: bool = True) -> OpCost:
         """The op's cost, simulated on first sight (always, when ``reuse`` is False)."""
@@ -50,9 +63,16 @@ class CostCache:
             hit = self.costs.get(key)
             if hit is not None:
                 return hit
+            if self._store is not None:
+                hit = self._store.get(self._dhash, key)
+                if hit is not None:
+                    self.costs[key] = hit
+                    return hit
         cost = simulate_op(op, self.design)
         self.simulated += 1
         self.costs[key] = cost
+        if reuse and self._store is not None:
+            self._store.put(self._dhash, key, cost)
         return cost
 
     def prefetch(self, ops: Iterable[Op]) -> None:
@@ -63,6 +83,10 @@ class CostCache:
             key = op.cost_key()
             if key not in self.costs and key not in missing:
                 missing[key] = op
+        if self._store is not None and missing:
+            for key, cost in self._store.get_many(self._dhash, missing).items():
+                self.costs[key] = cost
+                del missing[key]
         if len(missing) < 2 or self.workers < 2 or multiprocessing.current_process().daemon:
             for op in missing.values():
                 self.cost(op)
@@ -75,12 +99,16 @@ class CostCache:
         for key, cost in zip(keys, self._pool.map(simulate_op, ops, repeat(self.design))):
             self.costs[key] = cost
             self.simulated += 1
+        if self._store is not None:
+            self._store.put_many(self._dhash, {k: self.costs[k] for k in keys})
 
     def close(self) -> None:
         """Stop the worker processes, if any were started."""
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+        if self._store is not None:
+            self._store.close()
 
     def __enter__(self) -> "CostCache":
         return self
