@@ -239,3 +239,28 @@ def test_replay_and_sweep_accept_no_cache():
     assert parser.parse_args(["replay", "t.csv", "--no-cache"]).no_cache
     assert parser.parse_args(["sweep", "s.yaml", "--out", "d", "--no-cache"]).no_cache
     assert not parser.parse_args(["run"]).no_cache
+
+
+def test_replay_warm_equals_cold_and_no_cache_bypasses(tiny_path, store_dir, tmp_path, capsys):
+    trace = tmp_path / "trace.csv"
+    trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                     "2023-11-16 18:17:03.9799600,40,5\n"
+                     "2023-11-16 18:17:03.9799700,12,3\n"
+                     "2023-11-16 18:17:03.9900600,7,8\n")
+
+    def replay(*extra, out):
+        capsys.readouterr()
+        assert main(["replay", str(trace), "--model", str(tiny_path), "--workers", "1", "--json",
+                     "--out", str(tmp_path / out), *extra]) == 0
+        s = json.loads(capsys.readouterr().out)
+        return s, pd.read_csv(tmp_path / out / "iterations.csv")
+
+    (off, off_it) = replay("--no-cache", out="off")
+    assert not (store_dir / DB_NAME).exists()
+    cold, cold_it = replay(out="cold")
+    warm, warm_it = replay(out="warm")
+    assert cold["simulated_ops"] == off["simulated_ops"] > 0 and warm["simulated_ops"] == 0
+    pd.testing.assert_frame_equal(warm_it, cold_it, check_exact=True)
+    pd.testing.assert_frame_equal(off_it, cold_it, check_exact=True)
+    drop = {"wall_s", "simulated_ops"}
+    assert {k: v for k, v in warm.items() if k not in drop} == {k: v for k, v in cold.items() if k not in drop}
