@@ -67,7 +67,7 @@ def simulate_gemm(m: int, n: int, k: int, design="mixpe-w4a8", *, batch: int = 1
 def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt: int = 512, generate: int = 128,
              workload: str = "full", reuse: bool = True, progress: bool | None = None, workers: int = 1,
              system=None, tp: int | None = None, pp: int | None = None,
-             quant: str | QuantScheme | None = None, launch: str = "graph"):
+             quant: str | QuantScheme | None = None, launch: str = "graph", cache_dir=None):
     """Simulate a model's inference on a design.
 
     Parameters
@@ -97,6 +97,9 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
     launch:
         ``"graph"`` (kernels replayed from a CUDA graph, default) or ``"eager"`` (each kernel dispatched
         from the host and waited for, as host-timed measurements see it); see :mod:`mixpe_sys.hw.launch`.
+    cache_dir:
+        Persistent op-cost store: None the default directory (``MIXPE_SIM_CACHE_DIR`` or the user
+        cache directory), a path, or False for none (same results).
 
     Returns
     -------
@@ -128,12 +131,13 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
         else:
             sysm = (system if isinstance(system, System) else load_system(system)).with_parallelism(tp, pp)
         return simulate_system(spec, sysm, batch=batch, prompt=prompt, generate=generate, reuse=reuse,
-                               workers=workers)
+                               workers=workers, cache_dir=cache_dir)
     cfg = design if isinstance(design, AcceleratorConfig) else load_design(design)
     q = QuantScheme.parse(quant) if isinstance(quant, str) else quant
     check_model_run(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload, quant=q)
     return simulate_model(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload,
-                          reuse=reuse, progress=progress, workers=workers, quant=q, launch=launch)
+                          reuse=reuse, progress=progress, workers=workers, quant=q, launch=launch,
+                          cache_dir=cache_dir)
 
 
 def load_system(name_or_path):

@@ -1,4 +1,5 @@
-"""Test-suite settings: hypothesis runs derandomised so every run checks the same examples.
+"""Test-suite settings: hypothesis runs derandomised so every run checks the same examples, and the
+persistent op-cost cache is off (and pointed at a temporary directory).
 
 Set ``HYPOTHESIS_PROFILE=explore`` to draw fresh random examples instead.
 """
@@ -16,6 +17,16 @@ from mixpe_sys.workload.models import load_model
 settings.register_profile("default", derandomize=True, deadline=None)
 settings.register_profile("explore", derandomize=False, deadline=None, max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_persistent_cost_cache(tmp_path_factory):
+    """Runs use no persistent op-cost cache unless a test turns it on (tests/test_cost_store.py does, in
+    its own tmp_path), so no test touches the user's cache or depends on which tests ran before it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MIXPE_SIM_NO_CACHE", "1")
+        mp.setenv("MIXPE_SIM_CACHE_DIR", str(tmp_path_factory.mktemp("op-cost-cache")))
+        yield
 
 
 # Serving fixtures: a tiny Llama-like model, the default design and one shared exact cost cache.

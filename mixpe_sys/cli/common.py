@@ -151,6 +151,12 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def add_no_cache_arg(p) -> None:
+    """``--no-cache``: neither read nor write the persistent op-cost cache."""
+    p.add_argument("--no-cache", action="store_true",
+                   help="bypass the persistent op-cost cache (see `mixpe-sim cache info`); same results")
+
+
 def print_table(rows: Sequence[tuple[str, Any]], out=None) -> None:
     """Print label/value pairs as an aligned two-column table."""
     out = out or sys.stdout

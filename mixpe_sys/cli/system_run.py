@@ -34,7 +34,8 @@ def run_system(args, design) -> int:
         raise MixpeError("a system runs the full workload (prefill and decode); drop --workload paper")
     system = resolve_system(args, design)
     result = simulate_system(load_model(args.model), system, batch=args.batch, prompt=args.prompt,
-                             generate=args.generate, reuse=not args.no_reuse, workers=args.workers or cpu_count())
+                             generate=args.generate, reuse=not args.no_reuse, workers=args.workers or cpu_count(),
+                             cache_dir=False if args.no_cache else None)
     if args.out:
         _write(result, args.out)
     d = result.to_dict()

@@ -47,10 +47,10 @@ def _progress_bar(total: int, initial: int, progress: bool | None):
     return tqdm(total=total, initial=initial, desc="sweep", unit="pt", disable=not enabled, file=sys.stderr)
 
 
-def _run_local(points: list[SweepPoint], store: ResultsStore, bar) -> list[dict]:
+def _run_local(points: list[SweepPoint], store: ResultsStore, bar, cache_dir=None) -> list[dict]:
     rows = []
     for point in points:
-        row = evaluate_point(point)
+        row = evaluate_point(point, cache_dir)
         store.append(row)
         rows.append(row)
         bar.update(1)
@@ -74,7 +74,7 @@ def _client(scheduler: str | None, workers: int | None, processes: bool):
 
 
 def _run_dask(points: list[SweepPoint], store: ResultsStore, bar, *, scheduler: str | None, workers: int | None,
-              processes: bool) -> list[dict]:
+              processes: bool, cache_dir=None) -> list[dict]:
     from distributed import as_completed
 
     client, cluster = _client(scheduler, workers, processes)
@@ -84,7 +84,7 @@ def _run_dask(points: list[SweepPoint], store: ResultsStore, bar, *, scheduler: 
         token = uuid.uuid4().hex[:8]  # keys unique to this run on a shared scheduler
         by_key = {}
         for point in points:
-            fut = client.submit(evaluate_point, point, key=f"mixpe-dse-{point.point_id}-{token}",
+            fut = client.submit(evaluate_point, point, cache_dir, key=f"mixpe-dse-{point.point_id}-{token}",
                                 retries=TASK_RETRIES, pure=False)
             futures.append(fut)
             by_key[fut.key] = point
@@ -110,8 +110,8 @@ def _run_dask(points: list[SweepPoint], store: ResultsStore, bar, *, scheduler: 
 
 def run_sweep(sweep: SweepConfig | str | Path, out_dir: str | Path, *, scheduler: str | None = None,
               workers: int | None = None, use_dask: bool = True, processes: bool = True,
-              retry_errors: bool = False, progress: bool | None = None, base_dir: str | Path | None = None
-              ) -> SweepRun:
+              retry_errors: bool = False, progress: bool | None = None, base_dir: str | Path | None = None,
+              cache_dir=None) -> SweepRun:
     """Run the points of a sweep not yet in ``out_dir/results.csv``.
 
     Parameters
@@ -134,6 +134,8 @@ def run_sweep(sweep: SweepConfig | str | Path, out_dir: str | Path, *, scheduler
         tqdm progress bar on stderr (None: only on a terminal).
     base_dir:
         Directory relative design and trace paths are resolved against (default: the sweep file's, or ``.``).
+    cache_dir:
+        Persistent op-cost store of every point: None each worker's default directory, a path, False none.
 
     Returns
     -------
@@ -160,9 +162,10 @@ def run_sweep(sweep: SweepConfig | str | Path, out_dir: str | Path, *, scheduler
             if not pending:
                 rows = []
             elif use_dask:
-                rows = _run_dask(pending, store, bar, scheduler=scheduler, workers=workers, processes=processes)
+                rows = _run_dask(pending, store, bar, scheduler=scheduler, workers=workers, processes=processes,
+                                 cache_dir=cache_dir)
             else:
-                rows = _run_local(pending, store, bar)
+                rows = _run_local(pending, store, bar, cache_dir)
         failed = store.error_rows(ids)
     return SweepRun(results_path=store.path, points=len(points), skipped=skipped,
                     computed=tuple(r["point_id"] for r in rows),

@@ -29,7 +29,7 @@ from .simulator import ServingSimulator
 def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
            design: AcceleratorConfig | str = "mixpe-w4a8", *, config: ServingConfig | None = None,
            quant: QuantScheme | str | None = None, cache: CostCache | None = None, progress: bool | None = None,
-           workers: int = 1, **options) -> ReplayResult:
+           workers: int = 1, cache_dir=None, **options) -> ReplayResult:
     """Replay a request trace on a design.
 
     Parameters
@@ -54,6 +54,8 @@ def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
     workers:
         Processes that simulate new ops in parallel (when no ``cache`` is given); the
         results do not depend on it.
+    cache_dir:
+        Persistent op-cost store of a new cache: None the default directory, a path, False none.
 
     Returns
     -------
@@ -82,7 +84,7 @@ def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
     served = within_context(requests, spec)
     check_requests(served, spec, accel, q or accel.quant)
     result = ServingSimulator(served, spec, accel, cfg, quant=q, cache=cache, progress=progress,
-                              workers=workers).run()
+                              workers=workers, cache_dir=cache_dir).run()
     result.summary["rejected_requests"] = int(len(requests) - len(served))
     result.summary["context_tokens"] = spec.max_position_embeddings
     return result

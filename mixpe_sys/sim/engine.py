@@ -24,6 +24,7 @@ from ..hw.launch import LaunchMode, launch_mode
 from ..workload.ops import Op
 from ..metrics.records import COST_COLUMNS, OP_IDENTITY_COLUMNS, OpCost, cost_row
 from .launch import with_launch
+from .cost_store import CostStore, design_hash, open_store
 from .op_sim import simulate_op
 
 #: The op-record columns of a run: which op it is, then its cost (one schema, :mod:`mixpe_sys.metrics.records`).
@@ -40,17 +41,34 @@ class CostCache:
     once on that many processes (each op still runs alone in a fresh
     simulation, so the costs are the same as with one process). Call
     :meth:`close` (or use the cache as a context manager) to stop them.
+
+    ``cache_dir`` names the persistent store consulted before simulating and
+    written after (:mod:`.cost_store`): None the default directory
+    (``MIXPE_SIM_CACHE_DIR`` or the user cache directory), a path that
+    directory, False no store. Stored costs are exact, so it changes no figure.
     """
 
     design: AcceleratorConfig
-    costs: dict = field(default_factory=dict)
+    costs: dict = field(default_factory=dict)  # cost key -> cost with the launch cost
     simulated: int = 0
     workers: int = 1
     launch: LaunchMode = LaunchMode.GRAPH
+    cache_dir: object = None
     _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False, compare=False)
+    _store: CostStore | None = field(default=None, init=False, repr=False, compare=False)
+    _dhash: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.launch = launch_mode(self.launch)
+        self._store = open_store(self.cache_dir)
+        self._dhash = design_hash(self.design) if self._store is not None else ""
+
+    def _keep(self, key, device_cost: OpCost) -> OpCost:
+        """Remember ``device_cost`` (the store holds device costs, whatever the launch mode) and return
+        the cost with this run's launch cost."""
+        cost = with_launch(device_cost, self.design, self.launch)
+        self.costs[key] = cost
+        return cost
 
     def cost(self, op: Op, reuse: bool = True) -> OpCost:
         """The op's cost, simulated on first sight (always, when ``reuse`` is False)."""
@@ -59,10 +77,15 @@ class CostCache:
             hit = self.costs.get(key)
             if hit is not None:
                 return hit
-        cost = with_launch(simulate_op(op, self.design), self.design, self.launch)
+            if self._store is not None:
+                stored = self._store.get(self._dhash, key)
+                if stored is not None:
+                    return self._keep(key, stored)
+        device = simulate_op(op, self.design)
         self.simulated += 1
-        self.costs[key] = cost
-        return cost
+        if reuse and self._store is not None:
+            self._store.put(self._dhash, key, device)
+        return self._keep(key, device)
 
     def prefetch(self, ops: Iterable[Op], progress: bool | None = False) -> None:
         """Simulate the distinct ops among ``ops`` that are not cached yet, in parallel when
@@ -73,6 +96,10 @@ class CostCache:
             key = op.cost_key()
             if key not in self.costs and key not in missing:
                 missing[key] = op
+        if self._store is not None and missing:
+            for key, stored in self._store.get_many(self._dhash, missing).items():
+                self._keep(key, stored)
+                del missing[key]
         if len(missing) < 2 or self.workers < 2 or multiprocessing.current_process().daemon:
             for op in missing.values():
                 self.cost(op)
@@ -84,17 +111,23 @@ class CostCache:
         ops = [missing[k] for k in keys]
         bar = tqdm(total=len(ops), desc="simulating distinct ops", unit="op", leave=False, delay=1.0,
                    disable=True if progress is False else (False if progress else None))
-        for key, cost in zip(keys, self._pool.map(simulate_op, ops, repeat(self.design))):
-            self.costs[key] = with_launch(cost, self.design, self.launch)
+        devices = {}
+        for key, device in zip(keys, self._pool.map(simulate_op, ops, repeat(self.design))):
+            devices[key] = device
+            self._keep(key, device)
             self.simulated += 1
             bar.update(1)
         bar.close()
+        if self._store is not None:
+            self._store.put_many(self._dhash, devices)
 
     def close(self) -> None:
         """Stop the worker processes, if any were started."""
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+        if self._store is not None:
+            self._store.close()
 
     def __enter__(self) -> "CostCache":
         return self

@@ -74,7 +74,7 @@ def replay_system(requests: pd.DataFrame, model: ModelSpec, system: System, *, c
                   replicas: int = 1, router: RouterKind | str = RouterKind.ROUND_ROBIN,
                   disaggregate: tuple[int, int] | None = None, kv_link: LinkConfig | None = None,
                   quant: QuantScheme | None = None, cache: CostCache | None = None, workers: int = 1,
-                  progress: bool | None = None, reuse: bool = True) -> ClusterResult:
+                  progress: bool | None = None, reuse: bool = True, cache_dir=None) -> ClusterResult:
     """Replay a request trace on ``replicas`` replicas (or ``disaggregate = (P, D)`` pools) of ``model``.
 
     Parameters
@@ -95,6 +95,8 @@ def replay_system(requests: pd.DataFrame, model: ModelSpec, system: System, *, c
     quant, cache, workers, progress, reuse:
         Quantization scheme (default the chip's), the chip's op cost cache, processes for new ops,
         progress bar, reuse of collective times (see :class:`SystemIterationCost`).
+    cache_dir:
+        Persistent op-cost store of a new cache: None the default directory, a path, False none.
 
     Raises
     ------
@@ -120,7 +122,7 @@ def replay_system(requests: pd.DataFrame, model: ModelSpec, system: System, *, c
     plans[0].check_fit(q, chip.dram.capacity_bytes, longest, f"its longest request ({longest} tokens)")
     capacity = plans[0].kv_capacity_tokens(q, chip.dram.capacity_bytes)
     own = cache is None
-    cache = CostCache(chip, workers=workers) if own else cache
+    cache = CostCache(chip, workers=workers, cache_dir=cache_dir) if own else cache
     before = cache.simulated
     stage_costs = make_stage_costs(plans[0], system, q, cfg, cache)
     costs = [SystemIterationCost(p, system, stage_costs, reuse=reuse) for p in plans]
