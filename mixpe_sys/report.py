@@ -117,3 +117,10 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
     lines = ["| " + " | ".join(str(c) for c in df.columns) + " |", "|" + "|".join("---" for _ in df.columns) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
+
+
+def utilization_frame(busy_ns: dict[str, float], device_ns: float) -> pd.DataFrame:
+    """``unit, busy_s, utilization`` rows, busiest first: each unit class's busy time over a device time."""
+    units = sorted(busy_ns, key=lambda u: -busy_ns[u])
+    return pd.DataFrame({"unit": units, "busy_s": [busy_ns[u] * 1e-9 for u in units],
+                         "utilization": [busy_ns[u] / device_ns if device_ns else 0.0 for u in units]})

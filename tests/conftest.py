@@ -4,15 +4,24 @@ persistent op-cost cache is off (and pointed at a temporary directory).
 Set ``HYPOTHESIS_PROFILE=explore`` to draw fresh random examples instead.
 """
 
+import importlib.util
 import json
 import os
 
 import pytest
-from hypothesis import settings
 
-from mixpe_sys import load_design
-from mixpe_sys.sim.engine import CostCache
-from mixpe_sys.workload.models import load_model
+# Without the package's dependencies every test module fails to import: say how to install them, once.
+_MISSING = [m for m in ("simpy", "numpy", "pandas", "networkx", "yaml", "tqdm", "platformdirs", "hypothesis")
+            if importlib.util.find_spec(m) is None]
+if _MISSING:
+    pytest.exit(f"missing {', '.join(_MISSING)}: install the package and its test dependencies first, "
+                "with pip install -e '.[test]' (the README's second command)", returncode=4)
+
+from hypothesis import settings  # noqa: E402
+
+from mixpe_sys import load_design  # noqa: E402
+from mixpe_sys.sim.engine import CostCache  # noqa: E402
+from mixpe_sys.workload.models import load_model  # noqa: E402
 
 settings.register_profile("default", derandomize=True, deadline=None)
 settings.register_profile("explore", derandomize=False, deadline=None, max_examples=500)

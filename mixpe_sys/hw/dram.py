@@ -37,6 +37,13 @@ def channel_bytes(addr: int, nbytes: int, interleave_bytes: int, channels: int) 
     return out
 
 
+def row_activation_ns(config: DramConfig) -> float:
+    """Channel time of one row activation: ``(tRP + tRCD) / banks`` (bank parallelism hides the rest); 0
+    without row-buffer timing."""
+    rb = config.row_buffer
+    return (rb.t_rp_ns + rb.t_rcd_ns) / rb.banks_per_channel if rb is not None else 0.0
+
+
 def streaming_channel_bytes_per_s(config: DramConfig) -> float:
     """Sustained bandwidth of one channel for a long sequential stream (bytes/s).
 
@@ -47,7 +54,7 @@ def streaming_channel_bytes_per_s(config: DramConfig) -> float:
     rb = config.row_buffer
     if rb is None:
         return rate
-    row_s = rb.row_bytes / rate + (rb.t_rp_ns + rb.t_rcd_ns) * 1e-9 / rb.banks_per_channel
+    row_s = rb.row_bytes / rate + row_activation_ns(config) * 1e-9
     return rb.row_bytes / row_s
 
 
@@ -72,7 +79,7 @@ class Dram:
         self._ns_per_byte = 1e9 / config.channel_bandwidth_bytes_per_s
         rb = config.row_buffer
         self._open_rows = [[-1] * rb.banks_per_channel for _ in range(config.channels)] if rb else None
-        self._activation_ns = (rb.t_rp_ns + rb.t_rcd_ns) / rb.banks_per_channel if rb else 0.0
+        self._activation_ns = row_activation_ns(config)
         self._row_geometry = (config.channels, config.interleave_bytes, rb.row_bytes, rb.banks_per_channel) if rb else None
         self.read_bytes = 0
         self.write_bytes = 0

@@ -93,19 +93,19 @@ class ComputeTile:
             If an operand or output tile does not fit its buffer slot.
         """
         costs = [timer.step(s) for s in steps]
-        self._check_fits(plan, steps)
+        self._check_fits(plan, steps, costs)
         self._account(costs)
         return self.env.process(_Pipeline(self, op_id, steps, costs, shared_activations).run())
 
-    def _check_fits(self, plan: GemmPlan, steps) -> None:
-        """Every tile a step loads fits one slot of its buffer (the global buffer's too)."""
+    def _check_fits(self, plan: GemmPlan, steps, costs) -> None:
+        """Every tile a step loads, and the partial sums it writes, fit one slot of their buffer
+        (the global buffer's too)."""
         a_max = max((s.a_bytes for s in steps), default=0)
         w_max = max((s.w_bytes for s in steps), default=0)
         self.activation_buffer.check_fits(a_max, "activation")
         self.weight_buffer.check_fits(w_max, "weight")
         if plan.spec is not None:
-            acc = max((s.m * s.n for s in steps), default=0) * self.config.accumulator_bits // 8
-            self.output_buffer.check_fits(acc, "partial-sum")
+            self.output_buffer.check_fits(max((c.o_sram_write_bytes for c in costs), default=0), "partial-sum")
         else:
             self.output_buffer.check_fits(max((s.store_bytes for s in steps), default=0), "output")
         gbuf = self.dma.global_buffer

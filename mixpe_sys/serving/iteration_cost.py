@@ -13,7 +13,6 @@ once per design. With :attr:`CostModel.INTERPOLATED`, sizes above
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Sequence
 
 from ..hw.config import AcceleratorConfig
@@ -23,6 +22,7 @@ from ..workload.quant import QuantScheme
 from .config import CostModel, ServingConfig, ServingError
 from .interpolation import AnchorGrid, Cost, Interpolator, exact_cost
 from .iteration_ops import IterationOps, SeqWork, iteration_key
+from .lru import LruMemo
 
 def bucket(n: int, per_octave: int) -> int:
     """``n`` padded up to the next of ``per_octave`` evenly spaced sizes per doubling.
@@ -75,9 +75,7 @@ class IterationCostModel:
         self._tokens: dict[int, Cost] = {}
         self._seqs: dict[tuple[int, int], Cost] = {}
         self._heads: dict[int, Cost] = {}
-        self._iterations: OrderedDict[tuple, Cost] = OrderedDict()
-        self.iteration_hits = 0
-        self.iteration_misses = 0
+        self._iterations: LruMemo[Cost] = LruMemo(ITERATION_CACHE_SIZE)
         self._simulated_before = self.cache.simulated
 
     @property
@@ -126,12 +124,19 @@ class IterationCostModel:
 
     def cost_of_key(self, key: tuple[SeqWork, ...]) -> Cost:
         """Cost of an iteration given its composition key (see :func:`iteration_key`)."""
-        hit = self._iterations.get(key)
-        if hit is not None:
-            self.iteration_hits += 1
-            self._iterations.move_to_end(key)
-            return hit
-        self.iteration_misses += 1
+        return self._iterations.get(key, lambda: self._compute(key))
+
+    @property
+    def iteration_hits(self) -> int:
+        """Iterations whose cost was found memoised."""
+        return self._iterations.hits
+
+    @property
+    def iteration_misses(self) -> int:
+        """Iterations whose cost was computed."""
+        return self._iterations.misses
+
+    def _compute(self, key: tuple[SeqWork, ...]) -> Cost:
         tokens, shapes, emitting = self._parts(key)
         if self.cache.workers > 1 and self._interp is None:
             self._prefetch(tokens, shapes, emitting)
@@ -145,9 +150,6 @@ class IterationCostModel:
         layers = self.model.num_layers
         head = self.head_cost(emitting)
         cost = Cost((c.time_ns + t) * layers + head.time_ns, (c.energy_j + e) * layers + head.energy_j)
-        self._iterations[key] = cost
-        if len(self._iterations) > ITERATION_CACHE_SIZE:
-            self._iterations.popitem(last=False)
         return cost
 
     def _parts(self, key: tuple[SeqWork, ...]) -> tuple[int, list[tuple[int, int]], int]:
@@ -189,5 +191,5 @@ class IterationCostModel:
         """Counters: DES runs, distinct parts and iteration-cache hits."""
         return {"simulated_ops": self.simulated_ops, "distinct_token_counts": len(self._tokens),
                 "distinct_sequence_shapes": len(self._seqs), "distinct_head_sizes": len(self._heads),
-                "iteration_cache_hits": self.iteration_hits, "iteration_cache_misses": self.iteration_misses}
+                "iteration_cache_hits": self._iterations.hits, "iteration_cache_misses": self._iterations.misses}
 

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..hw.config import AcceleratorConfig
 from ..hw.launch import LaunchMode, launch_mode
 from ..workload.ops import Op
+from ..report import utilization_frame
 from ..metrics.records import COST_COLUMNS, OP_IDENTITY_COLUMNS, OpCost, cost_row
 from .launch import with_launch
 from .cost_store import CostStore, design_hash, open_store
@@ -136,13 +137,6 @@ class CostCache:
         self.close()
 
 
-def utilization_frame(busy_ns: dict[str, float], device_ns: float) -> pd.DataFrame:
-    """``unit, busy_s, utilization`` rows, busiest first: each unit class's busy time over a device time."""
-    units = sorted(busy_ns, key=lambda u: -busy_ns[u])
-    return pd.DataFrame({"unit": units, "busy_s": [busy_ns[u] * 1e-9 for u in units],
-                         "utilization": [busy_ns[u] / device_ns if device_ns else 0.0 for u in units]})
-
-
 @dataclass(frozen=True)
 class OpsRun:
     """Per-op rows of an engine run plus counters."""
@@ -187,7 +181,7 @@ def run_ops(ops: Iterable[Op], design: AcceleratorConfig, *, reuse: bool = True,
                           f"{cache.launch.value}")
     rows = []
     t_ns = device_ns = 0.0
-    busy: dict[str, float] = {}
+    uses: dict[int, list] = {}  # id(cost) -> [cost, times used]
     before = cache.simulated
     bar = tqdm(ops, total=total, desc="simulating ops", unit="op", disable=(False if progress else None)
                if progress is not False else True, delay=1.0, leave=False)
@@ -196,11 +190,18 @@ def run_ops(ops: Iterable[Op], design: AcceleratorConfig, *, reuse: bool = True,
         start = t_ns
         t_ns += c.time_ns
         device_ns += c.device_time_ns
-        for unit, b in c.unit_busy_ns:
-            busy[unit] = busy.get(unit, 0.0) + b
+        used = uses.get(id(c))
+        if used is None:
+            uses[id(c)] = [c, 1]
+        else:
+            used[1] += 1
         rows.append((index, op.phase.value, op.step, op.layer, op.name, op.kind.value, op.m, op.n, op.k, op.batch,
                      op.elements, start * 1e-9, t_ns * 1e-9) + cost_row(c))
     bar.close()
     df = pd.DataFrame(rows, columns=list(OP_COLUMNS))
+    busy: dict[str, float] = {}
+    for c, n in uses.values():
+        for unit, b in c.unit_busy_ns:
+            busy[unit] = busy.get(unit, 0.0) + n * b
     return OpsRun(ops=df, utilization=utilization_frame(busy, device_ns), simulated_ops=cache.simulated - before, distinct_ops=len(cache.costs),
                   total_ops=len(rows))

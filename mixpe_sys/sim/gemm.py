@@ -13,9 +13,9 @@ from ..hw.launch import LaunchMode, launch_mode
 from ..hw.plan import GemmPlan
 from ..mapping.gemm import peak_macs_per_s, plan_gemm
 from ..metrics.records import OpCost, cost_dict
+from ..report import utilization_frame
 from ..workload.gemm_spec import GemmSpec
 from ..workload.quant import NumberFormat
-from .engine import utilization_frame
 from .launch import with_launch
 from .plan_run import run_plan
 
@@ -62,8 +62,13 @@ class GemmResult:
     config: AcceleratorConfig = field(repr=False)
     launch: str = "graph"  # how the kernel was launched (graph or eager)
 
+    figures: dict = field(init=False, repr=False, compare=False)  # the cost's op-record columns
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "figures", cost_dict(self.cost))
+
     def __getattr__(self, name: str) -> Any:
-        figures = cost_dict(object.__getattribute__(self, "cost"))
+        figures = self.__dict__.get("figures", {})
         if name in figures:
             return figures[name]
         raise AttributeError(name)
@@ -96,7 +101,7 @@ class GemmResult:
         t = self.plan.tiling
         out = {"design": self.design, "m": self.spec.m, "n": self.spec.n, "k": self.spec.k,
                "batch": self.spec.batch, "group_size": self.spec.group_size, "launch": self.launch}
-        out.update(cost_dict(self.cost))
+        out.update(self.figures)
         out.update({"core_cycles": self.cost.cycles, "roofline_time_s": self.roofline_time_s,
                     "energy_breakdown_j": self.energy.to_dict(),
                     "units": {r.unit: r.utilization for r in self.units.itertuples()},

@@ -23,12 +23,6 @@ class PlanRun:
     recorder: Recorder = field(repr=False)
     busy_ns: dict[str, float] = field(repr=False)
 
-    def utilization(self) -> dict[str, float]:
-        """``{unit: busy time / device time}``, busiest first."""
-        t = self.cost.device_time_ns
-        util = {name: (busy / t if t else 0.0) for name, busy in self.busy_ns.items()}
-        return dict(sorted(util.items(), key=lambda kv: -kv[1]))
-
 
 def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0, *, macs: int = 0,
              memory_time_ns: float = 0.0, compute_time_ns: float = 0.0, weight_bits: int = 0,

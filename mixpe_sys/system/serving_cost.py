@@ -12,7 +12,6 @@ modelled). Iteration costs are cached by composition, as on one chip.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Sequence
 
 from ..serving.config import ServingConfig
@@ -27,6 +26,7 @@ from .pipeline import Pass, collectives_isolated, pipeline_time_ns
 from .presets import System
 from .stage_cost import ServingStageCosts
 from .topology import chip_node
+from ..serving.lru import LruMemo
 
 
 def split_works(works: Sequence[SeqWork], parts: int) -> list[list[SeqWork]]:
@@ -64,18 +64,23 @@ class SystemIterationCost:
         self.live = not (reuse and collectives_isolated(plan, system.graph, system.config.collective))
         self.microbatches = system.config.pipeline_microbatches
         self._nodes = [chip_node(c) for c in plan.stages[0].chips]
-        self._iterations: OrderedDict[tuple, Cost] = OrderedDict()
-        self.iteration_hits = 0
-        self.iteration_misses = 0
+        self._iterations: LruMemo[Cost] = LruMemo(ITERATION_CACHE_SIZE)
 
     def cost_of_key(self, key: tuple[SeqWork, ...]) -> Cost:
         """Cost of an iteration given its composition (see :func:`mixpe_sys.serving.iteration_ops.iteration_key`)."""
-        hit = self._iterations.get(key)
-        if hit is not None:
-            self.iteration_hits += 1
-            self._iterations.move_to_end(key)
-            return hit
-        self.iteration_misses += 1
+        return self._iterations.get(key, lambda: self._compute(key))
+
+    @property
+    def iteration_hits(self) -> int:
+        """Iterations whose cost was found memoised."""
+        return self._iterations.hits
+
+    @property
+    def iteration_misses(self) -> int:
+        """Iterations whose cost was computed."""
+        return self._iterations.misses
+
+    def _compute(self, key: tuple[SeqWork, ...]) -> Cost:
         plan = self.plan
         if plan.pp == 1:
             sp = self.stage_costs.stage_pass(plan.stages[0], key)
@@ -93,9 +98,6 @@ class SystemIterationCost:
                 passes.append(Pass("serve", 0, m, stages))
             t, _ = pipeline_time_ns(passes, plan, self.system.graph, self.timer, self.live)
             cost = Cost(t, energy)
-        self._iterations[key] = cost
-        if len(self._iterations) > ITERATION_CACHE_SIZE:
-            self._iterations.popitem(last=False)
         return cost
 
     def cost(self, works: Sequence[SeqWork]) -> Cost:
@@ -104,7 +106,7 @@ class SystemIterationCost:
 
     def stats(self) -> dict[str, int]:
         """Iteration-cache and collective counters."""
-        return {"iteration_cache_hits": self.iteration_hits, "iteration_cache_misses": self.iteration_misses,
+        return {"iteration_cache_hits": self._iterations.hits, "iteration_cache_misses": self._iterations.misses,
                 "collectives_simulated": self.timer.simulated}
 
 

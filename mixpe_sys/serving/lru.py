@@ -1,0 +1,32 @@
+"""A bounded least-recently-used memo with hit and miss counts (the iteration costs of a replay)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Generic, Hashable, TypeVar
+
+V = TypeVar("V")
+
+
+class LruMemo(Generic[V]):
+    """``get(key, compute)``: the value stored for ``key``, or ``compute()`` stored under it; at most
+    ``size`` values are kept, the least recently used dropped first."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._values: OrderedDict = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable, compute: Callable[[], V]) -> V:
+        """The value of ``key``, computed on a miss."""
+        hit = self._values.get(key)
+        if hit is not None:
+            self.hits += 1
+            self._values.move_to_end(key)
+            return hit
+        self.misses += 1
+        value = self._values[key] = compute()
+        if len(self._values) > self.size:
+            self._values.popitem(last=False)
+        return value
