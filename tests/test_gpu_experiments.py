@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from mixpe_sys import load_design, simulate_gemm
@@ -54,3 +55,22 @@ def test_e2e_quick(tmp_path):
     pre = out["prefill"].iloc[0]
     assert pre.prefill_ms > pre.compute_bound_ms
     assert (tmp_path / "e2e.md").read_text().count("|") > 10
+
+
+def test_tp_scaling_quick(tmp_path):
+    """gpt-fast's published 8 x A100 rows load, and Llama-2-70B at TP 8 runs in quick mode."""
+    tps = _load("tp_scaling")
+    meas = tps.measured()
+    # pytorch-labs/gpt-fast README, "Tensor Parallelism" (tokens/s, batch 1)
+    assert dict(zip(zip(meas.model, meas.gpus), meas.tokens_per_s)) == {
+        ("llama-2-7b", 1): 104.9, ("llama-2-7b", 2): 168.84, ("llama-2-7b", 4): 254.02, ("llama-2-7b", 8): 328.43,
+        ("llama-2-70b", 2): 21.32, ("llama-2-70b", 4): 38.01, ("llama-2-70b", 8): 62.50}
+    assert tps.main([str(tmp_path), "--quick"]) == 0
+    row = pd.read_csv(tmp_path / "tp_scaling.csv").iloc[0]
+    assert (row.model, row.gpus) == ("llama-2-70b", 8)
+    # a decode step streams each chip's weight shard once and waits on the all-reduces: never faster
+    assert row.simulated_tpot_ms > row.weight_stream_bound_ms
+    assert 0 < row.collective_ms_per_token < row.simulated_tpot_ms
+    # a slower HBM can only lower the token rate
+    assert row.simulated_tokens_per_s_at_1700gbps < row.simulated_tokens_per_s
+    assert row.error_pct == pytest.approx((row.simulated_tokens_per_s / 62.50 - 1) * 100)
