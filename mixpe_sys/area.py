@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .energy import _paper_pe, constants, pe_figures, sram_capacity_kib
+from .energy import constants, paper_pe, pe_figures, sram_capacity_kib
 from .errors import ConfigError
 from .hw.config import AcceleratorConfig, DequantPlacement, PeConfig, PeKind
 from .workload.quant import NumberFormat
@@ -57,7 +57,7 @@ def pe_area_um2(pe: PeConfig) -> float:
     """Area of one PE (um^2, 28 nm); a paper PE takes the area of its closest realistic PE, a user
     PE type the components its class lists (:func:`mixpe_sys.energy.pe_figures`)."""
     if pe.kind == PeKind.PAPER_RULE:
-        paper = _paper_pe(pe)
+        paper = paper_pe(pe)
         like = paper["area_like"] if paper else "bitfusion"
         scale = 1.0 if paper else (pe.max_bits / 8) ** 2
         return _components_um2(constants()["pes"][like]["area"]) * scale

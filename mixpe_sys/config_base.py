@@ -46,7 +46,7 @@ YamlLoader.add_implicit_resolver(
 
 def param(default: Any = _MISSING, *, help: str, unit: str | None = None,
           ge: float | None = None, gt: float | None = None, le: float | None = None,
-          default_factory: Any = _MISSING) -> Any:
+          default_factory: Any = _MISSING, key: str | None = None) -> Any:
     """Declare a config field with its help text, unit and bounds.
 
     Parameters
@@ -59,14 +59,17 @@ def param(default: Any = _MISSING, *, help: str, unit: str | None = None,
         Unit of the value (``"bytes"``, ``"ns"``, ``"Hz"`` ...), or None.
     ge, gt, le:
         Inclusive lower, exclusive lower and inclusive upper bounds for numbers.
+    key:
+        The field's name in files and in :meth:`ConfigBase.to_dict` when it differs from the
+        attribute's (default: the attribute's name).
     """
-    meta = {"help": help, "unit": unit, "ge": ge, "gt": gt, "le": le}
+    meta = {"help": help, "unit": unit, "ge": ge, "gt": gt, "le": le, "key": key}
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
-class _LineMap:
+class LineMap:
     """1-based source lines of the keys of a parsed YAML document, by key path."""
 
     def __init__(self, source: str | None = None, lines: Mapping[tuple, int] | None = None):
@@ -93,12 +96,17 @@ def _hints(cls: type) -> dict[str, Any]:
     return cache
 
 
+def file_keys(cls: type) -> dict[str, dataclasses.Field]:
+    """``{key in files: field}`` of a config class (see ``key`` of :func:`param`)."""
+    return {f.metadata.get("key") or f.name: f for f in dataclasses.fields(cls) if f.init}
+
+
 def _describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _coerce(tp: Any, value: Any, path: tuple, lm: _LineMap) -> Any:
+def coerce(tp: Any, value: Any, path: tuple, lm: LineMap) -> Any:
     """Convert ``value`` to type ``tp`` or raise a ConfigError naming ``path``."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -110,7 +118,7 @@ def _coerce(tp: Any, value: Any, path: tuple, lm: _LineMap) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(arg, value, path, lm)
+                return coerce(arg, value, path, lm)
             except ConfigError as exc:
                 errors.append(exc)
         raise errors[0] if errors else lm.error(path, f"bad value {_describe(value)}")
@@ -119,12 +127,12 @@ def _coerce(tp: Any, value: Any, path: tuple, lm: _LineMap) -> Any:
         if not isinstance(value, (list, tuple)):
             raise lm.error(path, f"expected a list, got {_describe(value)}")
         item_tp = args[0]
-        return tuple(_coerce(item_tp, v, path + (i,), lm) for i, v in enumerate(value))
+        return tuple(coerce(item_tp, v, path + (i,), lm) for i, v in enumerate(value))
     if origin is dict:
         k_tp, v_tp = typing.get_args(tp)
         if not isinstance(value, Mapping):
             raise lm.error(path, f"expected a mapping, got {_describe(value)}")
-        return {_coerce(k_tp, k, path, lm): _coerce(v_tp, v, path + (k,), lm) for k, v in value.items()}
+        return {coerce(k_tp, k, path, lm): coerce(v_tp, v, path + (k,), lm) for k, v in value.items()}
     if isinstance(tp, type) and issubclass(tp, ConfigBase):
         if isinstance(value, tp):
             return value
@@ -168,11 +176,11 @@ class ConfigBase:
     """Base of all config dataclasses: type and range checks, from_dict, to_dict."""
 
     def __post_init__(self) -> None:
-        lm = _LineMap()
+        lm = LineMap()
         hints = _hints(type(self))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            coerced = _coerce(hints[f.name], value, (f.name,), lm)
+            coerced = coerce(hints[f.name], value, (f.name,), lm)
             if coerced is not value:
                 object.__setattr__(self, f.name, coerced)
             _check_bounds(f, coerced, (f.name,), lm)
@@ -193,26 +201,32 @@ class ConfigBase:
         source, lines:
             File name and key-path -> line map used in error messages.
         """
-        lm = _LineMap(source, lines)
+        lm = LineMap(source, lines)
         if not isinstance(data, Mapping):
             raise lm.error((), f"expected a mapping for {cls.__name__}, got {_describe(data)}")
         return cls._from_mapping(data, (), lm)
 
     @classmethod
-    def _from_mapping(cls, data: Mapping[str, Any], path: tuple, lm: _LineMap):
+    def from_nested(cls, data: Mapping[str, Any], path: tuple, lm: LineMap):
+        """Build a config from a mapping found at key ``path`` of a larger document read into ``lm``
+        (its errors name that path and its line)."""
+        return cls._from_mapping(data, path, lm)
+
+    @classmethod
+    def _from_mapping(cls, data: Mapping[str, Any], path: tuple, lm: LineMap):
         hints = _hints(cls)
-        names = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        keys = file_keys(cls)
         for key in data:
-            if key not in names:
-                known = ", ".join(sorted(names))
+            if key not in keys:
+                known = ", ".join(sorted(keys))
                 raise lm.error(path + (key,), f"unknown field for {cls.__name__} (known: {known})")
         kwargs = {}
-        for name, f in names.items():
-            if name in data:
-                kwargs[name] = _coerce(hints[name], data[name], path + (name,), lm)
-                _check_bounds(f, kwargs[name], path + (name,), lm)
+        for key, f in keys.items():
+            if key in data:
+                kwargs[f.name] = coerce(hints[f.name], data[key], path + (key,), lm)
+                _check_bounds(f, kwargs[f.name], path + (key,), lm)
             elif f.default is _MISSING and f.default_factory is _MISSING:
-                raise lm.error(path + (name,), f"missing required field ({f.metadata.get('help', '')})")
+                raise lm.error(path + (key,), f"missing required field ({f.metadata.get('help', '')})")
         try:
             return cls(**kwargs)
         except ConfigError as exc:
@@ -228,10 +242,7 @@ class ConfigBase:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (enums as values, nested configs as dicts); round-trips through from_dict."""
-        out = {}
-        for f in dataclasses.fields(self):
-            out[f.name] = _plain(getattr(self, f.name))
-        return out
+        return {key: _plain(getattr(self, f.name)) for key, f in file_keys(type(self)).items()}
 
     def replace(self, **changes: Any):
         """A copy with some fields changed (validated again)."""
@@ -245,7 +256,7 @@ class ConfigBase:
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not _MISSING else (
                 "(factory)" if f.default_factory is not _MISSING else "(required)")
-            rows.append({"field": f.name, "type": getattr(hints[f.name], "__name__", str(hints[f.name])),
+            rows.append({"field": f.metadata.get("key") or f.name, "type": getattr(hints[f.name], "__name__", str(hints[f.name])),
                          "unit": f.metadata.get("unit") or "", "default": _plain(default),
                          "help": f.metadata.get("help", "")})
         return rows
@@ -263,7 +274,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _check_bounds(f: dataclasses.Field, value: Any, path: tuple, lm: _LineMap) -> None:
+def _check_bounds(f: dataclasses.Field, value: Any, path: tuple, lm: LineMap) -> None:
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     meta = f.metadata

@@ -79,7 +79,8 @@ class EnergyBreakdown:
 # ---------------------------------------------------------------- PEs
 
 
-def _paper_pe(pe: PeConfig) -> dict | None:
+def paper_pe(pe: PeConfig) -> dict | None:
+    """The synthesis entry of a paper-rule PE (its ``max_bits,min_bits``), or None."""
     if pe.kind != PeKind.PAPER_RULE:
         return None
     return constants()["paper_pes"].get(f"{pe.max_bits},{pe.min_bits}")
@@ -106,7 +107,7 @@ def pe_figures(pe: PeConfig) -> dict[str, Any]:
     if pe.kind in table:
         return table[pe.kind]
     if pe.kind == PeKind.PAPER_RULE:
-        paper = _paper_pe(pe)  # a paper PE without a synthesis entry: use its area twin
+        paper = paper_pe(pe)  # a paper PE without a synthesis entry: use its area twin
         return table[paper["area_like"] if paper else "bitfusion"]
     cls = pe_class(pe.kind)
     figures = cls.energy_area_figures()
@@ -125,7 +126,7 @@ def pe_mac_energy_pj(pe: PeConfig, weight_bits: int, activation_bits: int,
     data file.
     """
     rate = float(pe_model(pe).macs_per_cycle(weight_bits, activation_bits, activation_format))
-    paper = _paper_pe(pe)
+    paper = paper_pe(pe)
     if paper is not None:
         return paper["dynamic_uw"] * 1e-6 / constants()["paper_pe_frequency_hz"] / PJ / rate
     spec = pe_figures(pe)
@@ -144,7 +145,7 @@ def pe_leakage_w(pe: PeConfig) -> float:
     """Leakage power of one PE (W): synthesised for paper PEs, else a fixed share
     of its dynamic power at full activity at 500 MHz (``pe_leakage_ratio``)."""
     c = constants()
-    paper = _paper_pe(pe)
+    paper = paper_pe(pe)
     if paper is not None:
         return paper["leakage_uw"] * 1e-6
     spec = pe_figures(pe)

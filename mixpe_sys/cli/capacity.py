@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from .common import cpu_count, positive_float, positive_int, print_table, resolve_design
-from .replay import _seconds, add_serving_args, replay_on_system, serving_config
+from .replay import add_serving_args, seconds_text, replay_on_system, serving_config
 from .system_args import wants_system
 
 
@@ -45,16 +45,16 @@ def cmd_capacity(args) -> int:
     if args.json:
         print(json.dumps(d))
         return 0
-    print(f"{model.name} on {where}: SLOs TTFT p99 <= {_seconds(args.slo_ttft_p99)}, "
-          f"TPOT p99 <= {_seconds(args.slo_tpot_p99)}")
+    print(f"{model.name} on {where}: SLOs TTFT p99 <= {seconds_text(args.slo_ttft_p99)}, "
+          f"TPOT p99 <= {seconds_text(args.slo_tpot_p99)}")
     if result.max_rate_scale == 0:
         print(f"  no rate tried meets both SLOs (smallest scale tried {result.curve['rate_scale'].min():.3g}x)")
         return 0
     print_table([
         ("max rate scale", f"{d['max_rate_scale']:.4g}x the trace's rate"),
         ("max rate", f"{d['max_requests_per_s']:.4g} requests/s" if d["max_requests_per_s"] else "-"),
-        ("TTFT p50 / p99 there", f"{_seconds(d['ttft_p50_s'])} / {_seconds(d['ttft_p99_s'])}"),
-        ("TPOT p50 / p99 there", f"{_seconds(d['tpot_p50_s'])} / {_seconds(d['tpot_p99_s'])}"),
+        ("TTFT p50 / p99 there", f"{seconds_text(d['ttft_p50_s'])} / {seconds_text(d['ttft_p99_s'])}"),
+        ("TPOT p50 / p99 there", f"{seconds_text(d['tpot_p50_s'])} / {seconds_text(d['tpot_p99_s'])}"),
         ("throughput there", f"{d['throughput_tokens_per_s']:.2f} output tokens/s"),
         ("probes", d["probes"]),
     ])

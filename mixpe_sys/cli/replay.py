@@ -17,7 +17,8 @@ SUSTAINABLE_RATE_HELP = (
     "--replicas, --tp and --disaggregate add chips.")
 
 
-def _seconds(x: float) -> str:
+def seconds_text(x: float | None) -> str:
+    """A duration in s as ``12.345 ms`` below a second, ``1.234 s`` above, ``-`` when unknown."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     return f"{x * 1e3:.3f} ms" if x < 1 else f"{x:.3f} s"
@@ -33,11 +34,11 @@ def _print_summary(s: dict) -> None:
                                  + (f"; {s['rejected_requests']} more rejected: beyond the {s['context_tokens']}-token "
                                     f"context of {s['model']}" if s.get("rejected_requests") else "")),
         ("tokens (prompt / output)", f"{s['prompt_tokens']} / {s['output_tokens']}"),
-        ("span (busy)", f"{_seconds(s['duration_s'])} ({_seconds(s['busy_s'])})"),
+        ("span (busy)", f"{seconds_text(s['duration_s'])} ({seconds_text(s['busy_s'])})"),
         ("throughput", f"{s['throughput_tokens_per_s']:.2f} output tokens/s"),
-        ("TTFT p50 / p99", f"{_seconds(s['ttft_p50_s'])} / {_seconds(s['ttft_p99_s'])}"),
-        ("TPOT p50 / p99", f"{_seconds(s['tpot_p50_s'])} / {_seconds(s['tpot_p99_s'])}"),
-        ("e2e p50 / p99", f"{_seconds(s['e2e_p50_s'])} / {_seconds(s['e2e_p99_s'])}"),
+        ("TTFT p50 / p99", f"{seconds_text(s['ttft_p50_s'])} / {seconds_text(s['ttft_p99_s'])}"),
+        ("TPOT p50 / p99", f"{seconds_text(s['tpot_p50_s'])} / {seconds_text(s['tpot_p99_s'])}"),
+        ("e2e p50 / p99", f"{seconds_text(s['e2e_p50_s'])} / {seconds_text(s['e2e_p99_s'])}"),
         ("energy per token", "-" if math.isnan(energy) else f"{energy * 1e3:.4f} mJ"),
         ("area", f"{s['area_mm2']:.3f} mm^2 (28 nm)"),
         ("preemptions (requests)", f"{s['preemptions']} ({s['preempted_requests']})"),
@@ -106,7 +107,7 @@ def _print_replicas(result) -> None:
     s = result.summary
     print(f"  system: {s['system']}, {s['replicas']} replica(s) of tp {s['tp']} x pp {s['pp']}, "
           f"router {s['router']}" + (f"; KV cache moved over {s['kv_link']}, mean "
-                                     f"{_seconds(s['kv_transfer_mean_s'])} per request" if "kv_link" in s else ""))
+                                     f"{seconds_text(s['kv_transfer_mean_s'])} per request" if "kv_link" in s else ""))
     if s.get("replica_links_shared"):
         print("  note: replicas' collectives can share links; that contention is not simulated")
     cols = ["pool", "replica", "requests", "completed", "iterations", "utilization", "output_tokens", "peak_waiting"]

@@ -31,7 +31,6 @@ runs (a tile that fits no buffer) gives an error row.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -41,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config_base import ConfigBase, _coerce, _LineMap, param, read_config_data
+from ..config_base import ConfigBase, LineMap, coerce, file_keys, param, read_config_data
 from ..errors import ConfigError, MixpeError
 from ..hw.config import AcceleratorConfig
 from ..numerics.snr import SnrTarget
@@ -95,7 +94,7 @@ class WorkloadConfig(ConfigBase):
                 "generate": self.generate}
 
     @classmethod
-    def _from_mapping(cls, data: Mapping[str, Any], path: tuple, lm: _LineMap):
+    def _from_mapping(cls, data: Mapping[str, Any], path: tuple, lm: LineMap):
         cfg = super()._from_mapping(data, path, lm)
         if cfg.requests is None:
             for name in ("limit", "serving"):
@@ -109,7 +108,7 @@ class WorkloadConfig(ConfigBase):
             except ImportError:
                 raise lm.error(path + ("requests",), "request traces need mixpe_sys.serving, "
                                                      "which is not installed") from None
-            ServingConfig._from_mapping(cfg.serving, path + ("serving",), lm)
+            ServingConfig.from_nested(cfg.serving, path + ("serving",), lm)
         return cfg
 
 
@@ -131,11 +130,11 @@ class SweepConfig(ConfigBase):
     snr: SnrConfig = param(default_factory=SnrConfig, help="the weight matrix of the quantization SNR figure")
 
     @classmethod
-    def _from_mapping(cls, data: Mapping[str, Any], path: tuple, lm: _LineMap):
+    def _from_mapping(cls, data: Mapping[str, Any], path: tuple, lm: LineMap):
         grid = data.get("grid")
         blocks_paths: list[tuple] = []
         if isinstance(grid, Mapping):  # one product: same as a list of one
-            one = _coerce(_GRID_TYPE, grid, path + ("grid",), lm)
+            one = coerce(_GRID_TYPE, grid, path + ("grid",), lm)
             data = {**data, "grid": (one,)}
             blocks_paths = [path + ("grid",)]
         elif isinstance(grid, (list, tuple)):
@@ -165,7 +164,7 @@ def _unwrap(tp: Any) -> Any:
     return tp
 
 
-def _check_param(key: str, where: tuple, lm: _LineMap) -> None:
+def _check_param(key: str, where: tuple, lm: LineMap) -> None:
     """A parameter path must name a design field (or be ``design`` / ``dram.preset``)."""
     if not isinstance(key, str) or not key:
         raise lm.error(where, "a parameter path must be a non-empty string")
@@ -177,11 +176,11 @@ def _check_param(key: str, where: tuple, lm: _LineMap) -> None:
         if not (isinstance(cls, type) and issubclass(cls, ConfigBase)):
             done = ".".join(parts[:i])
             raise lm.error(where, f"unknown parameter path: '{done}' has no fields")
-        names = {f.name for f in dataclasses.fields(cls)}
-        if part not in names or part == "name":
+        keys = file_keys(cls)
+        if part not in keys or part == "name":
             raise lm.error(where, f"unknown parameter path: {cls.__name__} has no field '{part}' "
-                                  f"(known: {', '.join(sorted(names - {'name'}))})")
-        cls = _unwrap(typing.get_type_hints(cls)[part])
+                                  f"(known: {', '.join(sorted(set(keys) - {'name'}))})")
+        cls = _unwrap(typing.get_type_hints(cls)[keys[part].name])
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
@@ -195,7 +194,7 @@ def load_sweep(path: str | Path) -> SweepConfig:
     """
     data, lines = read_config_data(path)
     sweep = SweepConfig.from_dict(data, source=str(path), lines=lines)
-    lm = _LineMap(str(path), lines)
+    lm = LineMap(str(path), lines)
     if not sweep.grid and not sweep.points:
         raise lm.error(("grid",), "give a grid or points (points: [{}] runs the base design alone)")
     expand_points(sweep, Path(path).resolve().parent, lines=lm)
@@ -285,7 +284,7 @@ def _label(base: str, params: Mapping[str, Any]) -> str:
     return name if not params else f"{name}[{','.join(f'{k}={v}' for k, v in params.items())}]"
 
 
-def _where(lm: _LineMap, origin: tuple, params: Mapping[str, Any], message: str, single_grid: bool) -> tuple:
+def _where(lm: LineMap, origin: tuple, params: Mapping[str, Any], message: str, single_grid: bool) -> tuple:
     """The key path of the parameter an error message names (else of the point)."""
     if origin[:1] == ("grid",) and single_grid:
         origin = ("grid",)
@@ -296,7 +295,7 @@ def _where(lm: _LineMap, origin: tuple, params: Mapping[str, Any], message: str,
     return origin
 
 
-def expand_points(sweep: SweepConfig, base_dir: str | Path = ".", *, lines: _LineMap | None = None
+def expand_points(sweep: SweepConfig, base_dir: str | Path = ".", *, lines: LineMap | None = None
                   ) -> list[SweepPoint]:
     """Every (design point, workload) of the sweep, duplicates (same id) dropped, in a stable order.
 
@@ -307,7 +306,7 @@ def expand_points(sweep: SweepConfig, base_dir: str | Path = ".", *, lines: _Lin
     ConfigError
         A design point or a workload that does not build (naming the sweep file's line when ``lines`` is given).
     """
-    lm = lines or _LineMap()
+    lm = lines or LineMap()
     single = len(sweep.grid) == 1 and lm.lines.get(("grid", 0)) is None
     workloads = []
     for i, wl in enumerate(sweep.workloads):

@@ -186,7 +186,7 @@ def model_spec_from_hf_config(data: Mapping[str, Any], name: str, source: str | 
         raise ConfigError(reason, source, lines.get((key,)) if key else None) from None
 
 
-def _parse_json(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
+def parse_json_with_lines(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
     """Parse JSON text; return the data and a best-effort key-path -> line map."""
     try:
         data = json.loads(text)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ConfigError
-from .hf_config import _parse_json, model_spec_from_hf_config
+from .hf_config import model_spec_from_hf_config, parse_json_with_lines
 from .model_spec import Activation, ModelFamily, ModelSpec, NormKind, PositionEncoding
 
 __all__ = ["ModelFamily", "Activation", "NormKind", "PositionEncoding", "ModelSpec", "model_spec_from_hf_config",
@@ -65,7 +65,7 @@ def load_model(name_or_path: str | os.PathLike, *, name: str | None = None) -> M
         short = name_or_path.strip().lower()
         resource = resources.files(__package__).joinpath(_CONFIG_DIR, f"{short}.json")
         source = str(resource)
-        data, lines = _parse_json(resource.read_text(encoding="utf-8"), source)
+        data, lines = parse_json_with_lines(resource.read_text(encoding="utf-8"), source)
         return model_spec_from_hf_config(data, name or short, source, lines=lines)
     path = Path(name_or_path)
     if path.is_dir():
@@ -79,7 +79,7 @@ def load_model(name_or_path: str | os.PathLike, *, name: str | None = None) -> M
         raise ConfigError(f"cannot read model config: {exc.strerror}", str(path)) from None
     except UnicodeDecodeError:
         raise ConfigError("cannot read model config: not UTF-8 text", str(path)) from None
-    data, lines = _parse_json(text, str(path))
+    data, lines = parse_json_with_lines(text, str(path))
     default = path.parent.name if path.stem.lower() == "config" and path.parent.name else path.stem
     return model_spec_from_hf_config(data, name or default, str(path), lines=lines)
 
