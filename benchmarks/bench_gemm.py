@@ -19,6 +19,7 @@ import simpy
 
 from mixpe_sys import QuantScheme, load_design
 from mixpe_sys.hw.accelerator import Accelerator
+from mixpe_sys.hw.precision import run_quant
 from mixpe_sys.mapping.gemm import GemmSpec, plan_gemm
 from mixpe_sys.metrics.recorder import Recorder
 
@@ -39,7 +40,7 @@ class CountingEnvironment(simpy.Environment):
 
 def gemm_spec(design, m: int, n: int, k: int) -> GemmSpec:
     """The GEMM at the design's default quantization (as ``mixpe_sys.simulate_gemm`` builds it)."""
-    q: QuantScheme = design.quant
+    q: QuantScheme = run_quant(design)
     return GemmSpec(m=m, n=n, k=k, weight_bits=q.weight_bits, activation_bits=q.activation_bits,
                     activation_format=q.activation_format, output_bits=q.activation_bits,
                     group_size=q.group_size if q.quantized_weights else 0, scale_bits=q.scale_bits,

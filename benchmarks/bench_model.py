@@ -20,6 +20,7 @@ import sys
 import time
 
 from mixpe_sys import load_design
+from mixpe_sys.hw.precision import run_quant
 from mixpe_sys.sim.model import simulate_model
 from mixpe_sys.workload.models import load_model
 
@@ -30,7 +31,8 @@ def bench(model, design, *, prompt: int, generate: int, repeat: int) -> dict:
     result = None
     for _ in range(repeat):
         t0 = time.perf_counter()
-        result = simulate_model(model, design, batch=1, prompt=prompt, generate=generate, progress=False)
+        result = simulate_model(model, design, batch=1, prompt=prompt, generate=generate, quant=run_quant(design),
+                                progress=False)
         best = min(best, time.perf_counter() - t0)
     return {"model": model.name, "layers": model.num_layers, "wall_s": best, "ops": len(result.ops),
             "simulated": result.simulated_ops, "distinct": result.distinct_ops,

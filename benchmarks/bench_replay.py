@@ -34,6 +34,7 @@ from pathlib import Path
 
 from mixpe_sys import load_design
 from mixpe_sys.cli import cpu_count
+from mixpe_sys.hw.precision import run_quant
 from mixpe_sys.serving import ServingConfig, ServingSimulator
 from mixpe_sys.sim.engine import CostCache
 from mixpe_sys.workload.models import load_model
@@ -50,7 +51,7 @@ def run(requests, model, design, config, workers=1):
     wall s, CPU s of this process)."""
     wall, cpu = time.perf_counter(), time.process_time()
     with CostCache(design, workers=workers) as cache:
-        sim = ServingSimulator(requests, model, design, config, cache=cache)
+        sim = ServingSimulator(requests, model, design, config, quant=run_quant(design), cache=cache)
         result = sim.run()
     return (result.summary, len(sim.costs.exact_op_keys()), time.perf_counter() - wall,
             time.process_time() - cpu)

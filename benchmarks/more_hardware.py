@@ -16,12 +16,13 @@ import numpy as np
 
 from mixpe_sys import design_names, load_design
 from mixpe_sys.errors import MixpeError
+from mixpe_sys.hw.precision import run_quant
 from mixpe_sys.sim.gemm import simulate_gemm
 from mixpe_sys.workload.gemm_spec import GemmSpec
 
 
 def _spec(design, m: int, n: int, k: int) -> GemmSpec:
-    q = design.quant
+    q = run_quant(design)
     grouped = q.quantized_weights and q.group_size > 0 and k % q.group_size == 0
     return GemmSpec(m=m, n=n, k=k, weight_bits=q.weight_bits, activation_bits=q.activation_bits,
                     activation_format=q.activation_format, output_bits=16,

@@ -38,6 +38,7 @@ import pandas as pd
 from mixpe_sys import load_design, simulate
 from mixpe_sys.area import area_mm2
 from mixpe_sys.errors import MixpeError
+from mixpe_sys.hw.precision import run_quant
 from mixpe_sys.serving.kv_cache import kv_budget
 from mixpe_sys.sim.model import model_ops, simulate_model, simulate_ops_result
 from mixpe_sys.workload.models import load_model
@@ -126,13 +127,15 @@ def full_section(models: list[str], designs: list[str], prompt: int = 512, gener
             fits = memory_fits(spec, design, sequences=max(decode_batches), tokens=prompt + generate - 1)
             # the hardware's cost even where the weights or the KV cache exceed the DRAM (as the authors'
             # model, which has no capacity); the report marks those rows
-            one = simulate_model(spec, design, batch=1, prompt=prompt, generate=generate, progress=False)
+            quant = run_quant(design)
+            one = simulate_model(spec, design, batch=1, prompt=prompt, generate=generate, quant=quant,
+                                 progress=False)
             phases = [("prefill", 1, one.ops[one.ops["phase"] == "prefill"]),
                       ("decode", 1, one.ops[one.ops["phase"] == "decode"])]
             for b in decode_batches:
                 if b == 1:
                     continue
-                ops = [op for op in model_ops(spec, design, batch=b, prompt=prompt, generate=generate)
+                ops = [op for op in model_ops(spec, design, batch=b, prompt=prompt, generate=generate, quant=quant)
                        if op.phase.value == "decode"]  # the prefill of b prompts is not needed here
                 res = simulate_ops_result(ops, design, model_name=model, workload="full", batch=b, prompt=prompt,
                                           generate=generate, progress=False)
@@ -154,7 +157,7 @@ def full_section(models: list[str], designs: list[str], prompt: int = 512, gener
 def memory_fits(spec, design, *, sequences: int, tokens: int) -> bool:
     """True when the weights and ``sequences`` x ``tokens`` KV-cache tokens fit the design's DRAM."""
     try:
-        return kv_budget(spec, design).capacity_tokens >= sequences * tokens
+        return kv_budget(spec, design, run_quant(design)).capacity_tokens >= sequences * tokens
     except MixpeError:  # the weights alone do not fit
         return False
 

@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from mixpe_sys import load_design  # noqa: E402
+from mixpe_sys.hw.precision import run_quant  # noqa: E402
 from mixpe_sys.mapping.gemm import peak_macs_per_s  # noqa: E402
 from mixpe_sys.report import markdown_table  # noqa: E402
 from mixpe_sys.serving.kv_cache import kv_budget  # noqa: E402
@@ -46,7 +47,7 @@ PROMPT = 512
 
 def roofline_ops(model, design) -> pd.DataFrame:
     """Distinct array ops of a prefill and a 3-step decode, with intensity and achieved rate."""
-    r = simulate_model(model, design, batch=1, prompt=PROMPT, generate=4)
+    r = simulate_model(model, design, batch=1, prompt=PROMPT, generate=4, quant=run_quant(design))
     ops = r.ops[(r.ops["macs"] > 0) & (r.ops["layer"] <= 0)]
     ops = ops[(ops["phase"] == "prefill") | (ops["step"] == 1)]
     out = ops[["phase", "name", "m", "n", "k", "macs", "time_s", "dram_read_bytes", "dram_write_bytes",
@@ -71,7 +72,7 @@ def _label_groups(ops: pd.DataFrame) -> list[tuple[float, float, str]]:
 
 
 def plot_roofline(ops: pd.DataFrame, design, model_name: str, path: Path) -> None:
-    q = design.quant
+    q = run_quant(design)
     from mixpe_sys.mapping.gemm import GemmSpec
 
     peak = peak_macs_per_s(GemmSpec(m=1, n=1, k=1, weight_bits=q.weight_bits, activation_bits=q.activation_bits,
@@ -103,8 +104,9 @@ def plot_roofline(ops: pd.DataFrame, design, model_name: str, path: Path) -> Non
 def decode_step_ops(model, design, batch: int):
     """The ops of one decode step (token 2 after a ``PROMPT``-token prefill) for ``batch`` sequences."""
     where = dict(batch=batch, phase=Phase.DECODE, step=1)
-    layer = layer_ops(model, design.quant, q_tokens=1, kv_len=PROMPT + 1, **where)
-    return layer * model.num_layers + head_ops(model, design.quant, **where)
+    quant = run_quant(design)
+    layer = layer_ops(model, quant, q_tokens=1, kv_len=PROMPT + 1, **where)
+    return layer * model.num_layers + head_ops(model, quant, **where)
 
 
 def batch_sweep(model, designs: list[str], batches: list[int]) -> pd.DataFrame:
@@ -114,7 +116,7 @@ def batch_sweep(model, designs: list[str], batches: list[int]) -> pd.DataFrame:
     for name in designs:
         design = load_design(name)
         cache = CostCache(design)
-        capacity = kv_budget(model, design).capacity_tokens
+        capacity = kv_budget(model, design, run_quant(design)).capacity_tokens
         for b in batches:
             step = run_ops(decode_step_ops(model, design, b), design, cache=cache, progress=False).ops
             lin = step[step["kind"] == "linear"]

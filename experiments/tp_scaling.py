@@ -32,6 +32,7 @@ import pandas as pd
 
 from mixpe_sys import load_design, simulate
 from mixpe_sys.designs import design_from_data
+from mixpe_sys.hw.precision import run_quant
 from mixpe_sys.report import markdown_table
 from mixpe_sys.system import load_system
 from mixpe_sys.system.parallel import plan_replica
@@ -73,7 +74,7 @@ def simulate_row(model_name: str, tp: int, generate: int, chip) -> dict:
         coll = float(c.loc[c["phase"] == "decode", "time_s"].sum()) / steps
     model = load_model(model_name)
     plan = plan_replica(model, dgx.config)
-    weight_bytes = plan.weight_bytes_per_chip(plan.stages[0], chip.quant)
+    weight_bytes = plan.weight_bytes_per_chip(plan.stages[0], run_quant(chip))
     bw = chip.dram.bandwidth_bytes_per_s * chip.dram.bandwidth_efficiency
     return {"model": model_name, "gpus": tp, "simulated_tpot_ms": tpot * 1e3,
             "collective_ms_per_token": coll * 1e3, "weight_stream_bound_ms": weight_bytes / bw * 1e3,

@@ -50,11 +50,10 @@ def simulate_gemm(m: int, n: int, k: int, design="mixpe-w4a8", *, batch: int = 1
     """
     from .checks import check_gemm, check_gemm_spec
     from .hw.config import AcceleratorConfig
+    from .hw.precision import run_quant
 
     cfg = design if isinstance(design, AcceleratorConfig) else load_design(design)
-    q = cfg.quant if quant is None else (QuantScheme.parse(quant) if isinstance(quant, str) else quant)
-    if group_size is not None:
-        q = q.replace(group_size=group_size)
+    q = run_quant(cfg, quant, group_size=group_size)
     check_gemm(m, n, k, batch, cfg, q)
     spec = GemmSpec(m=m, n=n, k=k, batch=batch, weight_bits=q.weight_bits, activation_bits=q.activation_bits,
                     activation_format=q.activation_format, output_bits=q.activation_bits,
@@ -93,7 +92,8 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
         Tensor- and pipeline-parallel degree: override the system's, or, without ``system``, run on
         ``tp x pp`` chips of ``design`` joined by a switch (PCIe 5.0 x16 links).
     quant:
-        ``"W4A16"``-style string or a QuantScheme (full workload); default the design's.
+        ``"W4A16"``-style string or a QuantScheme; default the design's native scheme (the paper
+        workload takes none: its precisions are the design's paper profile).
     launch:
         ``"graph"`` (kernels replayed from a CUDA graph, default) or ``"eager"`` (each kernel dispatched
         from the host and waited for, as host-timed measurements see it); see :mod:`mixpe_sys.hw.launch`.
@@ -116,6 +116,7 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
     """
     from .checks import check_model_run
     from .hw.config import AcceleratorConfig
+    from .hw.precision import run_quant
     from .sim.model import simulate_model
     from .workload.models import ModelSpec, load_model
 
@@ -131,9 +132,11 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
         else:
             sysm = (system if isinstance(system, System) else load_system(system)).with_parallelism(tp, pp)
         return simulate_system(spec, sysm, batch=batch, prompt=prompt, generate=generate, reuse=reuse,
-                               workers=workers, cache_dir=cache_dir)
+                               workers=workers, cache_dir=cache_dir, quant=run_quant(sysm.chip, quant))
     cfg = design if isinstance(design, AcceleratorConfig) else load_design(design)
-    q = QuantScheme.parse(quant) if isinstance(quant, str) else quant
+    if workload == "paper" and quant is not None:
+        raise ConfigError("field 'quant': the paper workload takes its precisions from the design's paper profile")
+    q = run_quant(cfg, quant)
     check_model_run(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload, quant=q)
     return simulate_model(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload,
                           reuse=reuse, progress=progress, workers=workers, quant=q, launch=launch,

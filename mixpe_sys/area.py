@@ -71,7 +71,8 @@ def dequant_lane_um2(design: AcceleratorConfig) -> float:
     if placement is DequantPlacement.POST_GEMM:
         return _components_um2(d["post_gemm"]["area"])
     if placement is DequantPlacement.IN_LOOP:
-        fp = design.quant.activation_format is NumberFormat.FP
+        # the converter is built for the activations of the scheme the design is built to run
+        fp = design.native_quant.activation_format is NumberFormat.FP
         return _components_um2(d["in_loop_fp" if fp else "in_loop_int"]["area"])
     return 0.0
 

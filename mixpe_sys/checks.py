@@ -52,7 +52,7 @@ def check_gemm(m: int, n: int, k: int, batch: int, design: AcceleratorConfig, qu
 
 
 def check_model_run(model: ModelSpec, design: AcceleratorConfig, *, batch: int, prompt: int, generate: int,
-                    workload: str = "full", quant: QuantScheme | None = None) -> None:
+                    workload: str = "full", quant: QuantScheme) -> None:
     """Everything a model run must satisfy (context, KV cache, precision, groups, sizes).
 
     Raises
@@ -63,14 +63,13 @@ def check_model_run(model: ModelSpec, design: AcceleratorConfig, *, batch: int, 
     from .sim.model import WorkloadKind, op_count
     from .workload.transformer import layer_ops
 
-    q = quant or design.quant
     wl = WorkloadKind(workload)
     check_at_most("batch", batch, 2**31 - 1, "sequences")
     if wl is WorkloadKind.PAPER:
         # the authors' model gives its GEMMs bit widths only (no number format): sizes are checked, not precision
         from .sim.model import paper_ops
 
-        first = [op for op, _ in zip(paper_ops(model, design, batch=batch), range(8))]
+        first = [op for op, _ in zip(paper_ops(model, design, quant, batch=batch), range(8))]
         check_ops(first, design, what=f"{model.name}'s", precision=False)
         return
     context = model.max_position_embeddings
@@ -78,12 +77,12 @@ def check_model_run(model: ModelSpec, design: AcceleratorConfig, *, batch: int, 
         raise ConfigError(f"field 'prompt': a sequence of {prompt} prompt + {generate} generated tokens (its last "
                           f"step attends to {prompt + generate - 1}) is beyond the {context}-token context of "
                           f"{model.name} (max_position_embeddings)")
-    check_quant(design, q)
+    check_quant(design, quant)
     check_at_most("generate", op_count(model, prompt=prompt, generate=generate, workload=wl), MAX_RUN_OPS,
                   "ops in one run")
-    check_kv_fits(model, design, q, sequences=batch, tokens_per_sequence=prompt + generate - 1)
+    check_kv_fits(model, design, quant, sequences=batch, tokens_per_sequence=prompt + generate - 1)
     # the largest ops are the prefill layer's and the LM head: their tile steps bound every op's
-    check_ops(layer_ops(model, q, batch=batch, q_tokens=prompt, kv_len=prompt, phase=_prefill()), design,
+    check_ops(layer_ops(model, quant, batch=batch, q_tokens=prompt, kv_len=prompt, phase=_prefill()), design,
               what=f"{model.name}'s")
 
 

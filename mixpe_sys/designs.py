@@ -108,17 +108,18 @@ def _resolve(data: Any, lines: dict, source: str | None, depth: int = 0) -> Any:
 def design_from_data(data: Any, *, source: str | None = None, lines: dict | None = None) -> AcceleratorConfig:
     """Build a design from parsed YAML/JSON data (resolving ``extends`` and DRAM presets).
 
-    The design's own quantization must be one its PE runs (:mod:`mixpe_sys.hw.precision`).
+    The file's ``quant`` is the scheme the design is built to run (``native_quant``, the scheme of a run
+    that names none); it must be one its PE runs (:mod:`mixpe_sys.hw.precision`).
     """
     lines = lines or {}
     design = AcceleratorConfig.from_dict(_resolve(data, lines, source), source=source, lines=lines)
-    found = quant_problem(design, design.quant)
+    found = quant_problem(design, design.native_quant)
     if found:
         field, reason = found
         line = lines.get(("quant", field)) or lines.get(("quant",)) or lines.get(("tile", "pe_array", "pe"))
         if "quant" not in _resolve(data, lines, source):
-            reason += f"; the design gives no 'quant', so it has the default {design.quant.name} (group " \
-                      f"{design.quant.group_size}): add a 'quant' mapping its PE runs"
+            reason += f"; the design gives no 'quant', so it has the default {design.native_quant.name} (group " \
+                      f"{design.native_quant.group_size}): add a 'quant' mapping its PE runs"
         raise ConfigError(f"field 'quant.{field}': {reason}", source, line)
     return design
 
@@ -182,10 +183,10 @@ def field_location(field: str, sources: list[tuple[str, dict]]) -> tuple[str, in
 
 
 def design_summary(design: AcceleratorConfig) -> dict[str, Any]:
-    """One row of figures describing a design (peak rates at its default quantization, area in mm^2)."""
+    """One row of figures describing a design (peak rates at its native quantization, area in mm^2)."""
     from .area import area_mm2  # area builds on the energy constants, which import hw
 
-    q = design.quant
+    q = design.native_quant
     rate = pe_model(design.tile.pe_array.pe).macs_per_cycle(q.weight_bits, q.activation_bits, q.activation_format)
     arr = design.tile.pe_array
     return {"design": design.name, "quant": q.name, "tiles": design.num_tiles,

@@ -43,25 +43,26 @@ def _entries(directory) -> int:
 
 
 def test_warm_run_equals_cold_and_simulates_nothing(tiny, design, store_dir):
-    cold = simulate_model(tiny, design, **RUN, workers=2)  # the pool path writes in one transaction
+    # the pool path writes in one transaction
+    cold = simulate_model(tiny, design, quant=design.native_quant, **RUN, workers=2)
     assert cold.simulated_ops == cold.distinct_ops > 0
     assert _entries(store_dir) == cold.distinct_ops  # each distinct op stored once
     for workers in (1, 2):  # one-by-one lookups and the batched lookup of prefetch
-        warm = simulate_model(tiny, design, **RUN, workers=workers)
+        warm = simulate_model(tiny, design, quant=design.native_quant, **RUN, workers=workers)
         assert warm.simulated_ops == 0
         assert warm.distinct_ops == cold.distinct_ops
         pd.testing.assert_frame_equal(warm.ops, cold.ops, check_exact=True)
         pd.testing.assert_frame_equal(warm.layers, cold.layers, check_exact=True)
-    off = simulate_model(tiny, design, **RUN, cache_dir=False)
+    off = simulate_model(tiny, design, quant=design.native_quant, **RUN, cache_dir=False)
     assert off.simulated_ops == cold.distinct_ops
     pd.testing.assert_frame_equal(off.ops, cold.ops, check_exact=True)
 
 
 def test_api_flag_takes_a_directory(tiny, design, tmp_path):
     where = tmp_path / "elsewhere"
-    first = simulate_model(tiny, design, **RUN, cache_dir=where)
+    first = simulate_model(tiny, design, quant=design.native_quant, **RUN, cache_dir=where)
     assert (where / DB_NAME).exists()
-    again = simulate_model(tiny, design, **RUN, cache_dir=where)
+    again = simulate_model(tiny, design, quant=design.native_quant, **RUN, cache_dir=where)
     assert (first.simulated_ops, again.simulated_ops) == (first.distinct_ops, 0)
 
 
@@ -69,9 +70,9 @@ def test_corrupt_file_is_reported_and_ignored(tiny, design, store_dir):
     store_dir.mkdir()
     garbage = bytes(range(256)) * 64
     (store_dir / DB_NAME).write_bytes(garbage)
-    reference = simulate_model(tiny, design, **RUN, cache_dir=False)
+    reference = simulate_model(tiny, design, quant=design.native_quant, **RUN, cache_dir=False)
     with pytest.warns(CostStoreWarning, match="unusable"):
-        result = simulate_model(tiny, design, **RUN)
+        result = simulate_model(tiny, design, quant=design.native_quant, **RUN)
     assert result.simulated_ops == reference.simulated_ops
     pd.testing.assert_frame_equal(result.ops, reference.ops, check_exact=True)
     assert (store_dir / DB_NAME).read_bytes() == garbage  # left as it was
@@ -84,7 +85,7 @@ def test_foreign_database_is_ignored_and_untouched(tiny, design, store_dir):
         conn.execute("INSERT INTO notes VALUES ('keep me')")
     conn.close()
     with pytest.warns(CostStoreWarning, match="not a mixpe_sys cost database"):
-        result = simulate_model(tiny, design, **RUN)
+        result = simulate_model(tiny, design, quant=design.native_quant, **RUN)
     assert result.simulated_ops == result.distinct_ops
     with sqlite3.connect(store_dir / DB_NAME) as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
@@ -102,7 +103,7 @@ def test_cli_reports_a_corrupt_cache_in_one_line(tiny_path, store_dir, capsys):
 
 
 def test_a_stored_value_that_is_no_opcost_is_a_miss(tiny, design, store_dir):
-    op = next(o for o in model_ops(tiny, design, **RUN) if o.kind.on_array)
+    op = next(o for o in model_ops(tiny, design, quant=design.native_quant, **RUN) if o.kind.on_array)
     key = op.cost_key()
     store = CostStore(store_dir)
     store.put(design_hash(design), key, simulate_op_cost(op, design))  # creates the table
@@ -131,7 +132,7 @@ def test_design_change_changes_the_key(tiny, design, store_dir):
     assert design_hash(load_design("mixpe-w4a8")) == design_hash(design)  # stable across loads
     faster = design.replace(dram=design.dram.replace(bandwidth_bytes_per_s=2 * design.dram.bandwidth_bytes_per_s))
     assert design_hash(faster) != design_hash(design)
-    op = next(o for o in model_ops(tiny, design, **RUN) if o.kind.on_array)
+    op = next(o for o in model_ops(tiny, design, quant=design.native_quant, **RUN) if o.kind.on_array)
     CostCache(design).cost(op)
     other = CostCache(faster)
     other.cost(op)
@@ -140,7 +141,7 @@ def test_design_change_changes_the_key(tiny, design, store_dir):
 
 
 def test_timing_version_separates_entries(tiny, design, store_dir, monkeypatch):
-    op = next(o for o in model_ops(tiny, design, **RUN) if o.kind.on_array)
+    op = next(o for o in model_ops(tiny, design, quant=design.native_quant, **RUN) if o.kind.on_array)
     CostCache(design).cost(op)
     monkeypatch.setattr(cost_store, "TIMING_VERSION", cost_store.TIMING_VERSION + 1)
     later = CostCache(design)
@@ -164,7 +165,7 @@ def _writer(directory: str, worker: int, count: int, blob: bytes, barrier) -> No
 
 
 def test_two_processes_write_at_once(tiny, design, tmp_path):
-    op = next(o for o in model_ops(tiny, design, **RUN) if o.kind.on_array)
+    op = next(o for o in model_ops(tiny, design, quant=design.native_quant, **RUN) if o.kind.on_array)
     blob = pickle.dumps(simulate_op_cost(op, design))
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     barrier = ctx.Barrier(2)
@@ -273,9 +274,9 @@ def test_the_store_holds_device_costs_whatever_the_launch_mode(store_dir, tiny):
 
     design = load_design("a100-like")
     kw = dict(batch=1, prompt=8, generate=2, progress=False)
-    graph = simulate_model(tiny, design, cache_dir=store_dir, **kw)
-    eager_warm = simulate_model(tiny, design, cache_dir=store_dir, launch="eager", **kw)
-    eager_cold = simulate_model(tiny, design, cache_dir=False, launch="eager", **kw)
+    graph = simulate_model(tiny, design, quant=design.native_quant, cache_dir=store_dir, **kw)
+    eager_warm = simulate_model(tiny, design, quant=design.native_quant, cache_dir=store_dir, launch="eager", **kw)
+    eager_cold = simulate_model(tiny, design, quant=design.native_quant, cache_dir=False, launch="eager", **kw)
     assert eager_warm.simulated_ops == 0
     pd.testing.assert_frame_equal(eager_warm.ops, eager_cold.ops, check_exact=True)
     assert eager_warm.total_time_s > graph.total_time_s  # a100-like's host dispatch in eager mode

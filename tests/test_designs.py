@@ -21,7 +21,7 @@ M, N, K = 64, 64, 256  # one output-stationary tile step
 
 
 def _spec(design, weight_bits=None, activation_bits=None, group=True):
-    q = design.quant
+    q = design.native_quant
     return GemmSpec(m=M, n=N, k=K, weight_bits=weight_bits or q.weight_bits,
                     activation_bits=activation_bits or q.activation_bits, activation_format=q.activation_format,
                     output_bits=16, group_size=q.group_size if group and q.quantized_weights else 0,
@@ -204,7 +204,7 @@ def test_decode_gemv_spreads_over_tiles(name):
     """A decode GEMV (m = 1) must not be cut into fewer output blocks than the tiles can stream:
     one tile's link alone is slower than the DRAM."""
     design = load_design(name)
-    q = design.quant
+    q = design.native_quant
     spec = GemmSpec(m=1, n=4096, k=16384, weight_bits=q.weight_bits, activation_bits=q.activation_bits,
                     output_bits=16, group_size=q.group_size if q.quantized_weights else 0,
                     scale_bits=q.scale_bits, zero_bits=q.zero_bits)

@@ -116,10 +116,10 @@ def test_paper_workload_dequant_gemm_follows_the_group_size():
     opt = load_model("opt-6.7b")  # h = 4096: QKV is K = 4096, N = 12288
     base = load_design("mixpe-w4a8")
     for group, n in ((128, 12288 // 128), (64, 12288 // 64)):
-        design = base.replace(quant=base.quant.replace(group_size=group))
-        dq = next(op for op in paper_ops(opt, design, batch=64) if op.name == "qkv_dequant")
+        design = base.replace(native_quant=base.native_quant.replace(group_size=group))
+        dq = next(op for op in paper_ops(opt, design, design.native_quant, batch=64) if op.name == "qkv_dequant")
         assert (dq.m, dq.k, dq.n) == (64, 4096 // 8, n)
-    g64 = base.replace(quant=base.quant.replace(group_size=64))
+    g64 = base.replace(native_quant=base.native_quant.replace(group_size=64))
     t128 = simulate(opt, base, batch=64, workload="paper", progress=False).total_time_s
     t64 = simulate(opt, g64, batch=64, workload="paper", progress=False).total_time_s
     assert t64 > t128  # a smaller group costs time in MixPE's dequant GEMMs

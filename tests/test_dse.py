@@ -202,10 +202,10 @@ points:
     d = design_for_point(first)
     assert d.dram.kind == "lpddr5-6400" and d.dram.bandwidth_bytes_per_s == 1e11
     assert d.tile.pe_array.rows == 32 and d.tile.pe_array.cols == 64
-    assert d.tile.weight_buffer.capacity_bytes == 262144 and d.frequency_hz == 8e8 and d.quant.group_size == 64
+    assert d.tile.weight_buffer.capacity_bytes == 262144 and d.frequency_hz == 8e8 and d.native_quant.group_size == 64
     assert d.name == first.label and "dram.preset=lpddr5-6400" in d.name
     d2 = design_for_point(second)
-    assert d2.quant.weight_bits == 8 and d2.tile.pe_array.pe.kind == "bitfusion"
+    assert d2.native_quant.weight_bits == 8 and d2.tile.pe_array.pe.kind == "bitfusion"
 
 
 @pytest.mark.parametrize("text, line, field", [

@@ -35,13 +35,14 @@ def llama():
 @pytest.fixture(scope="module")
 def decode_run(llama, design):
     """Llama-2-7B, batch 1, prompt 128, 4 generated tokens (prefill + decode steps 1..3)."""
-    return simulate_model(llama, design, batch=1, prompt=PROMPT, generate=GENERATE, progress=False)
+    return simulate_model(llama, design, quant=design.native_quant, batch=1, prompt=PROMPT, generate=GENERATE,
+                          progress=False)
 
 
 @pytest.fixture(scope="module")
 def prefill_run(llama, design):
     """Llama-2-7B, batch 1, a 2048-token prefill only."""
-    return simulate_model(llama, design, batch=1, prompt=2048, generate=1, progress=False)
+    return simulate_model(llama, design, quant=design.native_quant, batch=1, prompt=2048, generate=1, progress=False)
 
 
 def _weight_bytes(k: int, n: int) -> int:
@@ -139,8 +140,8 @@ def tiny(tmp_path):
 def test_reuse_on_and_off_give_identical_frames(tiny, design):
     assert tiny.name == "tiny" and tiny.head_dim == 64
     kw = dict(batch=2, prompt=16, generate=4, progress=False)
-    on = simulate_model(tiny, design, reuse=True, **kw)
-    off = simulate_model(tiny, design, reuse=False, **kw)
+    on = simulate_model(tiny, design, quant=design.native_quant, reuse=True, **kw)
+    off = simulate_model(tiny, design, quant=design.native_quant, reuse=False, **kw)
     total = 4 * (2 * 11 + 2)  # prefill + 3 decode steps, each 2 layers x 11 kernels + add-norm + LM head
     assert len(on.ops) == len(off.ops) == total
     pd.testing.assert_frame_equal(on.ops, off.ops, check_exact=True)
@@ -149,7 +150,8 @@ def test_reuse_on_and_off_give_identical_frames(tiny, design):
     assert on.to_dict() == {**off.to_dict(), "simulated_ops": on.simulated_ops}
 
     assert off.simulated_ops == total
-    distinct = {op.cost_key() for op in model_ops(tiny, design, workload=WorkloadKind.FULL, **{
+    distinct = {op.cost_key() for op in model_ops(tiny, design, quant=design.native_quant,
+                                                  workload=WorkloadKind.FULL, **{
         k: v for k, v in kw.items() if k != "progress"})}
     # layer 1 repeats layer 0, and in decode only the attention ops change with the KV length
     assert on.simulated_ops == len(distinct) < total // 2
@@ -199,7 +201,7 @@ def test_decode_sees_the_kv_cache_grow(decode_run):
 def test_paper_workload_shapes():
     opt = load_model("opt-6.7b")
     design = load_design("paper-mixpe-w4a8")
-    res = simulate_model(opt, design, batch=64, workload="paper", progress=False)
+    res = simulate_model(opt, design, quant=design.native_quant, batch=64, workload="paper", progress=False)
     ops = res.ops
     assert len(ops) == 32 * 8
     assert sorted(ops["layer"].unique()) == list(range(32))
@@ -253,9 +255,9 @@ def test_layer_and_phase_reports_add_up(decode_run):
 
 def test_parallel_workers_give_identical_frames(tiny, design):
     kw = dict(batch=2, prompt=16, generate=4, progress=False)
-    one = simulate_model(tiny, design, workers=1, **kw)
-    two = simulate_model(tiny, design, workers=2, **kw)
+    one = simulate_model(tiny, design, quant=design.native_quant, workers=1, **kw)
+    two = simulate_model(tiny, design, quant=design.native_quant, workers=2, **kw)
     pd.testing.assert_frame_equal(one.ops, two.ops, check_exact=True)
     assert one.to_dict() == two.to_dict()
-    assert two.simulated_ops == len({op.cost_key() for op in model_ops(tiny, design, **{
+    assert two.simulated_ops == len({op.cost_key() for op in model_ops(tiny, design, quant=design.native_quant, **{
         k: v for k, v in kw.items() if k != "progress"})})

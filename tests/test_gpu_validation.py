@@ -39,7 +39,7 @@ def test_preset_has_published_peaks(name, flops, hbm):
     d = load_design(name)
     assert _peak_flops(d) == pytest.approx(flops, rel=0.01)
     assert d.dram.bandwidth_bytes_per_s == pytest.approx(hbm)
-    q = d.quant
+    q = d.native_quant
     assert (q.weight_bits, q.activation_bits, q.activation_format, q.group_size, q.kv_bits) == \
         (16, 16, NumberFormat.FP, 0, 16)
     assert d.tile.pe_array.pe.kind == "tensor_core"
@@ -62,8 +62,8 @@ def test_memory_variants_differ_only_in_the_dram(base_name, name):
     base, v = load_design(base_name), load_design(name)
     assert v.dram.bandwidth_efficiency == base.dram.bandwidth_efficiency
     assert v.dram.bandwidth_bytes_per_s > base.dram.bandwidth_bytes_per_s
-    assert (v.tile, v.num_tiles, v.frequency_hz, v.launch, v.global_buffer, v.noc, v.quant) == \
-        (base.tile, base.num_tiles, base.frequency_hz, base.launch, base.global_buffer, base.noc, base.quant)
+    assert (v.tile, v.num_tiles, v.frequency_hz, v.launch, v.global_buffer, v.noc, v.native_quant) == \
+        (base.tile, base.num_tiles, base.frequency_hz, base.launch, base.global_buffer, base.noc, base.native_quant)
 
 
 def test_validation_runs_the_measured_part():

@@ -104,4 +104,4 @@ def test_serving_launch_mode(tiny):
     assert eager.summary["busy_s"] > graph.summary["busy_s"]
     assert ServingConfig().launch is LaunchMode.GRAPH
     with pytest.raises(ServingError, match="launch mode 'graph', not 'eager'"):
-        IterationCostModel(tiny, d, config=ServingConfig(launch="eager"), cache=CostCache(d))
+        IterationCostModel(tiny, d, quant=d.native_quant, config=ServingConfig(launch="eager"), cache=CostCache(d))

@@ -75,7 +75,7 @@ def test_traffic_estimate_is_the_plans():
     for name, (m, n, k, batch) in [("a100-like", (128, 1000, 700, 1)), ("mixpe-w4a8", (37, 300, 640, 2)),
                                    ("mixpe-w4a16", (200, 96, 384, 3)), ("paper-int8", (70, 500, 300, 1))]:
         design = load_design(name)
-        q = design.quant
+        q = design.native_quant
         spec = GemmSpec(m=m, n=n, k=k, batch=batch, weight_bits=q.weight_bits, activation_bits=q.activation_bits,
                         activation_format=q.activation_format, group_size=q.group_size if q.quantized_weights else 0,
                         scale_bits=q.scale_bits, zero_bits=q.zero_bits)

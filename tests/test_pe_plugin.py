@@ -101,9 +101,10 @@ def test_user_pe_in_a_design_dict(triple):
     design = design_from_data({"extends": "mixpe-w4a8", "name": "triple",
                                "tile": {"pe_array": {"pe": {"kind": KIND}}}})
     assert design.tile.pe_array.pe.kind == KIND
-    row = design_columns(design)
+    row = design_columns(design, design.native_quant)
     assert row["pe_kind"] == KIND and row["family"] == "MixPE"
-    base = design_columns(design_from_data({"extends": "mixpe-w4a8", "name": "base"}))
+    base_design = design_from_data({"extends": "mixpe-w4a8", "name": "base"})
+    base = design_columns(base_design, base_design.native_quant)
     assert row["peak_tmac_per_s"] == pytest.approx(3 * base["peak_tmac_per_s"])
     summary = design_summary(design)
     assert summary["pe"] == KIND and summary["area_mm2"] > 0

@@ -33,7 +33,8 @@ def busy_trace(n=40, rate=4000.0, seed=3, prompt_mean=120, output_mean=24):
 
 def small_dram(model, design, kv_tokens: int):
     """The design with just enough DRAM for the weights and ``kv_tokens`` KV-cache tokens."""
-    need = weight_bytes(model, design.quant) + math.ceil(kv_tokens * kv_bytes_per_token(model, design.quant))
+    q = design.native_quant
+    need = weight_bytes(model, q) + math.ceil(kv_tokens * kv_bytes_per_token(model, q))
     return design.replace(dram=design.dram.replace(capacity_bytes=need))
 
 
@@ -45,11 +46,11 @@ def _engine_phase_ops(model, q, *, prompt, generate, phase):
 
 @pytest.mark.parametrize("prompt,generate", [(37, 6), (1, 3)])
 def test_single_sequence_ops_match_engine(tiny, design, prompt, generate):
-    ops = IterationOps(tiny, design.quant)
-    ref = _engine_phase_ops(tiny, design.quant, prompt=prompt, generate=generate, phase=Phase.PREFILL)
+    ops = IterationOps(tiny, design.native_quant)
+    ref = _engine_phase_ops(tiny, design.native_quant, prompt=prompt, generate=generate, phase=Phase.PREFILL)
     mine = ops.iteration([SeqWork(prompt, prompt, True)])
     assert [(o.name, o.layer, o.cost_key()) for o in mine] == [(o.name, o.layer, o.cost_key()) for o in ref]
-    ref = _engine_phase_ops(tiny, design.quant, prompt=prompt, generate=generate, phase=Phase.DECODE)
+    ref = _engine_phase_ops(tiny, design.native_quant, prompt=prompt, generate=generate, phase=Phase.DECODE)
     mine = []
     for s in range(1, generate):
         mine += ops.iteration([SeqWork(1, prompt + s, True)])
@@ -57,7 +58,7 @@ def test_single_sequence_ops_match_engine(tiny, design, prompt, generate):
 
 
 def test_iteration_ops_batch_linear_layers_over_all_tokens(tiny, design):
-    ops = IterationOps(tiny, design.quant)
+    ops = IterationOps(tiny, design.native_quant)
     works = [SeqWork(1, 40, True), SeqWork(1, 9, True), SeqWork(30, 30, True), SeqWork(16, 50, False)]
     layer = ops.layer(works)
     by_name = {}
@@ -77,7 +78,7 @@ def test_single_request_on_idle_system_matches_simulate_model(tiny, design, cach
     model = tiny if model_name == "tiny" else load_model(model_name)
     res = replay(one_request(prompt, generate, arrival=0.25), model, design, cache=cache, progress=False,
                  shape_buckets=0)  # unpadded shapes: the same ops as the engine
-    ref = simulate_model(model, design, batch=1, prompt=prompt, generate=generate)
+    ref = simulate_model(model, design, quant=design.native_quant, batch=1, prompt=prompt, generate=generate)
     row = res.requests.iloc[0]
     assert row["ttft_s"] == pytest.approx(ref.phase_time_s("prefill"), rel=1e-9)
     assert row["tpot_s"] == pytest.approx(ref.phase_time_s("decode") / (generate - 1), rel=1e-9)
@@ -89,8 +90,9 @@ def test_single_request_on_idle_system_matches_simulate_model(tiny, design, cach
 
 def test_shape_buckets_cost_the_padded_shapes(tiny, design, cache):
     # prompt 37 pads to 38 (16 sizes per doubling: multiples of 2 in [32, 64)), KV 200 to 200, then 37 -> 38
-    padded = IterationCostModel(tiny, design, cache=cache, config=ServingConfig(shape_buckets=16))
-    exact = IterationCostModel(tiny, design, cache=cache, config=ServingConfig(shape_buckets=0))
+    q = design.native_quant
+    padded = IterationCostModel(tiny, design, quant=q, cache=cache, config=ServingConfig(shape_buckets=16))
+    exact = IterationCostModel(tiny, design, quant=q, cache=cache, config=ServingConfig(shape_buckets=0))
     assert padded.cost([SeqWork(37, 37, True)]) == exact.cost([SeqWork(38, 38, True)])
     assert padded.cost([SeqWork(1, 201, True)]) == exact.cost([SeqWork(1, 208, True)])  # step 8 in [128, 256)
     assert padded.cost([SeqWork(1, 16, True)]) == exact.cost([SeqWork(1, 16, True)])  # small sizes unpadded
@@ -99,9 +101,10 @@ def test_shape_buckets_cost_the_padded_shapes(tiny, design, cache):
 
 
 def test_iteration_time_is_layers_times_layer_plus_head(tiny, design, cache):
-    model = IterationCostModel(tiny, design, cache=cache, config=ServingConfig(shape_buckets=0))
+    model = IterationCostModel(tiny, design, quant=design.native_quant, cache=cache,
+                               config=ServingConfig(shape_buckets=0))
     works = [SeqWork(1, 40, True), SeqWork(20, 20, True), SeqWork(7, 30, False)]
-    ops = IterationOps(tiny, design.quant).iteration(works)
+    ops = IterationOps(tiny, design.native_quant).iteration(works)
     direct = sum(cache.cost(op).time_ns for op in ops)
     assert model.cost(works).time_ns == pytest.approx(direct, rel=1e-12)
     assert model.cost(list(reversed(works))) == model.cost(works)  # composition key is order-free
@@ -153,7 +156,7 @@ def test_throughput_never_exceeds_weight_streaming_bound(tiny, design, cache):
     res = replay(trace, tiny, design, cache=cache, progress=False, max_batch=max_batch)
     linear_params = tiny.num_layers * (tiny.attention_params_per_layer + tiny.ffn_params_per_layer) \
         + tiny.vocab_size * tiny.hidden_size
-    weight_read_bytes = linear_params * design.quant.weight_bits / 8
+    weight_read_bytes = linear_params * design.native_quant.weight_bits / 8
     bound = max_batch * design.dram.bandwidth_bytes_per_s / weight_read_bytes
     it = res.iterations
     assert (it["output_tokens"] / it["time_s"]).max() <= bound
@@ -205,8 +208,8 @@ def test_prompt_over_the_token_budget_runs_alone(tiny, design, cache):
 
 def test_kv_budget_counts_weights_with_group_scales(design):
     model = load_model("llama-2-7b")
-    b = kv_budget(model, design)
-    q = design.quant
+    b = kv_budget(model, design, design.native_quant)
+    q = design.native_quant
     groups = math.ceil(model.total_params / q.group_size)
     assert b.weight_bytes == math.ceil((model.total_params * 4 + groups * (q.scale_bits + q.zero_bits)) / 8)
     assert b.kv_bytes_per_token == 2 * model.num_layers * model.kv_dim * q.kv_bits / 8
@@ -270,7 +273,7 @@ def test_parallel_workers_give_the_same_replay(tiny, design):
 
 
 def test_prefetch_simulates_each_missing_op_once_in_parallel(tiny, design):
-    ops = IterationOps(tiny, design.quant)
+    ops = IterationOps(tiny, design.native_quant)
     batch = ops.sequence_ops(40, 40) + ops.sequence_ops(40, 40) + ops.token_ops(40)[0]
     with CostCache(design, workers=2) as parallel:
         parallel.prefetch(batch)

@@ -27,8 +27,8 @@ def test_anchor_grid_brackets(exact, per_octave, value):
 
 
 def test_exact_below_threshold_and_on_anchors(tiny, design, cache):
-    exact = IterationCostModel(tiny, design, cache=cache)
-    interp = IterationCostModel(tiny, design, cache=cache,
+    exact = IterationCostModel(tiny, design, quant=design.native_quant, cache=cache)
+    interp = IterationCostModel(tiny, design, quant=design.native_quant, cache=cache,
                                 config=ServingConfig(cost_model="interpolated", exact_tokens=16))
     for t in (1, 7, 16, 32, 64, 128):  # <= 16, or on the grid (16 x powers of 2)
         assert interp.token_cost(t) == exact.token_cost(t)
@@ -40,8 +40,8 @@ def test_exact_below_threshold_and_on_anchors(tiny, design, cache):
 def test_interpolated_costs_are_close_to_simulated(tiny, design, cache):
     """The tiny model's ops are latency-dominated and the mapper's pick varies between nearby sizes, so only
     gross errors are caught here; bench_replay.py measures the error on Llama-2-7B (about 1%)."""
-    exact = IterationCostModel(tiny, design, cache=cache)
-    interp = IterationCostModel(tiny, design, cache=cache,
+    exact = IterationCostModel(tiny, design, quant=design.native_quant, cache=cache)
+    interp = IterationCostModel(tiny, design, quant=design.native_quant, cache=cache,
                                 config=ServingConfig(cost_model="interpolated", exact_tokens=16))
     for t in (17, 50, 101, 333, 777):
         assert interp.token_cost(t).time_ns == pytest.approx(exact.token_cost(t).time_ns, rel=0.25)

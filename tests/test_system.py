@@ -160,7 +160,7 @@ def test_memory_check_names_bytes():
 
 
 def test_one_chip_system_equals_one_chip_run(tiny, design):
-    ref = simulate_model(tiny, design, batch=2, prompt=16, generate=4)
+    ref = simulate_model(tiny, design, quant=design.native_quant, batch=2, prompt=16, generate=4)
     got = simulate_system(tiny, system_of_design(design, num_chips=1), batch=2, prompt=16, generate=4)
     assert got.total_time_s == pytest.approx(ref.total_time_s, rel=1e-12)
     assert got.prefill_time_s == pytest.approx(ref.phase_time_s("prefill"), rel=1e-12)

@@ -94,13 +94,13 @@ def test_disaggregated_kv_transfer_time_is_hand_computed(tiny, design, cache):
                        topology=TopologyConfig(kind="ring", link=LinkConfig(bandwidth_bytes_per_s=B, latency_ns=L)))
     req = same(1, prompt=p, output=2)
     r = replay_system(req, tiny, resolve(cfg), disaggregate=(1, 1), cache=cache, progress=False)
-    expected = p * kv_bytes_per_token(tiny, design.quant) / B + L * 1e-9
+    expected = p * kv_bytes_per_token(tiny, design.native_quant) / B + L * 1e-9
     assert r.summary["kv_transfer_mean_s"] == pytest.approx(expected, rel=1e-12)
     decode = r.iterations[r.iterations["pool"] == "decode"]
     assert len(decode) == 1
     tpot = r.requests["tpot_s"].iloc[0]
     assert tpot == pytest.approx(expected + decode["time_s"].iloc[0], rel=1e-9)
-    assert r.summary["kv_transfer_bytes"] == p * kv_bytes_per_token(tiny, design.quant)
+    assert r.summary["kv_transfer_bytes"] == p * kv_bytes_per_token(tiny, design.native_quant)
 
 
 def test_disaggregated_pools_serve_everything(tiny, design, cache):

@@ -27,8 +27,9 @@ META = {"model": "llama-2-7b", "design": "mixpe-w4a8", "batch": 1, "prompt": 8, 
 @pytest.fixture(scope="module")
 def full_ops() -> list[Op]:
     """Llama-2-7B prefill of 8 tokens and 2 decode steps: every full-workload kind, layer -1 included."""
-    ops = list(model_ops(load_model("llama-2-7b"), load_design("mixpe-w4a8"), batch=1, prompt=8, generate=3,
-                         workload=WorkloadKind.FULL))
+    design = load_design("mixpe-w4a8")
+    ops = list(model_ops(load_model("llama-2-7b"), design, batch=1, prompt=8, generate=3,
+                         workload=WorkloadKind.FULL, quant=design.native_quant))
     # a label that needs CSV quoting, and an FP-activation op
     extra = Op(name='odd, "quoted" name', kind=OpKind.LINEAR, phase=Phase.DECODE, layer=7, step=2, m=3, n=256,
                k=384, batch=2, weight_bits=4, activation_bits=16, output_bits=16,
@@ -61,8 +62,9 @@ def test_round_trip(tmp_path, full_ops, suffix):
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_round_trip_paper_workload(tmp_path, suffix):
-    ops = list(model_ops(load_model("opt-6.7b"), load_design("paper-mixpe-w4a8"), batch=64, prompt=0, generate=1,
-                         workload=WorkloadKind.PAPER))
+    design = load_design("paper-mixpe-w4a8")
+    ops = list(model_ops(load_model("opt-6.7b"), design, batch=64, prompt=0, generate=1,
+                         workload=WorkloadKind.PAPER, quant=design.native_quant))
     path = tmp_path / f"paper{suffix}"
     write_trace(ops, path)
     meta, back = read_trace(path)

@@ -29,6 +29,7 @@ TRACE_SUFFIXES = (".jsonl", ".csv")
 
 def cmd_trace(args) -> int:
     from ..checks import check_model_run
+    from ..hw.precision import run_quant
     from ..sim.model import WorkloadKind, model_ops
     from ..workload.trace import write_trace
 
@@ -38,14 +39,16 @@ def cmd_trace(args) -> int:
     phase = args.phase
     prompt, generate = args.prompt, args.generate
     wl = WorkloadKind(args.workload)
-    check_model_run(model, design, batch=args.batch, prompt=prompt, generate=generate, workload=wl.value)
-    ops = model_ops(model, design, batch=args.batch, prompt=prompt, generate=generate, workload=wl)
+    quant = run_quant(design)
+    check_model_run(model, design, batch=args.batch, prompt=prompt, generate=generate, workload=wl.value,
+                    quant=quant)
+    ops = model_ops(model, design, batch=args.batch, prompt=prompt, generate=generate, workload=wl, quant=quant)
     if wl is WorkloadKind.FULL and phase != "both":
         ops = (op for op in ops if op.phase.value == phase)
     if wl is WorkloadKind.PAPER:  # one token per sequence, no prompt: record what simulate_model reports
         prompt, generate = 0, 1
     n = write_trace(ops, args.output, model=model.name, design=design.name, batch=args.batch, prompt=prompt,
-                    generate=generate, workload=wl.value, quant=design.quant.name)
+                    generate=generate, workload=wl.value, quant=quant.name)
     print(f"wrote {n} ops to {args.output}", file=sys.stderr)
     return 0
 
@@ -99,6 +102,7 @@ def _print_result(result, as_json: bool) -> None:
 def cmd_run(args) -> int:
     from ..checks import check_model_run, check_ops
     from ..errors import ConfigError
+    from ..hw.precision import run_quant
     from ..report import write_reports
     from ..sim.model import WorkloadKind, simulate_model, simulate_ops_result
     from ..workload.trace import read_trace_lines
@@ -109,11 +113,12 @@ def cmd_run(args) -> int:
         raise ConfigError("--quant: a trace carries its own precisions; give --quant with --model")
     if args.workload == "paper" and args.quant:
         raise ConfigError("--quant: the paper workload takes its precisions from the design's paper profile")
-    quant = parse_quant(args.quant, args.group_size)
+    asked = parse_quant(args.quant, args.group_size)
     if wants_system(args):
         from .system_run import run_system
 
-        return run_system(args, design)
+        return run_system(args, design, asked)
+    quant = run_quant(design, asked)
     cache_dir = False if args.no_cache else None
     if args.trace:
         meta, ops, lines = read_trace_lines(args.trace)

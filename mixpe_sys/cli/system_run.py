@@ -23,8 +23,10 @@ def _write(result, outdir: str) -> None:
     tmp.replace(out / "summary.json")
 
 
-def run_system(args, design) -> int:
-    """Simulate ``--model`` on the system of the options; print the figures."""
+def run_system(args, design, quant=None) -> int:
+    """Simulate ``--model`` on the system of the options with ``quant`` (None: the chip design's); print the
+    figures."""
+    from ..hw.precision import run_quant
     from ..system import simulate_system
     from ..workload.models import load_model
 
@@ -34,7 +36,8 @@ def run_system(args, design) -> int:
         raise MixpeError("a system runs the full workload (prefill and decode); drop --workload paper")
     system = resolve_system(args, design)
     result = simulate_system(load_model(args.model), system, batch=args.batch, prompt=args.prompt,
-                             generate=args.generate, reuse=not args.no_reuse, workers=args.workers or cpu_count(),
+                             generate=args.generate, quant=run_quant(system.chip, quant), reuse=not args.no_reuse,
+                             workers=args.workers or cpu_count(),
                              cache_dir=False if args.no_cache else None)
     if args.out:
         _write(result, args.out)

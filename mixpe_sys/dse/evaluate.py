@@ -16,6 +16,7 @@ import numpy as np
 
 from ..hw.config import AcceleratorConfig, DequantPlacement, PeKind
 from ..hw.pe import pe_model
+from ..hw.precision import run_quant
 from ..workload.quant import QuantScheme
 from .sweep import DESIGN_PARAM, SnrConfig, SweepPoint, build_design
 
@@ -54,9 +55,9 @@ def design_for_point(point: SweepPoint) -> AcceleratorConfig:
     return build_design(point.base, point.params, point.base_dir, point.label)
 
 
-def design_columns(design: AcceleratorConfig) -> dict[str, Any]:
-    """Figures describing a resolved design (peak rate at its own quantization, in TMAC/s)."""
-    q = design.quant
+def design_columns(design: AcceleratorConfig, quant: QuantScheme) -> dict[str, Any]:
+    """Figures describing a resolved design running ``quant`` (peak rate in TMAC/s)."""
+    q = quant
     pe = design.tile.pe_array.pe
     arr = design.tile.pe_array
     model = pe_model(pe)
@@ -99,13 +100,14 @@ def area_of(design: AcceleratorConfig) -> float | None:
     return float(area_mm2(design))
 
 
-def _model_figures(point: SweepPoint, design: AcceleratorConfig, cache_dir=None) -> dict[str, Any]:
+def _model_figures(point: SweepPoint, design: AcceleratorConfig, quant: QuantScheme, cache_dir=None) -> dict[str, Any]:
     from ..sim.model import simulate_model
     from ..workload.models import load_model
 
     wl = point.workload
     result = simulate_model(load_model(point.resolve(wl.model)), design, batch=wl.batch, prompt=wl.prompt,
-                            generate=wl.generate, workload=wl.workload, progress=False, cache_dir=cache_dir)
+                            generate=wl.generate, workload=wl.workload, progress=False, quant=quant,
+                            cache_dir=cache_dir)
     d = result.to_dict()
     out = {k: d.get(k) for k in ("total_time_s", "prefill_time_s", "decode_time_s", "tokens_per_s",
                                  "time_per_output_token_s", "memory_bound_share_decode", "dram_read_bytes", "macs")}
@@ -117,7 +119,8 @@ def _model_figures(point: SweepPoint, design: AcceleratorConfig, cache_dir=None)
     return out
 
 
-def _serving_figures(point: SweepPoint, design: AcceleratorConfig, cache_dir=None) -> dict[str, Any]:
+def _serving_figures(point: SweepPoint, design: AcceleratorConfig, quant: QuantScheme,
+                     cache_dir=None) -> dict[str, Any]:
     from ..serving import ServingConfig, replay
     from ..workload.models import load_model
     from ..workload.requests import load_request_trace
@@ -125,7 +128,7 @@ def _serving_figures(point: SweepPoint, design: AcceleratorConfig, cache_dir=Non
     wl = point.workload
     requests = load_request_trace(point.resolve(wl.requests), limit=wl.limit, rate_scale=wl.rate_scale)
     result = replay(requests, load_model(point.resolve(wl.model)), design, config=ServingConfig.from_dict(wl.serving),
-                    progress=False, cache_dir=cache_dir)
+                    quant=quant, progress=False, cache_dir=cache_dir)
     s = result.summary
     return {"total_time_s": s.get("duration_s"), "tokens_per_s": s.get("throughput_tokens_per_s"),
             "time_per_output_token_s": s.get("tpot_p50_s"), "ttft_p50_s": s.get("ttft_p50_s"),
@@ -175,11 +178,12 @@ def evaluate_point(point: SweepPoint, cache_dir=None) -> dict[str, Any]:
     row = _point_fields(point)
     try:
         design = design_for_point(point)
-        row.update(design_columns(design))
-        row["snr_db"] = quant_snr_db(design.quant, point.snr)
+        quant = run_quant(design)  # a point runs its design's own scheme (a sweep sets it as quant.*)
+        row.update(design_columns(design, quant))
+        row["snr_db"] = quant_snr_db(quant, point.snr)
         row["area_mm2"] = area_of(design)
-        figures = _serving_figures(point, design, cache_dir) if point.workload.requests is not None \
-            else _model_figures(point, design, cache_dir)
+        figures = _serving_figures(point, design, quant, cache_dir) if point.workload.requests is not None \
+            else _model_figures(point, design, quant, cache_dir)
         row.update(figures)
         tps, area = _finite(row.get("tokens_per_s")), _finite(row.get("area_mm2"))
         row["tokens_per_s_per_mm2"] = tps / area if tps is not None and area else None

@@ -222,7 +222,10 @@ class AcceleratorConfig(ConfigBase):
     global_buffer: SramConfig | None = param(None, help="shared on-chip SRAM staging activations for all tiles; "
                                              "null = none")
     noc: NocConfig | None = param(None, help="interconnect; null = tiles wired straight to the DRAM controller")
-    quant: QuantScheme = param(default_factory=QuantScheme, help="default quantization scheme of the design")
+    native_quant: QuantScheme = param(default_factory=QuantScheme, key="quant",
+                                      help="the quantization the design is built to run: the scheme of a run that "
+                                      "names none (resolved by mixpe_sys.hw.precision.run_quant at the entry points; "
+                                      "every run passes its scheme beside the design)")
     launch: LaunchConfig | None = param(None, help="fixed costs per kernel of a kernel-launched device (a GPU), "
                                         "per launch mode (graph or eager); null = none (mixpe_sys.hw.launch)")
     paper_profile: PaperProfile | None = param(None, help="how the MixPE authors' model runs this design "

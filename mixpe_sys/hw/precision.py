@@ -49,3 +49,15 @@ def check_quant(design: AcceleratorConfig, quant: QuantScheme, *, prefix: str = 
     if found:
         field, reason = found
         raise ConfigError(f"field '{prefix}{field}': {reason}")
+
+
+def run_quant(design: AcceleratorConfig, quant: str | QuantScheme | None = None, *,
+              group_size: int | None = None) -> QuantScheme:
+    """The quantization of a run on ``design``: ``quant`` (a ``W4A8``-style string or a scheme), else the
+    scheme the design is built to run; ``group_size`` (weights per group), if given, replaces the scheme's.
+
+    Only the entry points (the CLI, :func:`mixpe_sys.simulate`, serving and system entries, sweep points)
+    call this; everything below them takes the scheme as an argument beside the design.
+    """
+    q = design.native_quant if quant is None else (QuantScheme.parse(quant) if isinstance(quant, str) else quant)
+    return q if group_size is None else q.replace(group_size=group_size)

@@ -72,6 +72,7 @@ def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
         in ``summary["rejected_requests"]`` (see :mod:`.admission`).
     """
     from ..designs import load_design
+    from ..hw.precision import run_quant
     from ..workload.models import load_model
 
     if config is not None and options:
@@ -80,9 +81,9 @@ def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
     cfg = config if config is not None else ServingConfig.from_dict(options)
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     accel = design if isinstance(design, AcceleratorConfig) else load_design(design)
-    q = QuantScheme.parse(quant) if isinstance(quant, str) else quant
+    q = run_quant(accel, quant)
     served = within_context(requests, spec)
-    check_requests(served, spec, accel, q or accel.quant)
+    check_requests(served, spec, accel, q)
     result = ServingSimulator(served, spec, accel, cfg, quant=q, cache=cache, progress=progress,
                               workers=workers, cache_dir=cache_dir).run()
     result.summary["rejected_requests"] = int(len(requests) - len(served))

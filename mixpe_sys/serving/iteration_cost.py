@@ -49,19 +49,19 @@ class IterationCostModel:
     model, design:
         Model shape and accelerator.
     quant:
-        Quantization scheme (default: the design's).
+        Quantization scheme of the run.
     config:
         Serving options (for the cost model and its anchors).
     cache:
         Op cost cache to share (default: a new one for ``design``).
     """
 
-    def __init__(self, model: ModelSpec, design: AcceleratorConfig, *, quant: QuantScheme | None = None,
+    def __init__(self, model: ModelSpec, design: AcceleratorConfig, *, quant: QuantScheme,
                  config: ServingConfig | None = None, cache: CostCache | None = None):
         self.model = model
         self.design = design
         self.config = config or ServingConfig()
-        self.ops = IterationOps(model, quant or design.quant)
+        self.ops = IterationOps(model, quant)
         if cache is not None and cache.design is not design and cache.design != design:
             raise ServingError(f"the cost cache is for design '{cache.design.name}', not '{design.name}'")
         if cache is not None and cache.launch is not self.config.launch:

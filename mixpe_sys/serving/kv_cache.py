@@ -50,22 +50,21 @@ class KvBudget:
         return self.dram_capacity_bytes - self.weight_bytes
 
 
-def kv_budget(model: ModelSpec, design: AcceleratorConfig, quant: QuantScheme | None = None) -> KvBudget:
-    """The KV budget of ``model`` on ``design``.
+def kv_budget(model: ModelSpec, design: AcceleratorConfig, quant: QuantScheme) -> KvBudget:
+    """The KV budget of ``model`` on ``design`` with ``quant``'s weight and KV-cache widths.
 
     Raises
     ------
     ServingError
         When the weights alone do not fit the DRAM or leave no room for one token.
     """
-    q = quant or design.quant
     cap = design.dram.capacity_bytes
-    weights = weight_bytes(model, q)
-    per_token = kv_bytes_per_token(model, q)
+    weights = weight_bytes(model, quant)
+    per_token = kv_bytes_per_token(model, quant)
     tokens = int((cap - weights) // per_token) if cap > weights else 0
     if tokens < 1:
         raise ServingError(f"DRAM capacity {cap} bytes leaves no room for the KV cache of {model.name}: "
-                           f"weights take {weights} bytes ({q.name}), one token {per_token:g} bytes")
+                           f"weights take {weights} bytes ({quant.name}), one token {per_token:g} bytes")
     return KvBudget(dram_capacity_bytes=cap, weight_bytes=weights, kv_bytes_per_token=per_token,
                     capacity_tokens=tokens)
 

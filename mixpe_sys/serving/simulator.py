@@ -44,7 +44,7 @@ class ServingSimulator:
     config:
         Serving options.
     quant:
-        Quantization scheme (default: the design's).
+        Quantization scheme of the run.
     cache:
         Op cost cache to share between replays on the same design.
     progress:
@@ -55,14 +55,14 @@ class ServingSimulator:
     """
 
     def __init__(self, requests: pd.DataFrame, model: ModelSpec, design: AcceleratorConfig,
-                 config: ServingConfig, *, quant: QuantScheme | None = None, cache: CostCache | None = None,
+                 config: ServingConfig, *, quant: QuantScheme, cache: CostCache | None = None,
                  progress: bool | None = None, workers: int = 1, cache_dir=None):
         records = requests_from_frame(requests)
         if not records:
             raise ServingError("the request trace has no requests")
         records.sort(key=lambda r: r.arrival_s)
         self.model, self.design, self.config = model, design, config
-        self.quant = quant or design.quant
+        self.quant = quant
         check_quant(design, self.quant)
         self.budget = kv_budget(model, design, self.quant)
         self.seqs = [Sequence(r.request_id, r.arrival_s * 1e9, r.prompt_tokens, r.output_tokens) for r in records]

@@ -98,30 +98,28 @@ class ModelResult:
         }
 
 
-def paper_profile(design: AcceleratorConfig) -> PaperProfile:
-    """The design's paper profile, or one derived from its quantization and dequant placement."""
+def paper_profile(design: AcceleratorConfig, quant: QuantScheme) -> PaperProfile:
+    """The design's paper profile, or one derived from the run's quantization and the dequant placement."""
     if design.paper_profile is not None:
         return design.paper_profile
-    q = design.quant
     after = design.tile.dequant.placement is DequantPlacement.POST_GEMM
-    return PaperProfile(weight_bits=q.weight_bits, activation_bits=q.activation_bits,
+    return PaperProfile(weight_bits=quant.weight_bits, activation_bits=quant.activation_bits,
                         dequant_gemm=DequantGemmPlacement.AFTER if after else DequantGemmPlacement.BEFORE,
-                        dequant_bits=max(q.activation_bits, 8))
+                        dequant_bits=max(quant.activation_bits, 8))
 
 
-def paper_ops(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 64) -> Iterable[Op]:
-    """The MixPE authors' workload as ``design`` runs it: its paper profile and its group size."""
-    q = design.quant
-    group = q.group_size if q.quantized_weights and q.group_size else 0
-    return paper_workload(model, paper_profile(design), batch=batch, group_size=group)
+def paper_ops(model: ModelSpec, design: AcceleratorConfig, quant: QuantScheme, *, batch: int = 64) -> Iterable[Op]:
+    """The MixPE authors' workload as ``design`` runs it: its paper profile and ``quant``'s group size."""
+    group = quant.group_size if quant.quantized_weights and quant.group_size else 0
+    return paper_workload(model, paper_profile(design, quant), batch=batch, group_size=group)
 
 
 def model_ops(model: ModelSpec, design: AcceleratorConfig, *, batch: int, prompt: int, generate: int,
-              workload: WorkloadKind = WorkloadKind.FULL, quant: QuantScheme | None = None) -> Iterable[Op]:
-    """The op stream of a run (a generator)."""
+              workload: WorkloadKind = WorkloadKind.FULL, quant: QuantScheme) -> Iterable[Op]:
+    """The op stream of a run with quantization ``quant`` (a generator)."""
     if workload is WorkloadKind.PAPER:
-        return paper_ops(model, design, batch=batch)
-    return full_workload(model, quant or design.quant, batch=batch, prompt=prompt, generate=generate)
+        return paper_ops(model, design, quant, batch=batch)
+    return full_workload(model, quant, batch=batch, prompt=prompt, generate=generate)
 
 
 def op_count(model: ModelSpec, *, prompt: int, generate: int, workload: WorkloadKind) -> int:
@@ -164,7 +162,7 @@ def simulate_ops_result(ops: Iterable[Op], design: AcceleratorConfig, *, model_n
 
 def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 1, prompt: int = 512,
                    generate: int = 128, workload: WorkloadKind | str = WorkloadKind.FULL, reuse: bool = True,
-                   progress: bool | None = None, quant: QuantScheme | None = None, workers: int = 1,
+                   progress: bool | None = None, quant: QuantScheme, workers: int = 1,
                    launch: LaunchMode | str = LaunchMode.GRAPH, cache_dir=None) -> ModelResult:
     """Simulate ``model`` on ``design``.
 
@@ -183,7 +181,8 @@ def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 
     progress:
         Progress bar (None = only on a terminal for runs longer than a second).
     quant:
-        Override the design's quantization scheme (full workload).
+        The run's quantization scheme (the paper workload takes only its group size, and its widths when the
+        design has no paper profile); entry points resolve it with :func:`mixpe_sys.hw.precision.run_quant`.
     workers:
         With reuse, simulate the distinct ops on this many processes first (same results).
     cache_dir:
@@ -202,10 +201,10 @@ def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 
     wl = WorkloadKind(workload)
     launch = launch_mode(launch)
     if wl is WorkloadKind.FULL:
-        check_quant(design, quant or design.quant)
+        check_quant(design, quant)
     ops = model_ops(model, design, batch=batch, prompt=prompt, generate=generate, workload=wl, quant=quant)
     return simulate_ops_result(ops, design, model_name=model.name, workload=wl.value, batch=batch,
                                prompt=prompt if wl is WorkloadKind.FULL else 0,
                                generate=generate if wl is WorkloadKind.FULL else 1, reuse=reuse, progress=progress,
                                total=op_count(model, prompt=prompt, generate=generate, workload=wl), workers=workers,
-                               launch=launch, quant=(quant or design.quant).name, cache_dir=cache_dir)
+                               launch=launch, quant=quant.name, cache_dir=cache_dir)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..hw.precision import run_quant
 from ..sim.engine import CostCache
 from ..workload.models import ModelSpec
 from ..workload.ops import Phase
@@ -144,7 +145,7 @@ def simulate_system(model: ModelSpec, system: System, *, batch: int = 1, prompt:
         When a chip's weights plus the batch's KV cache exceed its DRAM.
     """
     chip = system.chip
-    q = quant or chip.quant
+    q = run_quant(chip, quant)
     plan = plan_replica(model, system.config)
     plan.check_fit(q, chip.dram.capacity_bytes, batch * (prompt + generate - 1),
                    f"batch {batch} x {prompt + generate - 1} tokens")

@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..serving.cluster import ClusterResult, ClusterSimulator, Disaggregation
 from ..serving.config import ServingConfig, ServingError
 from ..serving.router import RouterKind
+from ..hw.precision import run_quant
 from ..sim.engine import CostCache
 from ..workload.models import ModelSpec
 from ..workload.quant import QuantScheme
@@ -107,7 +108,7 @@ def replay_system(requests: pd.DataFrame, model: ModelSpec, system: System, *, c
     """
     cfg = config or ServingConfig()
     chip = system.chip
-    q = quant or chip.quant
+    q = run_quant(chip, quant)
     pools = [replicas] if disaggregate is None else list(disaggregate)
     total = sum(pools)
     per = system.config.chips_per_replica
