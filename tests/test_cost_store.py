@@ -280,3 +280,19 @@ def test_the_store_holds_device_costs_whatever_the_launch_mode(store_dir, tiny):
     assert eager_warm.simulated_ops == 0
     pd.testing.assert_frame_equal(eager_warm.ops, eager_cold.ops, check_exact=True)
     assert eager_warm.total_time_s > graph.total_time_s  # a100-like's host dispatch in eager mode
+
+
+def test_a_stored_cost_is_keyed_by_the_quant_it_was_simulated_with(tiny, store_dir):
+    from mixpe_sys import load_design
+    from mixpe_sys.workload.quant import QuantScheme
+
+    gpu = load_design("a100-like")  # runs its native W16A16 and W4A16 on the same hardware (one design hash)
+    w4 = QuantScheme.parse("W4A16")
+    native = simulate_model(tiny, gpu, quant=gpu.native_quant, **RUN)  # fills the store
+    after = simulate_model(tiny, gpu, quant=w4, **RUN)  # the same store, another scheme
+    alone = simulate_model(tiny, gpu, quant=w4, **RUN, cache_dir=False)
+    assert after.simulated_ops > 0  # the W4A16 GEMMs are not the stored W16A16 ones
+    pd.testing.assert_frame_equal(after.ops, alone.ops, check_exact=True)
+    lin = native.ops["kind"] == "linear"
+    # 4-bit weights (+ FP16 group scales) read about a quarter of the FP16 weight bytes
+    assert (after.ops.loc[lin, "dram_read_bytes"].to_numpy() < native.ops.loc[lin, "dram_read_bytes"].to_numpy()).all()
