@@ -178,7 +178,6 @@ def test_iso_area_presets_match_mixpe_within_2_percent(name):
 def test_area_breakdown_and_summary():
     d = load_design("mixpe-w4a8")
     b = area_breakdown(d)
-    assert b.total_mm2 == pytest.approx(sum(v for k, v in b.to_dict().items() if k != "total"))
     assert b.pes_mm2 == pytest.approx(8 * 64 * 64 * pe_area_um2(d.tile.pe_array.pe) * 1e-6)
     # 4 MiB global buffer + 8 x (512 + 512 + 256) KiB tile buffers at 1734 um^2 per KiB
     assert b.sram_mm2 == pytest.approx((4096 + 8 * 1280) * 1734e-6)

