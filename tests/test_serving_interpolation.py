@@ -19,7 +19,7 @@ def test_anchor_grid_brackets(exact, per_octave, value):
     grid = AnchorGrid(exact, per_octave)
     lo, hi, w = grid.bracket(value)
     assert lo <= value <= hi and 0.0 <= w < 1.0
-    assert (lo == hi) == (value <= exact or value in grid._grid)
+    assert (lo == hi) == (value <= exact or value in grid.anchors)
     if value > exact:
         assert lo % exact == 0 and hi % exact == 0 and hi <= 2 * lo
     corners = grid.corners((value, value + 3))

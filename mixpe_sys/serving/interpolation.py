@@ -79,6 +79,11 @@ class AnchorGrid:
         self.per_octave = per_octave
         self._grid = [exact]
 
+    @property
+    def anchors(self) -> tuple[int, ...]:
+        """The anchors above ``exact`` built so far (tokens), ascending, ``exact`` first."""
+        return tuple(self._grid)
+
     def _extend(self, value: int) -> None:
         i = len(self._grid)
         while self._grid[-1] < value:
