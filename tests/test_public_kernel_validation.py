@@ -1,0 +1,86 @@
+"""Published kernel-level GPU measurements (experiments/data) and experiments/validate_public_kernels.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from mixpe_sys import simulate_gemm
+from mixpe_sys.errors import TraceError
+from mixpe_sys.measurements import read_measurements
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "experiments" / "data"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+vpk = _load("validate_public_kernels")
+
+
+def test_xla_table_is_complete_and_transcribed_exactly():
+    meta, df = read_measurements(DATA / "xla_h100_bf16_gemm.csv",
+                                 {"b": int, "m": int, "n": int, "k": int, "flops_per_s": float})
+    assert {"source", "timing", "gpu"} <= set(meta)
+    sizes = {256, 512, 1024, 2048, 4096}
+    for b in (1, 2, 4):  # the source's grid: every (m, n, k) in sizes^3 once per b
+        part = df[df["b"] == b]
+        assert len(part) == 125 and set(map(tuple, part[["m", "n", "k"]].values)) == {
+            (m, n, k) for m in sizes for n in sizes for k in sizes}
+    # XLA stores flops = 2*b*m*n*k / (median kernel ns): each time is a whole or half nanosecond,
+    # so a mistyped digit would show up here
+    time_ns = 2.0 * df["b"] * df["m"] * df["n"] * df["k"] / df["flops_per_s"] * 1e9
+    assert ((time_ns * 2 - (time_ns * 2).round()).abs() < 1e-3).all()
+
+
+def test_attention_rows_match_their_flop_count():
+    meta, df = read_measurements(DATA / "tritonbench_h100_attention.csv",
+                                 {"batch": int, "heads": int, "seq_len": int, "head_dim": int, "tflops": float})
+    assert {"source", "timing", "gpu"} <= set(meta) and len(df) == 27
+    timed = df[df["latency_ms"] != ""]
+    assert len(timed) == 15
+    for r in timed.itertuples():  # latency x TFLOP/s = 4 B H S^2 D (non-causal forward), to print precision
+        flops = 4 * r.batch * r.heads * r.seq_len ** 2 * r.head_dim
+        assert float(r.latency_ms) * 1e-3 * r.tflops * 1e12 == pytest.approx(flops, rel=1e-5)
+
+
+def test_measured_time_from_the_table():
+    df = vpk.xla_gemm_points(DATA / "xla_h100_bf16_gemm.csv")
+    first = df.iloc[0]  # b=1, 1024 x 2048 x 256 at 139,519,467,775,467 FLOP/s: 1.073741824e9 / that = 7.696 us
+    assert (first.b, first.m, first.n, first.k) == (1, 1024, 2048, 256)
+    assert first.measured_us == pytest.approx(7.696, abs=1e-9)
+
+
+def test_script_runs_on_a_subset(tmp_path):
+    out = vpk.run(tmp_path, subset=2)
+    pts = out["points"]
+    assert len(pts) == 2 and set(pts["dataset"]) == {"xla-h100-bf16-gemm"} and set(pts["design"]) == {"h100-like"}
+    r = pts.iloc[0]
+    sim = simulate_gemm(int(r.m), int(r.n), int(r.k), "h100-like", batch=int(r.b), launch="graph")
+    assert r.simulated_us == pytest.approx(sim.device_time_s * 1e6)  # the kernel alone, no launch cost
+    assert r.error_pct == pytest.approx(100 * (r.simulated_us - r.measured_us) / r.measured_us)
+    text = (tmp_path / "public_kernels.md").read_text()
+    assert "tritonbench-h100-attention" in text and "not compared" in text
+    assert (tmp_path / "public_kernels.csv").exists()
+
+
+def test_bad_table_names_file_line_field(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("# source: test\nb,m,n,k,flops_per_s\n1,256,256,256,fast\n")
+    with pytest.raises(TraceError, match=r"bad.csv:3: field 'flops_per_s'"):
+        vpk.xla_gemm_points(bad)
+
+
+def test_cli_rejects_empty_subset(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        vpk.main([str(tmp_path), "--subset", "0"])
+    assert exc.value.code == 2 and "--subset" in capsys.readouterr().err
