@@ -11,6 +11,10 @@ Data sets (``experiments/data/``, each file's ``#`` header names its source and 
   kernel duration. Compared with ``h100-like``: simulated = ``simulate_gemm(m, n, k, batch=b,
   launch="graph").device_time_s`` (the kernel alone: the measurement excludes launch gaps, so the
   graph launch cost that ``time_s`` adds is left out), measured = 2*b*m*n*k / flops_per_s.
+- ``vllm_h100_bf16_linear.csv``: four BF16 linear layers of an LLM (N = 12288, K = 5376, M = 1 ... 128)
+  on an H100, each the median per-call time of calls replayed from a CUDA graph
+  (``triton.testing.do_bench_cudagraph``). Compared with ``h100-like``: simulated = ``time_s`` with
+  ``launch="graph"`` (device time + the graph launch cost per kernel), measured = 2*m*n*k / tflops.
 - ``tritonbench_h100_attention.csv``: fused-attention forward kernels on an H100 (tritonbench runs
   in pytorch/benchmark commit messages). Listed, not compared: the simulator has no fused
   attention op to compare them with.
@@ -40,6 +44,8 @@ DATA = Path(__file__).resolve().parent / "data"
 #: measured kernels shorter than this are reported apart: their time is mostly the fixed cost of
 #: starting and finishing a kernel, which the presets do not model (docs/accuracy.md)
 SHORT_KERNEL_US = 10.0
+#: data sets of at most this many points also get a per-point table in the report
+SMALL_SET_POINTS = 20
 
 
 @dataclass(frozen=True)
@@ -61,12 +67,25 @@ def xla_gemm_points(path: Path) -> pd.DataFrame:
     return df
 
 
-def gemm_rows(points: pd.DataFrame, design: AcceleratorConfig) -> list[dict]:
-    """Simulate each GEMM (device time, BF16 = the preset's 16-bit tensor-core rate) against its measurement."""
+def linear_points(path: Path) -> pd.DataFrame:
+    """The GEMMs of a ``m, n, k, tflops`` CSV (one instance each), with ``measured_us`` = 2*m*n*k / tflops."""
+    _, df = read_measurements(path, {"m": int, "n": int, "k": int, "tflops": float})
+    df = df.copy()
+    df["b"] = 1
+    df["measured_us"] = 2.0 * df["m"] * df["n"] * df["k"] / (df["tflops"] * 1e12) * 1e6
+    return df
+
+
+def gemm_rows(points: pd.DataFrame, design: AcceleratorConfig, with_launch: bool = False) -> list[dict]:
+    """Simulate each GEMM (BF16 = the preset's 16-bit tensor-core rate) against its measurement.
+
+    ``with_launch``: compare ``time_s`` under ``launch="graph"`` (graph-replayed measurements)
+    instead of ``device_time_s`` (kernel durations).
+    """
     rows = []
     for r in points.itertuples():
         sim = simulate_gemm(int(r.m), int(r.n), int(r.k), design, batch=int(r.b), launch="graph")
-        sim_us = sim.device_time_s * 1e6
+        sim_us = (sim.time_s if with_launch else sim.device_time_s) * 1e6
         rows.append({"point": f"{r.b}x{r.m}x{r.n}x{r.k}", "b": int(r.b), "m": int(r.m), "n": int(r.n),
                      "k": int(r.k), "measured_us": float(r.measured_us), "simulated_us": sim_us,
                      "error_pct": 100.0 * (sim_us - r.measured_us) / r.measured_us,
@@ -86,6 +105,8 @@ def spread(df: pd.DataFrame, count: int | None) -> pd.DataFrame:
 DATASETS = (
     DataSet("xla-h100-bf16-gemm", "xla_h100_bf16_gemm.csv", "h100-like",
             lambda path, design, subset: gemm_rows(spread(xla_gemm_points(path), subset), design)),
+    DataSet("vllm-h100-bf16-linear", "vllm_h100_bf16_linear.csv", "h100-like",
+            lambda path, design, subset: gemm_rows(spread(linear_points(path), subset), design, with_launch=True)),
     DataSet("tritonbench-h100-attention", "tritonbench_h100_attention.csv", "h100-like", None,
             "fused attention (one kernel: Q block stationary, K and V streamed) is not an op of this simulator yet"),
 )
@@ -107,7 +128,8 @@ def run(outdir: Path, subset: int | None = None, design_name: str | None = None,
     """Compare every data set with its preset (or ``design_name``); write the tables into ``outdir``."""
     outdir.mkdir(parents=True, exist_ok=True)
     frames, lines = [], ["# GPU presets against published kernel measurements", "",
-                         "Error = (simulated - measured) / measured; simulated = the preset's device time.", ""]
+                         "Error = (simulated - measured) / measured; simulated = the preset's device time "
+                         "(kernel durations) or device time + graph launch (graph-replayed calls).", ""]
     skipped = []
     for ds in DATASETS:
         if ds.rows is None:
@@ -124,8 +146,11 @@ def run(outdir: Path, subset: int | None = None, design_name: str | None = None,
                   f"By measured kernel length (short: under {SHORT_KERNEL_US:g} us):", "",
                   markdown_table(summarise(df, "kernel_length").round(1)), "",
                   "By the preset's roofline bound:", "", markdown_table(summarise(df, "bound").round(1)), ""]
-        if "b" in df:
+        if df["b"].nunique() > 1:
             lines += ["By batch b:", "", markdown_table(summarise(df, "b").round(1)), ""]
+        if len(df) <= SMALL_SET_POINTS:
+            cols = ["point", "measured_us", "simulated_us", "error_pct", "bound"]
+            lines += ["Per point:", "", markdown_table(df[cols].round(3)), ""]
         lines += [f"Shortest measured kernel {df['measured_us'].min():.3f} us; the preset's shortest device "
                   f"time on these points {df['simulated_us'].min():.3f} us.", ""]
     for ds in skipped:

@@ -60,14 +60,24 @@ def test_measured_time_from_the_table():
     assert first.measured_us == pytest.approx(7.696, abs=1e-9)
 
 
+def test_vllm_linear_times():
+    df = vpk.linear_points(DATA / "vllm_h100_bf16_linear.csv")
+    assert list(df["m"]) == [1, 16, 64, 128] and set(df["n"]) == {12288} and set(df["k"]) == {5376}
+    # 2 x 1 x 12288 x 5376 = 132,120,576 FLOP at 2.870333 TFLOP/s = 46.0297 us
+    assert df.iloc[0].measured_us == pytest.approx(46.0297, abs=1e-4)
+
+
 def test_script_runs_on_a_subset(tmp_path):
     out = vpk.run(tmp_path, subset=2)
     pts = out["points"]
-    assert len(pts) == 2 and set(pts["dataset"]) == {"xla-h100-bf16-gemm"} and set(pts["design"]) == {"h100-like"}
-    r = pts.iloc[0]
-    sim = simulate_gemm(int(r.m), int(r.n), int(r.k), "h100-like", batch=int(r.b), launch="graph")
-    assert r.simulated_us == pytest.approx(sim.device_time_s * 1e6)  # the kernel alone, no launch cost
-    assert r.error_pct == pytest.approx(100 * (r.simulated_us - r.measured_us) / r.measured_us)
+    assert len(pts) == 4 and set(pts["design"]) == {"h100-like"}
+    assert list(pts["dataset"]) == ["xla-h100-bf16-gemm"] * 2 + ["vllm-h100-bf16-linear"] * 2
+    for r in pts.itertuples():
+        sim = simulate_gemm(int(r.m), int(r.n), int(r.k), "h100-like", batch=int(r.b), launch="graph")
+        # kernel durations against the kernel alone; graph-replayed calls against kernel + graph launch
+        expected = sim.device_time_s if r.dataset == "xla-h100-bf16-gemm" else sim.time_s
+        assert r.simulated_us == pytest.approx(expected * 1e6)
+        assert r.error_pct == pytest.approx(100 * (r.simulated_us - r.measured_us) / r.measured_us)
     text = (tmp_path / "public_kernels.md").read_text()
     assert "tritonbench-h100-attention" in text and "not compared" in text
     assert (tmp_path / "public_kernels.csv").exists()
