@@ -151,7 +151,7 @@ def run(outdir: Path, subset: int | None = None, design_name: str | None = None,
         if len(df) <= SMALL_SET_POINTS:
             cols = ["point", "measured_us", "simulated_us", "error_pct", "bound"]
             lines += ["Per point:", "", markdown_table(df[cols].round(3)), ""]
-        lines += [f"Shortest measured kernel {df['measured_us'].min():.3f} us; the preset's shortest device "
+        lines += [f"Shortest measured time {df['measured_us'].min():.3f} us; the preset's shortest simulated "
                   f"time on these points {df['simulated_us'].min():.3f} us.", ""]
     for ds in skipped:
         lines += [f"## {ds.name} (`data/{ds.file}`): not compared", "", f"Reason: {ds.why_not}.", ""]
