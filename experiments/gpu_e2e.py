@@ -65,7 +65,7 @@ def decode_rows(designs: Sequence[str], prompt: int = DECODE_PROMPT, workers: in
         rows.append({"design": name, "hbm_tb_per_s": d.dram.bandwidth_bytes_per_s / 1e12,
                      "weight_gb": weight_bytes(model, fp16) / 1e9, "tpot_ms": tpot * 1e3,
                      "bound_ms": bound * 1e3, "tpot_over_bound": tpot / bound,
-                     "linear_ms": by(["linear"]) * 1e3, "attention_ms": by(["attn_qk", "attn_pv"]) * 1e3,
+                     "linear_ms": by(["linear"]) * 1e3, "attention_ms": by(["attn_qk", "attn_pv", "attention"]) * 1e3,
                      "vector_ms": by(["add_norm", "rope_kv_write", "kv_write", "softmax", "activation"]) * 1e3,
                      "launch_ms": launch * 1e3, "kernels_per_token": len(dec) // steps})
     return pd.DataFrame(rows)
@@ -100,7 +100,7 @@ def prefill_rows(designs: Sequence[str], tokens: int = PREFILL_TOKENS, workers: 
         macs = int(pre.macs.sum())
         bound = macs / _peak_macs_per_s(d)
         lin = pre[pre.kind == "linear"]
-        att = pre[pre.kind.isin(["attn_qk", "attn_pv"])]
+        att = pre[pre.kind.isin(["attn_qk", "attn_pv", "attention"])]
         rows.append({"design": name, "prefill_ms": t * 1e3, "compute_bound_ms": bound * 1e3,
                      "prefill_over_bound": t / bound,
                      "linear_ms": float(lin.time_s.sum()) * 1e3,

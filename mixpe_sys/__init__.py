@@ -66,7 +66,8 @@ def simulate_gemm(m: int, n: int, k: int, design="mixpe-w4a8", *, batch: int = 1
 def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt: int = 512, generate: int = 128,
              workload: str = "full", reuse: bool = True, progress: bool | None = None, workers: int = 1,
              system=None, tp: int | None = None, pp: int | None = None,
-             quant: str | QuantScheme | None = None, launch: str = "graph", cache_dir=None):
+             quant: str | QuantScheme | None = None, launch: str = "graph", cache_dir=None,
+             attention: str = "fused"):
     """Simulate a model's inference on a design.
 
     Parameters
@@ -100,6 +101,9 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
     cache_dir:
         Persistent op-cost store: None the default directory (``MIXPE_SIM_CACHE_DIR`` or the user
         cache directory), a path, or False for none (same results).
+    attention:
+        ``"fused"`` (one FlashAttention-style kernel per layer, default) or ``"unfused"`` (QK^T, softmax
+        and PV as three kernels, the scores through DRAM); systems run fused attention only.
 
     Returns
     -------
@@ -118,6 +122,7 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
     from .hw.config import AcceleratorConfig
     from .hw.precision import run_quant
     from .sim.model import simulate_model
+    from .workload.attention import AttentionMode, attention_mode
     from .workload.models import ModelSpec, load_model
 
     spec = model if isinstance(model, ModelSpec) else load_model(model)
@@ -126,6 +131,8 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
 
         if workload != "full":
             raise ConfigError("field 'workload': a system runs the full workload (prefill and decode)")
+        if attention_mode(attention) is not AttentionMode.FUSED:
+            raise ConfigError("field 'attention': a system runs fused attention only")
         if system is None:
             cfg = design if isinstance(design, AcceleratorConfig) else load_design(design)
             sysm = system_of_design(cfg, num_chips=(tp or 1) * (pp or 1), tp=tp or 1, pp=pp or 1)
@@ -137,10 +144,11 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
     if workload == "paper" and quant is not None:
         raise ConfigError("field 'quant': the paper workload takes its precisions from the design's paper profile")
     q = run_quant(cfg, quant)
-    check_model_run(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload, quant=q)
+    check_model_run(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload, quant=q,
+                    attention=attention_mode(attention).value)
     return simulate_model(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload,
                           reuse=reuse, progress=progress, workers=workers, quant=q, launch=launch,
-                          cache_dir=cache_dir)
+                          cache_dir=cache_dir, attention=attention)
 
 
 def load_system(name_or_path):

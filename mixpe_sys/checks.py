@@ -25,7 +25,7 @@ from .limits import MAX_RUN_OPS, MAX_TILE_STEPS, check_at_most, check_gemm_dims
 from .mapping.gemm import GemmSpec
 from .mapping.tiling import choose_tiling
 from .workload.model_spec import ModelSpec
-from .workload.ops import Op
+from .workload.ops import Op, OpKind
 from .workload.quant import NumberFormat, QuantScheme
 
 
@@ -45,6 +45,23 @@ def check_gemm_spec(spec: GemmSpec, design: AcceleratorConfig, what: str = "GEMM
                           f"{MAX_TILE_STEPS:,} (mixpe_sys.limits)")
 
 
+def check_attention(op: Op, design: AcceleratorConfig) -> None:
+    """A fused attention op maps onto ``design`` (its tile holds a query row and a key) within the tile-step limit."""
+    from .errors import MappingError
+    from .mapping.attention import choose_blocks
+
+    spec = op.attention_spec()
+    check_gemm_dims(spec.rows, spec.kv_len, spec.head_dim, spec.instances)
+    try:
+        steps = choose_blocks(spec, design).steps
+    except MappingError as exc:
+        raise ConfigError(str(exc)) from None
+    if steps > MAX_TILE_STEPS:
+        raise ConfigError(f"field 'm/n/k/batch': fused attention of {spec.instances} x {spec.rows} rows x "
+                          f"{spec.kv_len} keys needs {steps:,} tile steps on design '{design.name}', above the "
+                          f"limit of {MAX_TILE_STEPS:,} (mixpe_sys.limits)")
+
+
 def check_gemm(m: int, n: int, k: int, batch: int, design: AcceleratorConfig, quant: QuantScheme) -> None:
     """Everything :func:`mixpe_sys.simulate_gemm` checks before it maps the GEMM."""
     check_gemm_dims(m, n, k, batch)
@@ -52,7 +69,7 @@ def check_gemm(m: int, n: int, k: int, batch: int, design: AcceleratorConfig, qu
 
 
 def check_model_run(model: ModelSpec, design: AcceleratorConfig, *, batch: int, prompt: int, generate: int,
-                    workload: str = "full", quant: QuantScheme) -> None:
+                    workload: str = "full", quant: QuantScheme, attention: str = "fused") -> None:
     """Everything a model run must satisfy (context, KV cache, precision, groups, sizes).
 
     Raises
@@ -78,12 +95,12 @@ def check_model_run(model: ModelSpec, design: AcceleratorConfig, *, batch: int, 
                           f"step attends to {prompt + generate - 1}) is beyond the {context}-token context of "
                           f"{model.name} (max_position_embeddings)")
     check_quant(design, quant)
-    check_at_most("generate", op_count(model, prompt=prompt, generate=generate, workload=wl), MAX_RUN_OPS,
-                  "ops in one run")
+    check_at_most("generate", op_count(model, prompt=prompt, generate=generate, workload=wl, attention=attention),
+                  MAX_RUN_OPS, "ops in one run")
     check_kv_fits(model, design, quant, sequences=batch, tokens_per_sequence=prompt + generate - 1)
     # the largest ops are the prefill layer's and the LM head: their tile steps bound every op's
-    check_ops(layer_ops(model, quant, batch=batch, q_tokens=prompt, kv_len=prompt, phase=_prefill()), design,
-              what=f"{model.name}'s")
+    check_ops(layer_ops(model, quant, batch=batch, q_tokens=prompt, kv_len=prompt, phase=_prefill(),
+                        attention=attention), design, what=f"{model.name}'s")
 
 
 def _prefill():
@@ -128,7 +145,8 @@ def check_ops(ops: Iterable[Op], design: AcceleratorConfig, *, what: str = "an",
     count = 0
     for index, op in enumerate(ops):
         count += 1
-        if not op.kind.on_array:
+        fused = op.kind is OpKind.ATTENTION
+        if not (op.kind.on_array or fused):
             continue
         key = op.cost_key()
         if key in seen:
@@ -141,7 +159,10 @@ def check_ops(ops: Iterable[Op], design: AcceleratorConfig, *, what: str = "an",
         if precision and found:
             raise ConfigError(f"{label}: field '{found[0]}': {found[1]} (design '{design.name}')")
         try:
-            check_gemm_spec(op.gemm_spec(), design, what="the op's GEMM")
+            if fused:
+                check_attention(op, design)
+            else:
+                check_gemm_spec(op.gemm_spec(), design, what="the op's GEMM")
         except ConfigError as exc:
             raise ConfigError(f"{label}: {exc.reason}") from None
     check_at_most("ops", count, MAX_RUN_OPS, "ops in one run", source)

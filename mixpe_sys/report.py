@@ -64,7 +64,7 @@ def chrome_trace(ops: pd.DataFrame, *, process_name: str = "accelerator") -> dic
 
     Array ops go on one track, vector-unit ops on another; times in microseconds.
     """
-    array_kinds = {"linear", "dequant_gemm", "attn_qk", "attn_pv"}
+    array_kinds = {"linear", "dequant_gemm", "attn_qk", "attn_pv", "attention"}
     events: list[dict[str, Any]] = [
         {"name": "process_name", "ph": "M", "pid": 0, "args": {"name": process_name}},
         {"name": "thread_name", "ph": "M", "pid": 0, "tid": 0, "args": {"name": "PE arrays"}},

@@ -15,7 +15,7 @@ from mixpe_sys.cli import main
 RUN = ["run", "--model", "llama-2-7b", "--prompt", "64", "--generate", "4"]
 KEYS = ("prefill_time_s", "decode_time_s", "total_time_s", "time_per_output_token_s", "tokens_per_s",
         "dram_read_bytes", "dram_write_bytes", "memory_bound_share_prefill", "memory_bound_share_decode")
-OPS_PER_STEP = 32 * 11 + 2  # Llama-2-7B: 32 layers x 11 kernels, final add-norm, LM head
+OPS_PER_STEP = 32 * 9 + 2  # Llama-2-7B: 32 layers x 9 kernels (fused attention), final add-norm, LM head
 
 
 def _one_json(capsys, argv) -> dict:
@@ -142,6 +142,7 @@ def test_paper_workload_needs_no_prompt(capsys):
     (["run", "--model", "no-such-model", "--prompt", "8", "--generate", "2"], "no-such-model"),
     (["run", "--model", "llama-2-7b", "--prompt", "0", "--generate", "2"], "positive"),
     (["run", "--model", "llama-2-7b", "--prompt", "8", "--generate", "2", "--workload", "half"], "half"),
+    (["run", "--model", "llama-2-7b", "--prompt", "8", "--generate", "2", "--attention", "partly"], "partly"),
 ])
 def test_run_errors_exit_2_one_line(capsys, argv, words):
     capsys.readouterr()
@@ -156,3 +157,15 @@ def test_run_errors_exit_2_one_line(capsys, argv, words):
     assert len(lines) == 1, captured.err
     assert words in lines[0]
     assert lines[0].startswith("mixpe-sim")
+
+
+def test_run_attention_unfused(capsys):
+    """``--attention unfused``: QK^T, softmax and PV as three kernels per layer, labelled in the figures."""
+    argv = ["run", "--model", "llama-2-7b", "--prompt", "16", "--generate", "2", "--json", "--no-cache"]
+    fused = _one_json(capsys, argv)
+    unfused = _one_json(capsys, [*argv, "--attention", "unfused"])
+    assert (fused["attention"], unfused["attention"]) == ("fused", "unfused")
+    assert fused["ops"] == 2 * OPS_PER_STEP and unfused["ops"] == 2 * (32 * 11 + 2)
+    # the scores go through DRAM only when unfused
+    assert unfused["dram_read_bytes"] + unfused["dram_write_bytes"] > fused["dram_read_bytes"] + fused[
+        "dram_write_bytes"]

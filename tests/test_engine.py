@@ -62,9 +62,9 @@ def _peak_macs_per_s(design) -> float:
 def test_decode_is_memory_bound(decode_run, design):
     ops = decode_run.ops
     dec = ops[ops["phase"] == "decode"]
-    # steps 1..G-1, each 32 layers x 11 kernels + final add-norm + LM head
+    # steps 1..G-1, each 32 layers x 9 kernels (fused attention) + final add-norm + LM head
     assert sorted(dec["step"].unique()) == [1, 2, 3]
-    assert len(dec) == 3 * (32 * 11 + 2)
+    assert len(dec) == 3 * (32 * 9 + 2)
     mem_time = dec.loc[dec["roofline_bound"] == "memory", "time_s"].sum()
     share = mem_time / dec["time_s"].sum()
     assert share > 0.9
@@ -142,7 +142,7 @@ def test_reuse_on_and_off_give_identical_frames(tiny, design):
     kw = dict(batch=2, prompt=16, generate=4, progress=False)
     on = simulate_model(tiny, design, quant=design.native_quant, reuse=True, **kw)
     off = simulate_model(tiny, design, quant=design.native_quant, reuse=False, **kw)
-    total = 4 * (2 * 11 + 2)  # prefill + 3 decode steps, each 2 layers x 11 kernels + add-norm + LM head
+    total = 4 * (2 * 9 + 2)  # prefill + 3 decode steps, each 2 layers x 9 kernels + add-norm + LM head
     assert len(on.ops) == len(off.ops) == total
     pd.testing.assert_frame_equal(on.ops, off.ops, check_exact=True)
     pd.testing.assert_frame_equal(on.layers, off.layers, check_exact=True)
@@ -163,7 +163,7 @@ def test_identical_layers_cost_the_same(decode_run):
         sel = (ops["phase"] == phase) & (ops["step"] == step)
         a = ops[sel & (ops["layer"] == 0)].drop(columns=LABELS).reset_index(drop=True)
         b = ops[sel & (ops["layer"] == 5)].drop(columns=LABELS).reset_index(drop=True)
-        assert len(a) == 11
+        assert len(a) == 9
         pd.testing.assert_frame_equal(a, b, check_exact=True)
         # the rows are placed back to back: layer 5 starts where layer 4 ended
         l4 = ops[sel & (ops["layer"] == 4)]
@@ -176,23 +176,38 @@ def test_identical_layers_cost_the_same(decode_run):
 
 def test_decode_sees_the_kv_cache_grow(decode_run):
     ops = decode_run.ops
+    att = ops[(ops["name"] == "attention") & (ops["layer"] == 0)].set_index("step")
+    assert int(att.loc[0, "n"]) == PROMPT and int(att.loc[0, "m"]) == PROMPT
+    for step in (1, 2, 3):
+        assert int(att.loc[step, "n"]) == PROMPT + step
+        assert int(att.loc[step, "m"]) == 1 and int(att.loc[step, "k"]) == 128  # one query row, head_dim 128
+        assert int(att.loc[step, "batch"]) == 32  # batch 1 x 32 KV heads
+        # K and V caches read at 8 bits: 2 x 32 heads x (P + s) tokens x 128 dims
+        assert att.loc[step, "dram_read_bytes"] >= 2 * 32 * (PROMPT + step) * 128
+    for earlier, later in ((1, 2), (2, 3), (1, 3)):
+        assert att.loc[later, "time_s"] >= att.loc[earlier, "time_s"]
+        assert att.loc[later, "dram_read_bytes"] > att.loc[earlier, "dram_read_bytes"]
+    # every layer of a step attends to the same cache length
+    dec = ops[(ops["name"] == "attention") & (ops["phase"] == "decode")]
+    assert (dec["n"] == PROMPT + dec["step"]).all()
+
+
+def test_unfused_decode_sees_the_kv_cache_grow(llama, design):
+    run = simulate_model(llama, design, quant=design.native_quant, batch=1, prompt=PROMPT, generate=3, progress=False,
+                         attention="unfused")
+    ops = run.ops
+    assert run.to_dict()["attention"] == "unfused" and len(ops) == 3 * (32 * 11 + 2)
     qk = ops[(ops["name"] == "attn_qk") & (ops["layer"] == 0)].set_index("step")
     pv = ops[(ops["name"] == "attn_pv") & (ops["layer"] == 0)].set_index("step")
     assert int(qk.loc[0, "n"]) == PROMPT and int(qk.loc[0, "m"]) == PROMPT
-    for step in (1, 2, 3):
+    for step in (1, 2):
         assert int(qk.loc[step, "n"]) == PROMPT + step
-        assert int(qk.loc[step, "m"]) == 1 and int(qk.loc[step, "k"]) == 128  # one query row, head_dim 128
-        assert int(qk.loc[step, "batch"]) == 32  # batch 1 x 32 KV heads
+        assert int(qk.loc[step, "m"]) == 1 and int(qk.loc[step, "k"]) == 128
         assert int(pv.loc[step, "k"]) == PROMPT + step
         # K cache read at 8 bits: 32 heads x (P + s) tokens x 128 dims
         assert qk.loc[step, "dram_read_bytes"] >= 32 * (PROMPT + step) * 128
-    for earlier, later in ((1, 2), (2, 3), (1, 3)):
-        assert qk.loc[later, "time_s"] >= qk.loc[earlier, "time_s"]
-        assert qk.loc[later, "dram_read_bytes"] > qk.loc[earlier, "dram_read_bytes"]
-        assert pv.loc[later, "dram_read_bytes"] > pv.loc[earlier, "dram_read_bytes"]
-    # every layer of a step attends to the same cache length
-    dec_qk = ops[(ops["name"] == "attn_qk") & (ops["phase"] == "decode")]
-    assert (dec_qk["n"] == PROMPT + dec_qk["step"]).all()
+    assert qk.loc[2, "dram_read_bytes"] > qk.loc[1, "dram_read_bytes"]
+    assert pv.loc[2, "dram_read_bytes"] > pv.loc[1, "dram_read_bytes"]
 
 
 # --------------------------------------------------------------------------- the MixPE authors' workload
@@ -246,7 +261,7 @@ def test_layer_and_phase_reports_add_up(decode_run):
     assert len(layers) == 4 * 33
     assert layers["ops"].sum() == len(ops)
     assert list(phases["phase"]) == ["prefill", "decode"]
-    assert list(phases["ops"]) == [32 * 11 + 2, 3 * (32 * 11 + 2)]
+    assert list(phases["ops"]) == [32 * 9 + 2, 3 * (32 * 9 + 2)]
     assert list(phases["steps"]) == [1, 3]
     assert int(phases["dram_read_bytes"].sum()) == int(ops["dram_read_bytes"].sum())
     # decode time per output token averages the 3 decode steps

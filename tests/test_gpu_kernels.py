@@ -101,7 +101,10 @@ def test_run_quant_changes_the_precision(tiny):
 def test_fused_layer_kernels_by_hand():
     model = load_model("llama-2-7b")  # h = 4096, q_dim = kv_dim = 4096, f = 11008, RoPE
     q = QuantScheme.parse("W16A16")
-    ops = layer_ops(model, q, batch=1, q_tokens=3, kv_len=3, phase=Phase.PREFILL)
+    fused = layer_ops(model, q, batch=1, q_tokens=3, kv_len=3, phase=Phase.PREFILL)
+    assert [o.name for o in fused] == ["add_norm_attn", "qkv", "rope_kv_write", "attention", "o_proj",
+                                       "add_norm_ffn", "ffn_up", "act", "ffn_down"]
+    ops = layer_ops(model, q, batch=1, q_tokens=3, kv_len=3, phase=Phase.PREFILL, attention="unfused")
     assert [o.name for o in ops] == ["add_norm_attn", "qkv", "rope_kv_write", "attn_qk", "softmax", "attn_pv",
                                      "o_proj", "add_norm_ffn", "ffn_up", "act", "ffn_down"]
     add = ops[0]

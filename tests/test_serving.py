@@ -66,8 +66,13 @@ def test_iteration_ops_batch_linear_layers_over_all_tokens(tiny, design):
         by_name.setdefault(op.name, []).append(op)
     for name in ("qkv", "o_proj", "ffn_up", "ffn_down"):
         assert len(by_name[name]) == 1 and by_name[name][0].m == 48
-    assert [(o.m, o.n) for o in by_name["attn_qk"]] == [(1 * 2, 40), (1 * 2, 9), (30 * 2, 30), (16 * 2, 50)]
-    assert all(o.batch == tiny.num_kv_heads for o in by_name["attn_pv"])
+    # fused attention per sequence: new tokens x 2 query heads per KV head as rows, the KV length as keys
+    assert [(o.m, o.n) for o in by_name["attention"]] == [(1 * 2, 40), (1 * 2, 9), (30 * 2, 30), (16 * 2, 50)]
+    assert all(o.batch == tiny.num_kv_heads and o.query_group == 2 for o in by_name["attention"])
+    unfused = IterationOps(tiny, design.native_quant, attention="unfused").layer(works)
+    qk = [o for o in unfused if o.name == "attn_qk"]
+    assert [(o.m, o.n) for o in qk] == [(1 * 2, 40), (1 * 2, 9), (30 * 2, 30), (16 * 2, 50)]
+    assert all(o.batch == tiny.num_kv_heads for o in unfused if o.name == "attn_pv")
     head = ops.iteration(works)[-2:]
     assert [o.name for o in head] == ["add_norm_final", "lm_head"] and head[1].m == 3
     assert ops.head_ops(0) == []

@@ -17,6 +17,7 @@ from mixpe_sys.workload.models import load_model
 from mixpe_sys.workload.ops import Op, OpKind, Phase
 from mixpe_sys.workload.quant import NumberFormat
 from mixpe_sys.workload.trace import read_trace, write_trace
+from mixpe_sys.workload.transformer import layer_ops
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "traces" / "examples"
 
@@ -39,7 +40,12 @@ def full_ops() -> list[Op]:
     unfused = [Op(name=kind.value, kind=kind, phase=Phase.DECODE, layer=3, step=1, elements=4096,
                   ops_per_element=4, read_bytes=8192, write_bytes=4096)
                for kind in (OpKind.NORM, OpKind.RESIDUAL, OpKind.KV_WRITE)]
-    return ops + [extra] + unfused
+    # the three kernels of unfused attention (the generator writes them with attention="unfused")
+    attention = [op for op in layer_ops(load_model("llama-2-7b"), load_design("mixpe-w4a8").native_quant, batch=1,
+                                        q_tokens=1,
+                                        kv_len=9, phase=Phase.DECODE, attention="unfused")
+                 if op.name in ("attn_qk", "softmax", "attn_pv")]
+    return ops + [extra] + unfused + attention
 
 
 # --------------------------------------------------------------------------- round trips
@@ -48,7 +54,7 @@ def full_ops() -> list[Op]:
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_round_trip(tmp_path, full_ops, suffix):
     path = tmp_path / f"run{suffix}"
-    assert write_trace(iter(full_ops), path, **META) == len(full_ops) == 3 * (32 * 11 + 2) + 4
+    assert write_trace(iter(full_ops), path, **META) == len(full_ops) == 3 * (32 * 9 + 2) + 4 + 3
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
     # one header line (two for CSV: the schema line and the column names) + one line per op
     assert len(path.read_text().splitlines()) == len(full_ops) + (2 if suffix == ".csv" else 1)
@@ -213,7 +219,7 @@ def test_cli_trace_then_replay_matches_model_run(tmp_path, capsys, suffix):
     path = tmp_path / f"llama{suffix}"
     wl = ["--model", "llama-2-7b", "--prompt", "64", "--generate", "4"]
     assert main(["trace", *wl, "-o", str(path)]) == 0
-    assert f"wrote {32 * 11 * 4 + 2 * 4} ops" in capsys.readouterr().err
+    assert f"wrote {32 * 9 * 4 + 2 * 4} ops" in capsys.readouterr().err
     replay = _run_json(capsys, ["run", "--trace", str(path), "--json"])
     direct = _run_json(capsys, ["run", *wl, "--json"])
     assert replay["total_time_s"] == direct["total_time_s"] > 0
@@ -239,7 +245,7 @@ def test_cli_phase_filter(tmp_path, capsys):
     _, ops = read_trace(path)
     assert {op.phase for op in ops} == {Phase.DECODE}
     assert sorted({op.step for op in ops}) == [1, 2]
-    assert len(ops) == 2 * (32 * 11 + 2)
+    assert len(ops) == 2 * (32 * 9 + 2)
 
 
 def test_cli_bad_trace_row_exit_2_one_line(tmp_path):
@@ -290,12 +296,14 @@ def test_example_trace_loads_and_runs(name):
         assert all(op.batch == 1 and op.m == meta["batch"] for op in ops)
     else:
         phases = {op.phase for op in ops}
-        per_phase = model.num_layers * 11 + 2
+        # traces written before fused attention hold its three unfused kernels per layer
+        fused = any(op.kind is OpKind.ATTENTION for op in ops)
+        per_phase = model.num_layers * (9 if fused else 11) + 2
         steps = len({(op.phase, op.step) for op in ops})
         assert len(ops) == steps * per_phase
         if phases == {Phase.DECODE}:
             assert steps == meta["generate"] - 1
-            qk = [op for op in ops if op.kind is OpKind.ATTN_QK]
+            qk = [op for op in ops if op.kind in (OpKind.ATTN_QK, OpKind.ATTENTION)]
             assert all(op.n == meta["prompt"] + op.step for op in qk)
         if Phase.PREFILL in phases:
             qkv = next(op for op in ops if op.name == "qkv")

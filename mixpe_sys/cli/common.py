@@ -191,6 +191,13 @@ def add_launch_arg(p: argparse.ArgumentParser) -> None:
                         "dispatched from the host and waited for, as host-timed measurements see it")
 
 
+def add_attention_arg(p: argparse.ArgumentParser) -> None:
+    """--attention fused|unfused, shared by the subcommands that build a model's ops."""
+    p.add_argument("--attention", choices=["fused", "unfused"], default="fused",
+                   help="fused = one FlashAttention-style kernel per layer, the scores never in DRAM (default); "
+                        "unfused = QK^T, softmax and PV as three kernels, the scores through DRAM")
+
+
 def parse_quant(text: str | None, group_size: int | None = None):
     """A QuantScheme from ``--quant`` (None: None) with ``--group-size`` applied."""
     from ..errors import ConfigError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .common import (add_design_args, add_launch_arg, add_no_cache_arg, check_output_dir, cpu_count, nonneg_int, positive_float, positive_int,
+from .common import (add_attention_arg, add_design_args, add_launch_arg, add_no_cache_arg, check_output_dir, cpu_count, nonneg_int, positive_float, positive_int,
                      print_table, resolve_design)
 from .system_args import add_scale_args, add_system_args, kv_link, pools, resolve_system, wants_system
 
@@ -27,7 +27,7 @@ def seconds_text(x: float | None) -> str:
 def _print_summary(s: dict) -> None:
     print(f"{s['model']} on {s['design']} ({s['quant']}), {s['batching']} batching, max batch {s['max_batch']}, "
           f"{s['max_batched_tokens']} tokens/iteration{', chunked prefill' if s['chunked_prefill'] else ''}, "
-          f"{s['cost_model']} costs, {s.get('launch', 'graph')} launch")
+          f"{s['cost_model']} costs, {s.get('launch', 'graph')} launch, {s.get('attention', 'fused')} attention")
     energy = s["energy_per_token_j"]
     print_table([
         ("requests (completed)", f"{s['requests']} ({s['completed']})"
@@ -88,7 +88,8 @@ def serving_config(args):
 
     return ServingConfig(batching=args.batching, max_batch=args.max_batch,
                          max_batched_tokens=args.max_batched_tokens, chunked_prefill=args.chunked_prefill,
-                         cost_model=args.cost_model, shape_buckets=args.shape_buckets, launch=args.launch)
+                         cost_model=args.cost_model, shape_buckets=args.shape_buckets, launch=args.launch,
+                         attention=args.attention)
 
 
 def replay_on_system(args, requests, model, design, *, cache=None):
@@ -135,6 +136,7 @@ def add_serving_args(p) -> None:
                    help="pad token counts and KV lengths to N sizes per doubling (exactly simulated padded "
                         "shapes, under 1/N extra work); 0 = unpadded, default 16")
     add_launch_arg(p)
+    add_attention_arg(p)
     p.add_argument("--limit", type=positive_int, help="replay only the first N requests of the file")
     p.add_argument("--workers", type=positive_int,
                    help="processes simulating new ops in parallel (default: CPU count; results do not depend "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import (add_design_args, add_launch_arg, add_no_cache_arg, check_output_dir, check_output_file, cpu_count, nonneg_int,
+from .common import (add_attention_arg, add_design_args, add_launch_arg, add_no_cache_arg, check_output_dir, check_output_file, cpu_count, nonneg_int,
                      parse_quant, positive_int, print_table, print_units, resolve_design)
 from .system_args import add_system_args, wants_system
 
@@ -41,8 +41,9 @@ def cmd_trace(args) -> int:
     wl = WorkloadKind(args.workload)
     quant = run_quant(design)
     check_model_run(model, design, batch=args.batch, prompt=prompt, generate=generate, workload=wl.value,
-                    quant=quant)
-    ops = model_ops(model, design, batch=args.batch, prompt=prompt, generate=generate, workload=wl, quant=quant)
+                    quant=quant, attention=args.attention)
+    ops = model_ops(model, design, batch=args.batch, prompt=prompt, generate=generate, workload=wl, quant=quant,
+                    attention=args.attention)
     if wl is WorkloadKind.FULL and phase != "both":
         ops = (op for op in ops if op.phase.value == phase)
     if wl is WorkloadKind.PAPER:  # one token per sequence, no prompt: record what simulate_model reports
@@ -117,6 +118,8 @@ def cmd_run(args) -> int:
     if wants_system(args):
         from .system_run import run_system
 
+        if args.attention != "fused":
+            raise ConfigError("--attention: system runs (--system, --tp, --pp, ...) use fused attention only")
         return run_system(args, design, asked)
     quant = run_quant(design, asked)
     cache_dir = False if args.no_cache else None
@@ -132,11 +135,11 @@ def cmd_run(args) -> int:
     else:
         model = _model(args)
         check_model_run(model, design, batch=args.batch, prompt=args.prompt, generate=args.generate,
-                        workload=args.workload, quant=quant)
+                        workload=args.workload, quant=quant, attention=args.attention)
         result = simulate_model(model, design, batch=args.batch, prompt=args.prompt,
                                 generate=args.generate, workload=WorkloadKind(args.workload),
                                 reuse=not args.no_reuse, workers=args.workers or cpu_count(), quant=quant,
-                                launch=args.launch, cache_dir=cache_dir)
+                                launch=args.launch, cache_dir=cache_dir, attention=args.attention)
     if args.out:
         write_reports(args.out, result.ops, result.layers, result.phases, _figures(result), result.utilization)
     _print_result(result, args.json)
@@ -156,6 +159,7 @@ def register(sub) -> None:
     p.add_argument("--prompt", type=positive_int, default=512, help="prompt tokens, default 512")
     p.add_argument("--generate", type=positive_int, default=128, help="generated tokens, default 128")
     p.add_argument("--workload", choices=["full", "paper"], default="full", help="full decoder or the paper's")
+    add_attention_arg(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="output file: .jsonl (JSON lines) or .csv, by its extension")
     add_design_args(p)
@@ -177,6 +181,7 @@ def register(sub) -> None:
     p.add_argument("--group-size", type=nonneg_int, help="weights per quantization group with --quant "
                    "(default 128 for 4-bit weights; 0 = per-channel scales)")
     add_launch_arg(p)
+    add_attention_arg(p)
     p.add_argument("--no-reuse", action="store_true", help="simulate every op (same results, slower)")
     p.add_argument("--workers", type=positive_int,
                    help="processes simulating the distinct ops in parallel (default: CPU count; same results)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import simpy
 
 from .plan import GemmPlan
@@ -51,12 +53,21 @@ class Accelerator:
         return self.global_buffer is not None
 
     def start_gemm(self, op_id: int, plan: GemmPlan) -> simpy.Event:
-        """Start every tile on its share of ``plan``; return an event fired when all finish."""
+        """Start every tile on its share of ``plan``; return an event fired when all finish (and, if the
+        plan has a second phase, ``plan.then``, once that has run after the first)."""
+        if plan.then is not None:
+            return self.env.process(self._phases(op_id, plan))
         share = self.shared_activations and plan.share_activations
         timer = plan_timer(plan, self.config)
         events = [tile.run_gemm(op_id, plan, steps, timer, share)
                   for tile, steps in zip(self.tiles, plan.steps) if steps]
         return simpy.AllOf(self.env, events)
+
+    def _phases(self, op_id: int, plan: GemmPlan):
+        """Process body: each phase of ``plan`` after the previous one has drained."""
+        while plan is not None:
+            yield self.start_gemm(op_id, dataclasses.replace(plan, then=None))
+            plan = plan.then
 
 
 def plan_time_ns(plan: GemmPlan, config: AcceleratorConfig) -> float:

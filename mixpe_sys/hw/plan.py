@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import Iterator
 
+from ..workload.attention import AttentionSpec
 from ..workload.gemm_spec import GemmSpec
 from .config import Dataflow
 
@@ -49,6 +50,8 @@ class TileStep:
     store_bytes: int  # output bytes written to DRAM after this step (0 unless last K step)
     store_addr: int
     k_slice: int = 0  # which K slice the step covers (rows k_slice * tk ... of the weights)
+    masked: bool = False  # fused attention: the key block straddles the causal diagonal (masked in full)
+    normalize: bool = False  # fused attention: the step divides the output by the row sums before storing it
 
     @property
     def macs(self) -> int:
@@ -77,6 +80,8 @@ class GemmPlan:
     steps: tuple[tuple[TileStep, ...], ...]  # [tile][step]
     share_activations: bool = True  # stage activation tiles once in the global buffer, if there is one
     vector_ops_per_element: int = 0  # vector-unit ops per element (vector plans; 0 for GEMMs)
+    attention: AttentionSpec | None = None  # the fused attention these steps compute (None: GEMM or vector op)
+    then: "GemmPlan | None" = None  # a second phase, started once every tile has finished this one
 
     def iter_steps(self) -> Iterator[tuple[int, TileStep]]:
         """(tile, step) for every step of every tile."""

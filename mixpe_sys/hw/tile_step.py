@@ -19,6 +19,7 @@ from math import ceil
 from ..metrics.records import StepCost
 from ..workload.gemm_spec import GemmSpec
 from .array import tile_work
+from .attention_step import AttentionTimer
 from .config import AcceleratorConfig, Dataflow, DequantPlacement
 from .dequant import in_loop, post_gemm_cycles, post_gemm_elements
 from .pe import pe_model
@@ -123,9 +124,17 @@ class StepTimer:
         return cost
 
 
-def plan_timer(plan: GemmPlan, accel: AcceleratorConfig) -> StepTimer:
-    """The step timer of ``plan`` on ``accel``."""
+def plan_timer(plan: GemmPlan, accel: AcceleratorConfig):
+    """The step timer of ``plan`` on ``accel`` (a :class:`StepTimer`, or for fused attention an
+    :class:`~mixpe_sys.hw.attention_step.AttentionTimer`)."""
+    if plan.attention is not None:
+        return _attention_timer(accel, plan.attention, plan.tiling.dataflow)
     return _timer(accel, plan.spec, plan.tiling.dataflow, plan.vector_ops_per_element)
+
+
+@lru_cache(maxsize=256)
+def _attention_timer(accel: AcceleratorConfig, spec, dataflow: Dataflow):
+    return AttentionTimer(accel, spec, dataflow)
 
 
 @lru_cache(maxsize=1024)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..config_base import ConfigBase, param
 from ..errors import ConfigError, MixpeError
 from ..hw.launch import LaunchMode
+from ..workload.attention import AttentionMode
 
 
 class ServingError(MixpeError):
@@ -56,6 +57,9 @@ class ServingConfig(ConfigBase):
     launch: LaunchMode = param(LaunchMode.GRAPH, help="how each iteration's kernels are issued on a design with "
                                "launch costs: graph (replayed from CUDA graphs, as serving runtimes do) or "
                                "eager (each kernel dispatched from the host and waited for)")
+    attention: AttentionMode = param(AttentionMode.FUSED, help="fused (one FlashAttention-style kernel per layer "
+                                     "and sequence) or unfused (QK^T, softmax and PV as three kernels, the "
+                                     "scores through DRAM)")
     exact_tokens: int = param(64, help="interpolated cost model: token counts and KV lengths up to this are "
                                        "always simulated exactly", unit="tokens", ge=1)
     anchors_per_octave: int = param(1, help="interpolated cost model: anchor sizes per doubling above "

@@ -61,7 +61,7 @@ class IterationCostModel:
         self.model = model
         self.design = design
         self.config = config or ServingConfig()
-        self.ops = IterationOps(model, quant)
+        self.ops = IterationOps(model, quant, attention=self.config.attention)
         if cache is not None and cache.design is not design and cache.design != design:
             raise ServingError(f"the cost cache is for design '{cache.design.name}', not '{design.name}'")
         if cache is not None and cache.launch is not self.config.launch:

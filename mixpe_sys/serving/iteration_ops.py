@@ -6,8 +6,10 @@ decoder layer. Per layer, the linear layers and the token-wise vector ops
 tokens (``m = T``); the attention ops run once per sequence with that
 sequence's own new tokens ``q`` and KV length (``batch = 1`` sequence)::
 
-    add_norm_attn(T) -> qkv(T) -> [rope_kv_write(q_i), attn_qk, softmax, attn_pv (q_i, kv_i)] for each
+    add_norm_attn(T) -> qkv(T) -> [rope_kv_write(q_i), attention (q_i, kv_i)] for each
     sequence i -> o_proj(T) -> add_norm_ffn(T) -> ffn_up(T) -> act(T) -> ffn_down(T)
+
+(``attn_qk, softmax, attn_pv`` in place of the fused ``attention`` with ``attention=unfused``)
 
 then, after the last layer, the final add + norm and LM head for the sequences
 that produce a token this iteration (a decode step, or the last chunk of a
@@ -22,15 +24,16 @@ from __future__ import annotations
 import dataclasses
 from typing import NamedTuple, Sequence
 
+from ..workload.attention import AttentionMode, attention_mode
 from ..workload.models import ModelSpec
 from ..workload.ops import Op, Phase
 from ..workload.quant import QuantScheme
 from ..workload.transformer import head_ops, layer_ops
 
-ATTENTION_OPS = ("rope_kv_write", "kv_write", "attn_qk", "softmax", "attn_pv")
+ATTENTION_OPS = ("rope_kv_write", "kv_write", "attention", "attn_qk", "softmax", "attn_pv")
 """Ops of a layer that run per sequence (their cost depends on the sequence's ``q`` and KV length); a layer has
-``rope_kv_write`` (RoPE models) or ``kv_write`` (learned positions), then the other three."""
-_PER_SEQUENCE = 4  # ops of a layer that are in ATTENTION_OPS
+``rope_kv_write`` (RoPE models) or ``kv_write`` (learned positions), then the fused ``attention`` or the
+unfused ``attn_qk, softmax, attn_pv``."""
 
 
 class SeqWork(NamedTuple):
@@ -57,21 +60,24 @@ def iteration_key(works: Sequence[SeqWork]) -> tuple[SeqWork, ...]:
 
 
 class IterationOps:
-    """Builds the op lists of iterations of ``model`` under quantization ``quant``."""
+    """Builds the op lists of iterations of ``model`` under quantization ``quant`` and attention mode
+    ``attention`` (fused or unfused)."""
 
-    def __init__(self, model: ModelSpec, quant: QuantScheme):
+    def __init__(self, model: ModelSpec, quant: QuantScheme, attention: AttentionMode | str = AttentionMode.FUSED):
         self.model = model
         self.quant = quant
+        self.attention = attention_mode(attention)
         template = self._layer(1, 1)
         names = [op.name for op in template]
         first = min(i for i, name in enumerate(names) if name in ATTENTION_OPS)
-        block = names[first:first + _PER_SEQUENCE]
-        if not all(name in ATTENTION_OPS for name in block) or sum(n in ATTENTION_OPS for n in names) != len(block):
+        per_sequence = sum(n in ATTENTION_OPS for n in names)
+        if not all(name in ATTENTION_OPS for name in names[first:first + per_sequence]):
             raise RuntimeError(f"unexpected decoder layer op order {names}")
         self._split = first  # token ops before the attention block, then the rest
 
     def _layer(self, q_tokens: int, kv_len: int, phase: Phase = Phase.PREFILL) -> list[Op]:
-        return layer_ops(self.model, self.quant, batch=1, q_tokens=q_tokens, kv_len=kv_len, phase=phase)
+        return layer_ops(self.model, self.quant, batch=1, q_tokens=q_tokens, kv_len=kv_len, phase=phase,
+                         attention=self.attention)
 
     def token_ops(self, tokens: int) -> tuple[list[Op], list[Op]]:
         """One layer's ops batched over all ``tokens`` of the iteration: (before attention, after attention)."""

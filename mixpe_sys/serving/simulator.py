@@ -135,7 +135,7 @@ class ServingSimulator:
                    "batching": self.config.batching.value, "max_batch": self.config.max_batch,
                    "max_batched_tokens": self.config.max_batched_tokens,
                    "chunked_prefill": self.config.chunked_prefill, "cost_model": self.config.cost_model.value,
-                   "launch": self.config.launch.value}
+                   "launch": self.config.launch.value, "attention": self.config.attention.value}
         summary.update(summarise(requests, iterations))
         summary.update({"kv_capacity_tokens": self.budget.capacity_tokens,
                         "kv_peak_tokens": self.kv.peak_tokens, "weight_bytes": self.budget.weight_bytes})

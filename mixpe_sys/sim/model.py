@@ -15,7 +15,8 @@ from ..workload.models import ModelSpec
 from ..workload.ops import Op
 from ..workload.quant import QuantScheme
 from ..workload.paper import DequantGemmPlacement, PaperProfile
-from ..workload.transformer import HEAD_OPS, OPS_PER_LAYER, full_workload, paper_workload
+from ..workload.attention import AttentionMode, attention_mode
+from ..workload.transformer import HEAD_OPS, full_workload, ops_per_layer, paper_workload
 from .engine import CostCache, run_ops
 
 
@@ -45,6 +46,7 @@ class ModelResult:
     utilization: pd.DataFrame | None = field(default=None, repr=False)  # per unit class over the run
     launch: str = LaunchMode.GRAPH.value
     quant: str = ""
+    attention: str = AttentionMode.FUSED.value
 
     def phase_time_s(self, phase: str) -> float:
         """Total time of a phase (s); 0 when absent."""
@@ -81,7 +83,7 @@ class ModelResult:
         tokens = self.batch * (decode_steps + (1 if has_prefill else 0))
         return {
             "model": self.model, "design": self.design, "workload": self.workload, "quant": self.quant,
-            "launch": self.launch, "batch": self.batch,
+            "launch": self.launch, "attention": self.attention, "batch": self.batch,
             "prompt_tokens": self.prompt_tokens, "generate_tokens": self.generate_tokens,
             "prefill_time_s": prefill, "decode_time_s": decode, "total_time_s": total,
             "time_per_output_token_s": decode / decode_steps if decode_steps else None,
@@ -115,32 +117,35 @@ def paper_ops(model: ModelSpec, design: AcceleratorConfig, quant: QuantScheme, *
 
 
 def model_ops(model: ModelSpec, design: AcceleratorConfig, *, batch: int, prompt: int, generate: int,
-              workload: WorkloadKind = WorkloadKind.FULL, quant: QuantScheme) -> Iterable[Op]:
+              workload: WorkloadKind = WorkloadKind.FULL, quant: QuantScheme,
+              attention: AttentionMode | str = AttentionMode.FUSED) -> Iterable[Op]:
     """The op stream of a run with quantization ``quant`` (a generator)."""
     if workload is WorkloadKind.PAPER:
         return paper_ops(model, design, quant, batch=batch)
-    return full_workload(model, quant, batch=batch, prompt=prompt, generate=generate)
+    return full_workload(model, quant, batch=batch, prompt=prompt, generate=generate, attention=attention)
 
 
-def op_count(model: ModelSpec, *, prompt: int, generate: int, workload: WorkloadKind) -> int:
+def op_count(model: ModelSpec, *, prompt: int, generate: int, workload: WorkloadKind,
+             attention: AttentionMode | str = AttentionMode.FUSED) -> int:
     """Number of ops the run has (for progress bars)."""
     if workload is WorkloadKind.PAPER:
         return model.num_layers * 8
-    per_phase = model.num_layers * OPS_PER_LAYER + HEAD_OPS
+    per_phase = model.num_layers * ops_per_layer(attention) + HEAD_OPS
     return per_phase * max(1, generate)
 
 
 def simulate_ops_result(ops: Iterable[Op], design: AcceleratorConfig, *, model_name: str, workload: str,
                         batch: int, prompt: int, generate: int, reuse: bool = True, progress: bool | None = None,
                         total: int | None = None, cache: CostCache | None = None, workers: int = 1,
-                        launch: LaunchMode | str | None = None, quant: str = "", cache_dir=None) -> ModelResult:
+                        launch: LaunchMode | str | None = None, quant: str = "", cache_dir=None,
+                        attention: str = AttentionMode.FUSED.value) -> ModelResult:
     """Run an op stream and build the result with its reports.
 
     With ``reuse`` and ``workers`` > 1 the stream's distinct ops are first
     simulated on that many processes (same results); ``cache``, if given,
     brings its own workers and launch mode. ``launch`` is how kernels are
     issued (``graph``, the default, or ``eager``; see :mod:`mixpe_sys.hw.launch`);
-    ``quant`` labels the result; ``cache_dir`` chooses the persistent cost store of a new cache
+    ``quant`` and ``attention`` label the result; ``cache_dir`` chooses the persistent cost store of a new cache
     (see :class:`CostCache`: None default, a path, False none).
     """
     own = cache is None
@@ -157,13 +162,15 @@ def simulate_ops_result(ops: Iterable[Op], design: AcceleratorConfig, *, model_n
     return ModelResult(model=model_name, design=design.name, workload=workload, batch=batch, prompt_tokens=prompt,
                        generate_tokens=generate, ops=run.ops, layers=layers_report(run.ops),
                        phases=phases_report(run.ops), utilization=run.utilization, simulated_ops=cache.simulated - before,
-                       distinct_ops=run.distinct_ops, config=design, launch=cache.launch.value, quant=quant)
+                       distinct_ops=run.distinct_ops, config=design, launch=cache.launch.value, quant=quant,
+                       attention=attention)
 
 
 def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 1, prompt: int = 512,
                    generate: int = 128, workload: WorkloadKind | str = WorkloadKind.FULL, reuse: bool = True,
                    progress: bool | None = None, quant: QuantScheme, workers: int = 1,
-                   launch: LaunchMode | str = LaunchMode.GRAPH, cache_dir=None) -> ModelResult:
+                   launch: LaunchMode | str = LaunchMode.GRAPH, cache_dir=None,
+                   attention: AttentionMode | str = AttentionMode.FUSED) -> ModelResult:
     """Simulate ``model`` on ``design``.
 
     Parameters
@@ -190,21 +197,29 @@ def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 
     launch:
         ``graph`` (kernels replayed from a CUDA graph, default) or ``eager`` (each kernel dispatched from
         the host and waited for); only designs with a ``launch`` block pay for it.
+    attention:
+        ``fused`` (one FlashAttention-style kernel per layer, default) or ``unfused`` (QK^T, softmax and PV as
+        three kernels, the scores through DRAM); see :mod:`mixpe_sys.workload.attention`.
 
     Raises
     ------
     ConfigError
-        An unknown launch mode, or a quantization scheme the design's PEs cannot run.
+        An unknown launch or attention mode, or a quantization scheme the design's PEs cannot run.
+    MappingError
+        Fused attention on a design whose tile cannot hold one query row and one key.
     """
     from ..hw.precision import check_quant
 
     wl = WorkloadKind(workload)
     launch = launch_mode(launch)
+    attention = attention_mode(attention)
     if wl is WorkloadKind.FULL:
         check_quant(design, quant)
-    ops = model_ops(model, design, batch=batch, prompt=prompt, generate=generate, workload=wl, quant=quant)
+    ops = model_ops(model, design, batch=batch, prompt=prompt, generate=generate, workload=wl, quant=quant,
+                    attention=attention)
     return simulate_ops_result(ops, design, model_name=model.name, workload=wl.value, batch=batch,
                                prompt=prompt if wl is WorkloadKind.FULL else 0,
                                generate=generate if wl is WorkloadKind.FULL else 1, reuse=reuse, progress=progress,
-                               total=op_count(model, prompt=prompt, generate=generate, workload=wl), workers=workers,
-                               launch=launch, quant=quant.name, cache_dir=cache_dir)
+                               total=op_count(model, prompt=prompt, generate=generate, workload=wl,
+                                              attention=attention), workers=workers,
+                               launch=launch, quant=quant.name, cache_dir=cache_dir, attention=attention.value)

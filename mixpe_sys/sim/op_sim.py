@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from ..hw.config import AcceleratorConfig
+from ..mapping.attention import plan_attention
 from ..mapping.gemm import peak_macs_per_s, plan_gemm
 from ..mapping.vector import plan_vector
 from ..metrics.records import OpCost
-from ..workload.ops import Op
+from ..workload.ops import Op, OpKind
 from ..workload.quant import NumberFormat
 from .plan_run import run_plan
 
@@ -17,7 +18,9 @@ def op_roofline_ns(op: Op, design: AcceleratorConfig) -> tuple[float, float]:
     """(memory time, compute time) lower bounds of ``op`` on ``design`` (ns)."""
     reads, writes = op.dram_bytes()
     memory = (reads + writes) * 1e9 / design.dram.bandwidth_bytes_per_s
-    if op.kind.on_array:
+    if op.kind is OpKind.ATTENTION:  # the products at the peak MAC rate (the softmax's vector work aside)
+        compute = op.macs * 1e9 / peak_macs_per_s(op.attention_spec().gemm_spec(), design)
+    elif op.kind.on_array:
         compute = op.macs * 1e9 / peak_macs_per_s(op.gemm_spec(), design)
     else:
         rate = design.num_tiles * design.tile.vector.lanes * design.frequency_hz
@@ -27,7 +30,10 @@ def op_roofline_ns(op: Op, design: AcceleratorConfig) -> tuple[float, float]:
 
 def simulate_op(op: Op, design: AcceleratorConfig) -> OpCost:
     """Map ``op`` (array or vector unit) and run it in a fresh simulation."""
-    plan = plan_gemm(op.gemm_spec(), design) if op.kind.on_array else plan_vector(op, design)
+    if op.kind is OpKind.ATTENTION:
+        plan = plan_attention(op.attention_spec(), design)
+    else:
+        plan = plan_gemm(op.gemm_spec(), design) if op.kind.on_array else plan_vector(op, design)
     memory, compute = op_roofline_ns(op, design)
     return run_plan(plan, design, macs=op.macs, memory_time_ns=memory, compute_time_ns=compute,
                     weight_bits=op.weight_bits, activation_bits=op.activation_bits,

@@ -129,7 +129,7 @@ class ServingStageCosts:
                                                                                  cache)
         # every stage's share has the same widths and vocabulary (only its layer count differs), so the
         # ops of a layer and of the head are the same on every stage
-        self._ops = IterationOps(stages[0].shard, quant)
+        self._ops = IterationOps(stages[0].shard, quant, attention=config.attention)
         self._interp = None
         if config.cost_model is CostModel.INTERPOLATED:
             self._interp = Interpolator(design, cache, AnchorGrid(config.exact_tokens, config.anchors_per_octave))

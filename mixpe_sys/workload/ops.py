@@ -5,7 +5,8 @@ layers, attention ``QK^T`` and ``PV``, the LM head, the MixPE authors'
 dequantization GEMMs) run on the PE arrays as ``batch`` x ``[m, k] x [k, n]``;
 vector ops (softmax, norms, activations, residual adds, KV-cache writes, and
 the fused kernels runtimes launch for them) run on the tiles' vector units
-over ``elements`` elements. Every op is one kernel.
+over ``elements`` elements; a fused attention op runs on both
+(:mod:`.attention`). Every op is one kernel.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import enum
 from dataclasses import dataclass, fields
 from math import ceil
 
+from ..errors import ConfigError
+from .attention import AttentionSpec
 from .gemm_spec import GemmSpec
 from .quant import NumberFormat
 
@@ -32,6 +35,7 @@ class OpKind(str, enum.Enum):
     KV_WRITE = "kv_write"
     ADD_NORM = "add_norm"  # residual add fused with the next norm (one kernel, e.g. vLLM's fused_add_rms_norm)
     ROPE_KV_WRITE = "rope_kv_write"  # rotary embedding of q and k fused with the KV-cache write (one kernel)
+    ATTENTION = "attention"  # fused attention: Q K^T, online softmax and P V in one kernel (mixpe_sys.workload.attention)
 
     @property
     def on_array(self) -> bool:
@@ -63,7 +67,8 @@ class Op:
         Where it sits: prefill or decode, decoder layer (-1 = after the last
         layer, e.g. the LM head), decode step (0 in prefill).
     m, n, k, batch:
-        GEMM sizes (array ops): ``batch`` x ``[m, k] x [k, n]``.
+        GEMM sizes (array ops): ``batch`` x ``[m, k] x [k, n]``. Fused attention: ``m`` query rows
+        (new tokens x ``query_group``), ``n`` keys, ``k`` the head width, ``batch`` (sequence, KV head) pairs.
     elements:
         Elements processed (vector ops).
     ops_per_element:
@@ -73,6 +78,8 @@ class Op:
     weight_bits, activation_bits, output_bits, activation_format, group_size, scale_bits, zero_bits:
         Operand precisions (array ops); ``weight`` is the stationary operand
         (weights, or the K/V cache for attention).
+    query_group:
+        Fused attention: query heads per KV head, packed into the rows ``m``.
     """
 
     name: str
@@ -95,12 +102,14 @@ class Op:
     group_size: int = 0
     scale_bits: int = 0
     zero_bits: int = 0
+    query_group: int = 1
 
     def cost_key(self) -> tuple:
         """Everything that decides the op's cost (not its name or place): equal keys, equal cost."""
         return (self.kind.on_array, self.m, self.n, self.k, self.batch, self.elements, self.ops_per_element,
                 self.read_bytes, self.write_bytes, self.weight_bits, self.activation_bits, self.output_bits,
-                self.activation_format, self.group_size, self.scale_bits, self.zero_bits)
+                self.activation_format, self.group_size, self.scale_bits, self.zero_bits,
+                self.kind is OpKind.ATTENTION, self.query_group)
 
     def gemm_spec(self) -> GemmSpec:
         """The GEMM this op runs on the arrays."""
@@ -109,13 +118,25 @@ class Op:
                         output_bits=self.output_bits, group_size=self.group_size,
                         scale_bits=self.scale_bits, zero_bits=self.zero_bits)
 
+    def attention_spec(self) -> AttentionSpec:
+        """The fused attention this op computes (ATTENTION ops)."""
+        if self.query_group <= 0 or self.m % self.query_group:
+            raise ConfigError(f"field 'query_group': {self.query_group} must divide the {self.m} query rows (m)")
+        return AttentionSpec(instances=self.batch, q_tokens=self.m // self.query_group, group=self.query_group,
+                             kv_len=self.n, head_dim=self.k, q_bits=self.activation_bits, kv_bits=self.weight_bits,
+                             out_bits=self.output_bits, activation_format=self.activation_format)
+
     @property
     def macs(self) -> int:
-        """Multiply-accumulates (0 for vector ops)."""
+        """Multiply-accumulates (0 for vector ops; the unmasked scores' for fused attention)."""
+        if self.kind is OpKind.ATTENTION:
+            return self.attention_spec().macs
         return self.batch * self.m * self.n * self.k if self.kind.on_array else 0
 
     def dram_bytes(self) -> tuple[int, int]:
         """Compulsory (read, write) DRAM bytes."""
+        if self.kind is OpKind.ATTENTION:
+            return self.attention_spec().compulsory_bytes()
         if self.kind.on_array:
             return self.gemm_spec().compulsory_bytes()
         return self.read_bytes, self.write_bytes

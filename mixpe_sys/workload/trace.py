@@ -110,10 +110,12 @@ def _parse_row(raw: dict[str, Any], source: str, line: int) -> Op:
                            value)
             kwargs[name] = number
     op = Op(**kwargs)
-    if op.kind.on_array:
-        for name in ("m", "n", "k", "batch", "weight_bits", "activation_bits", "output_bits"):
+    if op.kind.on_array or op.kind is OpKind.ATTENTION:
+        for name in ("m", "n", "k", "batch", "weight_bits", "activation_bits", "output_bits", "query_group"):
             if getattr(op, name) <= 0:
                 raise fail(name, f"must be > 0 for a {op.kind.value} op", getattr(op, name))
+        if op.kind is OpKind.ATTENTION and (op.m % op.query_group or op.m // op.query_group > op.n):
+            raise fail("query_group", f"must divide m ({op.m}) into at most n ({op.n}) tokens", op.query_group)
     else:
         for name in ("elements",):
             if getattr(op, name) <= 0:

@@ -3,8 +3,13 @@
 Full workload, per layer (``T = batch x q`` tokens, ``L`` the KV length), one op per kernel as
 serving runtimes (vLLM, TensorRT-LLM) launch them::
 
-    add_norm_attn -> qkv -> rope_kv_write -> attn_qk -> softmax -> attn_pv -> o_proj
+    add_norm_attn -> qkv -> rope_kv_write -> attention -> o_proj
     -> add_norm_ffn -> ffn_up (gate+up fused when gated) -> act -> ffn_down
+
+with ``attention`` one fused (FlashAttention-style) kernel (:mod:`.attention`), or, with
+``attention=unfused``, three kernels whose scores go through DRAM::
+
+    ... -> rope_kv_write -> attn_qk -> softmax -> attn_pv -> o_proj -> ...
 
 then ``add_norm_final`` and the LM head for the last token of each sequence. The fused kernels:
 
@@ -18,8 +23,9 @@ then ``add_norm_final`` and the LM head for the last token of each sequence. The
 - ``act``: for a gated FFN, ``silu(gate) * up`` in one kernel (vLLM's ``silu_and_mul``).
 
 The residual stream is FP16; GEMM inputs are at the scheme's activation bits.
-Prefill attention computes the full ``P x P`` score matrix (no causal
-skipping). Prefill produces the first output token; decode step ``s``
+Unfused prefill attention computes the full ``P x P`` score matrix (no causal
+skipping); fused attention skips the key blocks above the causal diagonal.
+Prefill produces the first output token; decode step ``s``
 (1..G-1) produces token ``s + 1`` against ``L = P + s`` cached tokens.
 """
 
@@ -31,13 +37,15 @@ from typing import Iterator
 
 from .model_spec import PositionEncoding
 from .paper import DequantGemmPlacement, PaperProfile
+from .attention import AttentionMode, attention_mode
 from .models import ModelSpec
 from .ops import Op, OpKind, Phase, vector_op
 from .quant import NumberFormat, QuantScheme
 
 STREAM_BITS = 16  # residual stream and GEMM outputs (FP16)
 PAPER_OUTPUT_BITS = 16  # the authors' simulator writes every GEMM output at 16 bits (oprec = 16)
-OPS_PER_LAYER = 11  # kernels per decoder layer (see the module docstring)
+OPS_PER_LAYER = 11  # kernels per decoder layer with unfused attention (see the module docstring)
+FUSED_OPS_PER_LAYER = 9  # kernels per decoder layer with fused attention
 HEAD_OPS = 2  # add_norm_final and lm_head
 ADD_NORM_OPS_PER_ELEMENT = 5  # one add, then the norm's four (square, sum, scale, multiply by the weight)
 ROPE_KV_OPS_PER_ELEMENT = 4  # rotation (two multiplies, one add, the cos/sin fetch) or the cache write's conversion
@@ -70,8 +78,14 @@ def _linear(name: str, m: int, n: int, k: int, q: QuantScheme, out_bits: int, **
               zero_bits=q.zero_bits if grouped else 0, **where)
 
 
+def ops_per_layer(attention: AttentionMode | str = AttentionMode.FUSED) -> int:
+    """Kernels per decoder layer under ``attention`` (fused or unfused)."""
+    return FUSED_OPS_PER_LAYER if attention_mode(attention) is AttentionMode.FUSED else OPS_PER_LAYER
+
+
 def layer_ops(model: ModelSpec, q: QuantScheme, *, batch: int, q_tokens: int, kv_len: int,
-              phase: Phase, layer: int = 0, step: int = 0) -> list[Op]:
+              phase: Phase, layer: int = 0, step: int = 0,
+              attention: AttentionMode | str = AttentionMode.FUSED) -> list[Op]:
     """The ops of one decoder layer for ``batch`` sequences of ``q_tokens`` new tokens each.
 
     Parameters
@@ -82,6 +96,8 @@ def layer_ops(model: ModelSpec, q: QuantScheme, *, batch: int, q_tokens: int, kv
         Sequences, new tokens per sequence, and cached tokens attended to (incl. the new ones).
     phase, layer, step:
         Labels copied into every op.
+    attention:
+        ``fused`` (one attention kernel, default) or ``unfused`` (``attn_qk``, ``softmax``, ``attn_pv``).
     """
     where = dict(phase=phase, layer=layer, step=step)
     t = batch * q_tokens
@@ -95,10 +111,8 @@ def layer_ops(model: ModelSpec, q: QuantScheme, *, batch: int, q_tokens: int, kv
         _add_norm("add_norm_attn", t * h, a, **where),
         _linear("qkv", t, model.q_dim + 2 * model.kv_dim, h, q, STREAM_BITS, **where),
         _kv_write(model, q, t, **where),
-        Op(name="attn_qk", kind=OpKind.ATTN_QK, m=q_tokens * group, n=kv_len, k=d, output_bits=STREAM_BITS, **attn),
-        vector_op("softmax", OpKind.SOFTMAX, elements=batch * heads * q_tokens * kv_len,
-                  read_bits_per_element=STREAM_BITS, write_bits_per_element=a, ops_per_element=5, **where),
-        Op(name="attn_pv", kind=OpKind.ATTN_PV, m=q_tokens * group, n=d, k=kv_len, output_bits=a, **attn),
+        *_attention(attention_mode(attention), batch=batch, heads=heads, group=group, q_tokens=q_tokens,
+                    kv_len=kv_len, d=d, a=a, attn=attn, where=where),
         _linear("o_proj", t, h, model.q_dim, q, STREAM_BITS, **where),
         _add_norm("add_norm_ffn", t * h, a, **where),
         _linear("ffn_up", t, 2 * f if model.gated_ffn else f, h, q, STREAM_BITS, **where),
@@ -107,8 +121,20 @@ def layer_ops(model: ModelSpec, q: QuantScheme, *, batch: int, q_tokens: int, kv
                   write_bits_per_element=a, ops_per_element=5 if model.gated_ffn else 1, **where),
         _linear("ffn_down", t, h, f, q, STREAM_BITS, **where),
     ]
-    assert len(ops) == OPS_PER_LAYER
+    assert len(ops) == ops_per_layer(attention)
     return ops
+
+
+def _attention(mode: AttentionMode, *, batch, heads, group, q_tokens, kv_len, d, a, attn, where) -> list[Op]:
+    """The attention kernels of a layer: one fused op, or QK^T, softmax and PV."""
+    if mode is AttentionMode.FUSED:
+        return [Op(name="attention", kind=OpKind.ATTENTION, m=q_tokens * group, n=kv_len, k=d, output_bits=a,
+                   query_group=group, **attn)]
+    return [
+        Op(name="attn_qk", kind=OpKind.ATTN_QK, m=q_tokens * group, n=kv_len, k=d, output_bits=STREAM_BITS, **attn),
+        vector_op("softmax", OpKind.SOFTMAX, elements=batch * heads * q_tokens * kv_len,
+                  read_bits_per_element=STREAM_BITS, write_bits_per_element=a, ops_per_element=5, **where),
+        Op(name="attn_pv", kind=OpKind.ATTN_PV, m=q_tokens * group, n=d, k=kv_len, output_bits=a, **attn)]
 
 
 def head_ops(model: ModelSpec, q: QuantScheme, *, batch: int, phase: Phase, step: int = 0) -> list[Op]:
@@ -124,15 +150,19 @@ def _relabel(ops: list[Op], layer: int) -> list[Op]:
     return [dataclasses.replace(op, layer=layer) for op in ops]
 
 
-def full_workload(model: ModelSpec, q: QuantScheme, *, batch: int, prompt: int, generate: int) -> Iterator[Op]:
+def full_workload(model: ModelSpec, q: QuantScheme, *, batch: int, prompt: int, generate: int,
+                  attention: AttentionMode | str = AttentionMode.FUSED) -> Iterator[Op]:
     """Every op of prefilling ``prompt`` tokens and generating ``generate`` tokens for ``batch`` sequences."""
-    yield from _phase(model, q, batch=batch, q_tokens=prompt, kv_len=prompt, phase=Phase.PREFILL, step=0)
+    yield from _phase(model, q, batch=batch, q_tokens=prompt, kv_len=prompt, phase=Phase.PREFILL, step=0,
+                      attention=attention)
     for s in range(1, generate):
-        yield from _phase(model, q, batch=batch, q_tokens=1, kv_len=prompt + s, phase=Phase.DECODE, step=s)
+        yield from _phase(model, q, batch=batch, q_tokens=1, kv_len=prompt + s, phase=Phase.DECODE, step=s,
+                          attention=attention)
 
 
-def _phase(model, q, *, batch, q_tokens, kv_len, phase, step) -> Iterator[Op]:
-    template = layer_ops(model, q, batch=batch, q_tokens=q_tokens, kv_len=kv_len, phase=phase, step=step)
+def _phase(model, q, *, batch, q_tokens, kv_len, phase, step, attention) -> Iterator[Op]:
+    template = layer_ops(model, q, batch=batch, q_tokens=q_tokens, kv_len=kv_len, phase=phase, step=step,
+                         attention=attention)
     yield from template
     for layer in range(1, model.num_layers):
         yield from _relabel(template, layer)
