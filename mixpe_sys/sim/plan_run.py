@@ -26,7 +26,8 @@ class PlanRun:
 
 def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0, *, macs: int = 0,
              memory_time_ns: float = 0.0, compute_time_ns: float = 0.0, weight_bits: int = 0,
-             activation_bits: int = 0, activation_fp: bool = False, record_steps: bool = True) -> PlanRun:
+             activation_bits: int = 0, activation_fp: bool = False, record_steps: bool = True,
+             fast_forward: bool = True) -> PlanRun:
     """Run ``plan`` on a fresh accelerator (every unit idle, buffers empty) until it drains.
 
     Parameters
@@ -42,6 +43,9 @@ def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0, *, macs:
         and the energy model.
     record_steps:
         Keep one row per tile step (False: none; every total is the same).
+    fast_forward:
+        Skip whole repeated periods of the steady state (:mod:`mixpe_sys.hw.steady_state`); every
+        figure and step row is bit for bit what the full simulation gives.
 
     Returns
     -------
@@ -52,7 +56,7 @@ def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0, *, macs:
     env = simpy.Environment()
     recorder = Recorder(steps=record_steps)
     accel = Accelerator(env, design, recorder)
-    env.run(until=accel.start_gemm(op_id, plan))
+    env.run(until=accel.start_gemm(op_id, plan, fast_forward))
     device_ns = env.now
     time_ns = device_ns  # a run's kernel launch cost is added by mixpe_sys.sim.launch.with_launch
     cycles = round(time_ns / design.cycle_ns)
