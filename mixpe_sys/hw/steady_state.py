@@ -40,7 +40,13 @@ LOAD, COPY, STORE = 0, 1, 2
 """Kinds of booking a pipeline reports."""
 
 SNAPSHOTS_KEPT = 32
-"""Snapshots kept to compare with (the longest period found, in pacer output blocks)."""
+"""Snapshots kept to compare with (the longest period found, in snapshots)."""
+
+LOGGED_SNAPSHOTS = 8
+"""Snapshots a look for a period logs before it gives up (and waits twice as long as last time)."""
+
+STEPS_PER_SNAPSHOT = 32
+"""Pacer steps at least between snapshots (they are taken every so many output blocks)."""
 
 _UNITS_PER_BINADE = 2 ** 53  # multiples of u in [0, 2^e): u = 2^(e-53)
 
@@ -88,6 +94,8 @@ class SteadyState:
         self.seen: list = []  # row activations of each logged booking (row-buffer timing)
         self.seen_rows: list = []  # open rows after them
         self.cooldown = self.backoff = 0  # marks to let pass before looking again, after a fruitless look
+        self.every = 1  # snapshot at every so many output blocks of the pacer
+        self.calls = 0
         self.bookings: list[tuple] = []  # (pipeline, kind, step, now ns, staged ns or None, staged from DRAM)
         self.history: dict[tuple, list[_Snapshot]] = {}
         self.order: deque = deque()
@@ -103,6 +111,9 @@ class SteadyState:
         for k, p in enumerate(self.pipelines):
             p.ff_index = k
         self.pacer = max(self.pipelines, key=lambda p: len(p.steps)) if self.pipelines else None
+        if self.pacer is not None:
+            blocks = max(1, sum(1 for s in self.pacer.steps if s.kk == 0))
+            self.every = max(1, -(-STEPS_PER_SNAPSHOT * blocks // len(self.pacer.steps)))
 
     def next_seq(self) -> int:
         """Order number of a pipeline going to sleep (SimPy wakes equal times in this order)."""
@@ -121,9 +132,13 @@ class SteadyState:
         skip whole periods if one ends here; return the time skipped (ns, 0 if none).
 
         Until two snapshots agree nothing is logged; from the later of them on, every booking and
-        FIFO service is logged until a period from it checks out (or ``SNAPSHOTS_KEPT`` snapshots
+        FIFO service is logged until a period from it checks out (or ``LOGGED_SNAPSHOTS`` snapshots
         pass without one)."""
-        if now <= 0.0 or not all(p.started for p in self.pipelines):
+        self.calls += 1
+        if self.calls % self.every or now <= 0.0 or not all(p.started for p in self.pipelines):
+            return 0.0
+        if self.cooldown:
+            self.cooldown -= 1
             return 0.0
         e = math.frexp(now)[1]  # now in [2^(e-1), 2^e)
         sig = self._signature(now, math.ldexp(1.0, e - 1), e)
@@ -132,9 +147,6 @@ class SteadyState:
             cursors=[(p.loaded, p.computed, p.out_taken, p.window_start()) for p in self.pipelines],
             fifo_pos=len(self.fifo_log) // 3, book_pos=len(self.bookings), records=len(self.recorder.steps),
             counters=self._counters(), open_rows=self.dram.open_rows())
-        if self.cooldown:
-            self.cooldown -= 1
-            return 0.0
         if not self.logging:
             if sig in self.history:
                 self._set_logging(True)
@@ -148,10 +160,10 @@ class SteadyState:
             plan = self._verify(earlier, snap, e)
             if plan is not None:
                 return self._skip(earlier, snap, plan)
-        if len(self.order) >= SNAPSHOTS_KEPT:
+        if len(self.order) >= LOGGED_SNAPSHOTS:
             self._set_logging(False)
             self.history, self.order = {}, deque()
-            self.backoff = 2 * self.backoff + SNAPSHOTS_KEPT
+            self.backoff = 2 * self.backoff + LOGGED_SNAPSHOTS
             self.cooldown = self.backoff
         self._remember(sig, snap)
         return 0.0

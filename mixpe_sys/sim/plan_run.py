@@ -17,11 +17,13 @@ from ..metrics.records import Bound, OpCost, unit_classes
 
 @dataclass(frozen=True)
 class PlanRun:
-    """The outcome of one run: the op's cost, the recorder with its step rows, every unit's busy time."""
+    """The outcome of one run: the op's cost, the recorder with its step rows, every unit's busy time,
+    and how many tile steps the fast-forward skipped (their figures are in the totals all the same)."""
 
     cost: OpCost
     recorder: Recorder = field(repr=False)
     busy_ns: dict[str, float] = field(repr=False)
+    skipped_steps: int = 0
 
 
 def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0, *, macs: int = 0,
@@ -94,4 +96,6 @@ def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0, *, macs:
     e = op_energy(cost, design)
     cost = dataclasses.replace(cost, static_energy_j=e.static_j, dram_energy_j=e.dram_j,
                                buffer_energy_j=e.buffer_j, core_energy_j=e.core_j, energy_j=e.energy_j)
-    return PlanRun(cost=cost, recorder=recorder, busy_ns=busy)
+    watch = accel.steady_state
+    return PlanRun(cost=cost, recorder=recorder, busy_ns=busy,
+                   skipped_steps=watch.skipped_steps if watch is not None else 0)
