@@ -25,10 +25,12 @@ def op_roofline_ns(op: Op, design: AcceleratorConfig) -> tuple[float, float]:
     return memory, compute
 
 
-def simulate_op(op: Op, design: AcceleratorConfig) -> OpCost:
-    """Map ``op`` (array or vector unit) and run it in a fresh simulation."""
+def simulate_op(op: Op, design: AcceleratorConfig, fast_forward: bool = True) -> OpCost:
+    """Map ``op`` (array or vector unit) and run it in a fresh simulation (``fast_forward``: see
+    :func:`mixpe_sys.sim.plan_run.run_plan`; the same cost either way)."""
     plan = plan_gemm(op.gemm_spec(), design) if op.kind.on_array else plan_vector(op, design)
     memory, compute = op_roofline_ns(op, design)
     return run_plan(plan, design, macs=op.macs, memory_time_ns=memory, compute_time_ns=compute,
                     weight_bits=op.weight_bits, activation_bits=op.activation_bits,
-                    activation_fp=op.activation_format is NumberFormat.FP, record_steps=False).cost
+                    activation_fp=op.activation_format is NumberFormat.FP, record_steps=False,
+                    fast_forward=fast_forward).cost
