@@ -45,8 +45,30 @@ SNAPSHOTS_KEPT = 32
 LOGGED_SNAPSHOTS = 8
 """Snapshots a look for a period logs before it gives up (and waits twice as long as last time)."""
 
-STEPS_PER_SNAPSHOT = 32
+STEPS_PER_SNAPSHOT = 4
 """Pacer steps at least between snapshots (they are taken every so many output blocks)."""
+
+MIN_SNAPSHOTS = 16
+"""Snapshots a run must allow for its periods to be looked for (shorter runs are simulated in full)."""
+
+
+def snapshot_spacing(steps) -> int:
+    """Output blocks between snapshots of a pacer running ``steps``: at least ``STEPS_PER_SNAPSHOT`` steps."""
+    blocks = max(1, sum(1 for s in steps if s.kk == 0))
+    return max(1, -(-STEPS_PER_SNAPSHOT * blocks // max(1, len(steps))))
+
+
+def worth_watching(plan, design) -> bool:
+    """True when the longest tile's share of ``plan`` allows ``MIN_SNAPSHOTS`` snapshots and
+    ``design``'s DRAM has no row-buffer timing: checking that every row activation of the skipped
+    periods comes out as in the observed one replays the DRAM's row rule access by access, which
+    measured as slow as simulating those periods (docs/timing.md)."""
+    if design.dram.row_buffer is not None:
+        return False
+    steps = max(plan.steps, key=len, default=())
+    return len(steps) >= MIN_SNAPSHOTS * STEPS_PER_SNAPSHOT and \
+        sum(1 for s in steps if s.kk == 0) >= MIN_SNAPSHOTS * snapshot_spacing(steps)
+
 
 _UNITS_PER_BINADE = 2 ** 53  # multiples of u in [0, 2^e): u = 2^(e-53)
 
@@ -112,8 +134,7 @@ class SteadyState:
             p.ff_index = k
         self.pacer = max(self.pipelines, key=lambda p: len(p.steps)) if self.pipelines else None
         if self.pacer is not None:
-            blocks = max(1, sum(1 for s in self.pacer.steps if s.kk == 0))
-            self.every = max(1, -(-STEPS_PER_SNAPSHOT * blocks // len(self.pacer.steps)))
+            self.every = snapshot_spacing(self.pacer.steps)
 
     def next_seq(self) -> int:
         """Order number of a pipeline going to sleep (SimPy wakes equal times in this order)."""
