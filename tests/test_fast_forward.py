@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import mixpe_sys.hw.accelerator as accelerator
 from mixpe_sys import load_design
 from mixpe_sys.cli import main
 from mixpe_sys.designs import design_names
@@ -33,18 +34,23 @@ def spec_for(design, m: int, n: int, k: int, batch: int = 1) -> GemmSpec:
                     zero_bits=q.zero_bits)
 
 
-def both(design, spec):
-    """(full run, fast-forwarded run) of the mapper's plan for ``spec``."""
+def both(design, spec, watch_always: bool = False):
+    """(full run, fast-forwarded run) of the mapper's plan for ``spec``; ``watch_always`` looks for
+    periods in every run, however short, and with row-buffer timing too."""
     plan = plan_gemm(spec, design)
-    return run_plan(plan, design, fast_forward=False), run_plan(plan, design, fast_forward=True)
+    full = run_plan(plan, design, fast_forward=False)
+    with pytest.MonkeyPatch.context() as mp:
+        if watch_always:
+            mp.setattr(accelerator, "worth_watching", lambda plan, config: True)
+        return full, run_plan(plan, design, fast_forward=True)
 
 
 def assert_identical(full, fast):
     """Every figure of the two runs is the same float, every step row the same row."""
     assert fast.cost == full.cost  # time, cycles, bytes, energy terms, unit busy times (exact ==)
     assert fast.busy_ns == full.busy_ns  # every unit, not only the per-class totals
-    assert sorted(map(dataclasses.astuple, fast.recorder.steps)) == \
-        sorted(map(dataclasses.astuple, full.recorder.steps))
+    # the same rows in the same order
+    assert list(map(dataclasses.astuple, fast.recorder.steps)) == list(map(dataclasses.astuple, full.recorder.steps))
     assert full.skipped_steps == 0
 
 
@@ -61,7 +67,7 @@ shapes = st.fixed_dictionaries({
 @given(shapes)
 def test_fast_forward_is_the_full_simulation_on_every_design(name, shape):
     design = load_design(name)
-    full, fast = both(design, spec_for(design, shape["m"], shape["n"], shape["k"], shape["batch"]))
+    full, fast = both(design, spec_for(design, shape["m"], shape["n"], shape["k"], shape["batch"]), watch_always=True)
     assert_identical(full, fast)
 
 
@@ -72,7 +78,9 @@ def test_fast_forward_is_the_full_simulation_on_every_design(name, shape):
                               "batch": st.integers(1, 4)}))
 def test_fast_forward_is_the_full_simulation_on_larger_gemms(name, shape):
     design = load_design(name)
-    full, fast = both(design, spec_for(design, shape["m"], shape["n"], shape["k"], shape["batch"]))
+    spec = spec_for(design, shape["m"], shape["n"], shape["k"], shape["batch"])
+    assert_identical(*both(design, spec))
+    full, fast = both(design, spec, watch_always=True)
     assert_identical(full, fast)
 
 
@@ -93,16 +101,14 @@ def test_skipped_periods_give_the_full_simulations_figures(name, m, n, k):
 
 # eight tiles sharing DRAM channels with row-buffer timing, a global buffer that stages each
 # activation tile once, a star interconnect: designs the fast-forward leaves alone by default (its
-# row check costs what it saves), forced on to check the staging and row-activation replay
+# row check costs what it saves), watched here to check the staging and row-activation replay
 @pytest.mark.parametrize("name,m,n,k", [("int8", 4096, 4096, 4096), ("ant", 4096, 8192, 4096)])
-def test_forced_fast_forward_is_exact_with_row_buffers_and_shared_staging(name, m, n, k, monkeypatch):
-    import mixpe_sys.hw.accelerator as accelerator
-
+def test_forced_fast_forward_is_exact_with_row_buffers_and_shared_staging(name, m, n, k):
     design = load_design(name)
+    spec = spec_for(design, m, n, k)
     assert design.dram.row_buffer is not None and design.global_buffer is not None and design.num_tiles > 1
-    assert not accelerator.worth_watching(plan_gemm(spec_for(design, m, n, k), design), design)
-    monkeypatch.setattr(accelerator, "worth_watching", lambda plan, config: True)
-    full, fast = both(design, spec_for(design, m, n, k))
+    assert not accelerator.worth_watching(plan_gemm(spec, design), design)
+    full, fast = both(design, spec, watch_always=True)
     assert fast.skipped_steps > 0
     assert_identical(full, fast)
 

@@ -65,6 +65,8 @@ def worth_watching(plan, design) -> bool:
     measured as slow as simulating those periods (docs/timing.md)."""
     if design.dram.row_buffer is not None:
         return False
+    if any(s.index != i for steps in plan.steps for i, s in enumerate(steps)):
+        return False  # step rows name steps by position
     steps = max(plan.steps, key=len, default=())
     return len(steps) >= MIN_SNAPSHOTS * STEPS_PER_SNAPSHOT and \
         sum(1 for s in steps if s.kk == 0) >= MIN_SNAPSHOTS * snapshot_spacing(steps)
