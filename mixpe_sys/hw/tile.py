@@ -37,6 +37,7 @@ from .config import TileConfig
 from .dma import Dma
 from .plan import GemmPlan
 from .sram import SramBuffer
+from .steady_state import COPY, LOAD, STORE
 from .tile_step import StepTimer
 
 
@@ -184,6 +185,7 @@ class _Pipeline:
         # steady-state fast-forward: the watcher, this pipeline's process, when it sleeps until
         # (ns) and the order in which it went to sleep (ties between equal wake times)
         self.watch = watch
+        self.ff_index = 0  # the pipeline's number in its watcher
         self.process: simpy.Process | None = None
         self.started = False
         self.done = False
@@ -317,7 +319,7 @@ class _Pipeline:
             if self.shared:
                 staged_ns, staged_bytes = dma.stage(now, s.a_key, s.a_addr, s.a_bytes)
                 if self.watch is not None:
-                    self.watch.booked(self, 0, i, now, staged_ns, staged_bytes > 0)
+                    self.watch.booked(self, LOAD, i, now, staged_ns, staged_bytes > 0)
                 dram += staged_bytes
                 self.dram_read[i] = dram
                 self.copy = (max(now, staged_ns), done)
@@ -327,7 +329,7 @@ class _Pipeline:
             done = max(done, dma.book_load(now, tile.index, tile.activation_buffer, s.a_addr, s.a_bytes))
             dram += s.a_bytes
         if self.watch is not None:
-            self.watch.booked(self, 0, i, now, None, False)
+            self.watch.booked(self, LOAD, i, now, None, False)
         self.dram_read[i] = dram
         self._loaded(done)
 
@@ -337,7 +339,7 @@ class _Pipeline:
         w_done = self.copy[1]
         self.copy = None
         if self.watch is not None:
-            self.watch.booked(self, 1, self.loaded, now, None, False)
+            self.watch.booked(self, COPY, self.loaded, now, None, False)
         self._loaded(max(w_done, tile.dma.book_copy(now, tile.index, tile.activation_buffer, s.a_bytes)))
 
     def _loaded(self, done: float) -> None:
@@ -350,7 +352,7 @@ class _Pipeline:
         _, i = self.pending.popleft()
         s = self.steps[i]
         if self.watch is not None:
-            self.watch.booked(self, 2, i, now, None, False)
+            self.watch.booked(self, STORE, i, now, None, False)
         done = tile.dma.book_store(now, tile.index, tile.output_buffer, s.store_addr, s.store_bytes)
         self.writeback_free_ns = done
         self.out_freed.append(done)
