@@ -15,6 +15,7 @@ import mixpe_sys.hw.accelerator as accelerator
 from mixpe_sys import load_design
 from mixpe_sys.cli import main
 from mixpe_sys.designs import design_names
+from mixpe_sys.hw.precision import run_quant
 from mixpe_sys.hw.steady_state import replay_sum
 from mixpe_sys.mapping.gemm import plan_gemm
 from mixpe_sys.sim.op_sim import simulate_op
@@ -27,7 +28,7 @@ DESIGNS = design_names()
 
 def spec_for(design, m: int, n: int, k: int, batch: int = 1) -> GemmSpec:
     """The GEMM at the design's own precisions."""
-    q = design.quant
+    q = run_quant(design)
     return GemmSpec(m=m, n=n, k=k, batch=batch, weight_bits=q.weight_bits, activation_bits=q.activation_bits,
                     activation_format=q.activation_format, output_bits=q.activation_bits,
                     group_size=q.group_size if q.quantized_weights else 0, scale_bits=q.scale_bits,
