@@ -21,7 +21,8 @@ from mixpe_sys.mapping.gemm import plan_gemm
 from mixpe_sys.sim.op_sim import simulate_op
 from mixpe_sys.sim.plan_run import run_plan
 from mixpe_sys.workload.gemm_spec import GemmSpec
-from mixpe_sys.workload.ops import Op, OpKind
+from mixpe_sys.mapping.vector import plan_vector
+from mixpe_sys.workload.ops import Op, OpKind, vector_op
 
 DESIGNS = design_names()
 
@@ -110,6 +111,16 @@ def test_forced_fast_forward_is_exact_with_row_buffers_and_shared_staging(name, 
     assert design.dram.row_buffer is not None and design.global_buffer is not None and design.num_tiles > 1
     assert not accelerator.worth_watching(plan_gemm(spec, design), design)
     full, fast = both(design, spec, watch_always=True)
+    assert fast.skipped_steps > 0
+    assert_identical(full, fast)
+
+
+def test_vector_unit_plans_skip_exactly_too():
+    design = load_design("paper-fp16")
+    op = vector_op("softmax", OpKind.SOFTMAX, elements=16 << 20, read_bits_per_element=16,
+                   write_bits_per_element=16, ops_per_element=5)
+    plan = plan_vector(op, design)
+    full, fast = run_plan(plan, design, fast_forward=False), run_plan(plan, design)
     assert fast.skipped_steps > 0
     assert_identical(full, fast)
 
