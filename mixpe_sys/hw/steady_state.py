@@ -273,14 +273,16 @@ class SteadyState:
 
     def _step_classes(self) -> list[np.ndarray]:
         """Per pipeline, a number per step: equal numbers for steps the hardware times alike
-        (sizes, loads, stores, costs, DRAM channel phase of every address)."""
+        (sizes, loads, stores, costs, DRAM channel phase of every address). Costs are told apart
+        by identity: the step timer hands out one cost object per distinct step (a cost computed
+        twice would only split a class, never merge two)."""
         ids: dict = {}
         ph = self.phase_bytes
         out = []
         for p in self.pipelines:
             out.append(np.fromiter(
                 (ids.setdefault((s.kk == 0, s.store_bytes, s.a_key is None, s.a_bytes, s.w_key is None, s.w_bytes,
-                                 s.a_addr % ph, s.w_addr % ph, s.store_addr % ph, c), len(ids))
+                                 s.a_addr % ph, s.w_addr % ph, s.store_addr % ph, id(c)), len(ids))
                  for s, c in zip(p.steps, p.costs)), dtype=np.int64, count=len(p.steps)))
         return out
 
