@@ -148,3 +148,12 @@ def test_cli_no_fast_forward_prints_the_same_figures(capsys):
     fast = json.loads(capsys.readouterr().out)
     assert main(args + ["--no-fast-forward"]) == 0
     assert json.loads(capsys.readouterr().out) == fast
+
+
+def test_cli_run_no_fast_forward_prints_the_same_figures(capsys):
+    args = ["run", "--model", "opt-6.7b", "--workload", "paper", "--batch", "64", "--design", "paper-mixpe-w4a8",
+            "--json", "--no-cache", "--workers", "1"]
+    assert main(args) == 0
+    fast = json.loads(capsys.readouterr().out)
+    assert main(args + ["--no-fast-forward"]) == 0
+    assert json.loads(capsys.readouterr().out) == fast
