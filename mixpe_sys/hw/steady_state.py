@@ -39,6 +39,10 @@ from ..metrics.records import StepRecord
 LOAD, COPY, STORE = 0, 1, 2
 """Kinds of booking a pipeline reports."""
 
+# How hard the watcher looks for periods. These change how soon (and whether) a period is found and
+# what looking costs, never a figure: every skip is checked exact, and a run it does not skip is the
+# full simulation.
+
 SNAPSHOTS_KEPT = 32
 """Snapshots kept to compare with (the longest period found, in snapshots)."""
 
