@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 def simulate_gemm(m: int, n: int, k: int, design="mixpe-w4a8", *, batch: int = 1,
                   quant: str | QuantScheme | None = None, group_size: int | None = None,
-                  launch: str = "graph") -> GemmResult:
+                  launch: str = "graph", fast_forward: bool = True) -> GemmResult:
     """Simulate one GEMM ``[m, k] x [k, n]`` on a design.
 
     Parameters
@@ -37,6 +37,8 @@ def simulate_gemm(m: int, n: int, k: int, design="mixpe-w4a8", *, batch: int = 1
     launch:
         ``"graph"`` (default) or ``"eager"``: the launch cost of one kernel that ``time_s`` includes
         (designs with a ``launch`` block; ``device_time_s`` is the kernel alone).
+    fast_forward:
+        Skip whole repeated periods of the steady state (same figures and step rows, bit for bit).
 
     Returns
     -------
@@ -60,14 +62,14 @@ def simulate_gemm(m: int, n: int, k: int, design="mixpe-w4a8", *, batch: int = 1
                     group_size=q.group_size if q.quantized_weights else 0, scale_bits=q.scale_bits,
                     zero_bits=q.zero_bits)
     check_gemm_spec(spec, cfg)
-    return _simulate_gemm_spec(spec, cfg, launch=launch)
+    return _simulate_gemm_spec(spec, cfg, launch=launch, fast_forward=fast_forward)
 
 
 def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt: int = 512, generate: int = 128,
              workload: str = "full", reuse: bool = True, progress: bool | None = None, workers: int = 1,
              system=None, tp: int | None = None, pp: int | None = None,
              quant: str | QuantScheme | None = None, launch: str = "graph", cache_dir=None,
-             attention: str = "fused"):
+             attention: str = "fused", fast_forward: bool = True):
     """Simulate a model's inference on a design.
 
     Parameters
@@ -104,6 +106,8 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
     attention:
         ``"fused"`` (one FlashAttention-style kernel per layer, default) or ``"unfused"`` (QK^T, softmax
         and PV as three kernels, the scores through DRAM); systems run fused attention only.
+    fast_forward:
+        Skip whole repeated periods of each GEMM's steady state (same results, bit for bit).
 
     Returns
     -------
@@ -139,7 +143,8 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
         else:
             sysm = (system if isinstance(system, System) else load_system(system)).with_parallelism(tp, pp)
         return simulate_system(spec, sysm, batch=batch, prompt=prompt, generate=generate, reuse=reuse,
-                               workers=workers, cache_dir=cache_dir, quant=run_quant(sysm.chip, quant))
+                               workers=workers, cache_dir=cache_dir, quant=run_quant(sysm.chip, quant),
+                               fast_forward=fast_forward)
     cfg = design if isinstance(design, AcceleratorConfig) else load_design(design)
     if workload == "paper" and quant is not None:
         raise ConfigError("field 'quant': the paper workload takes its precisions from the design's paper profile")
@@ -148,7 +153,7 @@ def simulate(model="llama-2-7b", design="mixpe-w4a8", *, batch: int = 1, prompt:
                     attention=attention_mode(attention).value)
     return simulate_model(spec, cfg, batch=batch, prompt=prompt, generate=generate, workload=workload,
                           reuse=reuse, progress=progress, workers=workers, quant=q, launch=launch,
-                          cache_dir=cache_dir, attention=attention)
+                          cache_dir=cache_dir, attention=attention, fast_forward=fast_forward)
 
 
 def load_system(name_or_path):

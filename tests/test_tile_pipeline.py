@@ -16,8 +16,10 @@ from mixpe_sys.metrics.records import StepRecord
 from mixpe_sys.sim.plan_run import run_plan
 
 
-def queued_pipeline(tile: ComputeTile, op_id: int, plan, steps, timer, shared: bool) -> simpy.Event:
-    """Reference: one process per stage; bounded SimPy stores and containers between them."""
+def queued_pipeline(tile: ComputeTile, op_id: int, plan, steps, timer, shared: bool, watch=None) -> simpy.Event:
+    """Reference: one process per stage; bounded SimPy stores and containers between them (never
+    fast-forwarded: ``watch`` is None)."""
+    assert watch is None
     env, dma, cyc = tile.env, tile.dma, tile.cycle_ns
     costs = {s.index: timer.step(s) for s in steps}
     tile._account(costs.values())
@@ -135,7 +137,7 @@ def test_recurrences_equal_queued_processes_on_one_tile(case):
     fast = run_plan(plan, design)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ComputeTile, "run_gemm", queued_pipeline)
-        slow = run_plan(plan, design)
+        slow = run_plan(plan, design, fast_forward=False)
     assert fast.cost.time_ns == slow.cost.time_ns
     assert records(fast) == records(slow)
     # the reference counts the post-GEMM queue's waits per step; the tiles add the converters' stalls

@@ -30,7 +30,7 @@ def cmd_capacity(args) -> int:
         chip = design
     # one op cost cache for every probe: each probe only simulates the ops the earlier ones did not
     with CostCache(chip, workers=args.workers or cpu_count(),
-                   cache_dir=False if args.no_cache else None) as cache:
+                   cache_dir=False if args.no_cache else None, fast_forward=not args.no_fast_forward) as cache:
         def probe(trace):
             if on_system:
                 return replay_on_system(args, trace, model, design, cache=cache).summary

@@ -157,6 +157,12 @@ def add_no_cache_arg(p) -> None:
                    help="bypass the persistent op-cost cache (see `mixpe-sim cache info`); same results")
 
 
+def add_no_fast_forward_arg(p) -> None:
+    """``--no-fast-forward``: simulate every tile step, skipping no repeated period."""
+    p.add_argument("--no-fast-forward", action="store_true",
+                   help="simulate every repeated period of each GEMM instead of skipping it; same results")
+
+
 def print_table(rows: Sequence[tuple[str, Any]], out=None) -> None:
     """Print label/value pairs as an aligned two-column table."""
     out = out or sys.stdout

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from .common import (add_design_args, add_launch_arg, check_output_file, nonneg_int, positive_int, print_table,
-                     print_units, resolve_design, write_atomic)
+from .common import (add_design_args, add_launch_arg, add_no_fast_forward_arg, check_output_file, nonneg_int,
+                     positive_int, print_table, print_units, resolve_design, write_atomic)
 
 
 def cmd_designs(args) -> int:
@@ -41,7 +41,8 @@ def cmd_gemm(args) -> int:
     check_output_file(args.steps_csv, "--steps-csv", (".csv",))
     design = resolve_design(args.design, args.config, args)
     result = simulate_gemm(args.m, args.n, args.k, design, batch=args.batch, quant=args.quant,
-                           group_size=args.group_size, launch=args.launch)
+                           group_size=args.group_size, launch=args.launch,
+                           fast_forward=not args.no_fast_forward)
     spec = result.spec
     figures = result.to_dict()
     if args.steps_csv:
@@ -92,6 +93,7 @@ def register(sub) -> None:
     p.add_argument("--quant", help="operand precisions, e.g. W4A8, W4A16, W8A8 (default: the design's)")
     p.add_argument("--group-size", type=nonneg_int, help="weights per quantization group (default: the design's)")
     add_launch_arg(p)
+    add_no_fast_forward_arg(p)
     p.add_argument("--steps-csv", metavar="FILE", help="write the per-tile-step records as CSV")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_design_args(p)

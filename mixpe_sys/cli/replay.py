@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from .common import (add_attention_arg, add_design_args, add_launch_arg, add_no_cache_arg, check_output_dir, cpu_count, nonneg_int, positive_float, positive_int,
+from .common import (add_attention_arg, add_design_args, add_launch_arg, add_no_cache_arg, add_no_fast_forward_arg, check_output_dir, cpu_count,
+                     nonneg_int, positive_float, positive_int,
                      print_table, resolve_design)
 from .system_args import add_scale_args, add_system_args, kv_link, pools, resolve_system, wants_system
 
@@ -69,7 +70,7 @@ def cmd_replay(args) -> int:
         result = replay_on_system(args, requests, model, design)
     else:
         result = replay(requests, model, design, config=config, progress=None, workers=args.workers or cpu_count(),
-                        cache_dir=False if args.no_cache else None)
+                        cache_dir=False if args.no_cache else None, fast_forward=not args.no_fast_forward)
     result.summary["area_mm2"] = area_mm2(design)
     if args.out:
         result.write(args.out)
@@ -101,7 +102,8 @@ def replay_on_system(args, requests, model, design, *, cache=None):
     return replay_system(requests, model, system, config=serving_config(args), replicas=replicas,
                          router=args.router, disaggregate=disagg, kv_link=kv_link(args), cache=cache,
                          workers=args.workers or cpu_count(), progress=None if cache is None else False,
-                         cache_dir=False if getattr(args, "no_cache", False) else None)
+                         cache_dir=False if getattr(args, "no_cache", False) else None,
+                         fast_forward=not getattr(args, "no_fast_forward", False))
 
 
 def _print_replicas(result) -> None:
@@ -142,6 +144,7 @@ def add_serving_args(p) -> None:
                    help="processes simulating new ops in parallel (default: CPU count; results do not depend "
                         "on it)")
     add_no_cache_arg(p)
+    add_no_fast_forward_arg(p)
     add_design_args(p)
     add_system_args(p)
     add_scale_args(p)

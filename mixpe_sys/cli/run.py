@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import (add_attention_arg, add_design_args, add_launch_arg, add_no_cache_arg, check_output_dir, check_output_file, cpu_count, nonneg_int,
+from .common import (add_attention_arg, add_design_args, add_launch_arg, add_no_cache_arg, add_no_fast_forward_arg, check_output_dir,
+                     check_output_file, cpu_count, nonneg_int,
                      parse_quant, positive_int, print_table, print_units, resolve_design)
 from .system_args import add_system_args, wants_system
 
@@ -131,7 +132,8 @@ def cmd_run(args) -> int:
                                      prompt=int(meta.get("prompt", 0)), generate=int(meta.get("generate", 1)),
                                      reuse=not args.no_reuse, progress=None, total=len(ops),
                                      workers=args.workers or cpu_count(), launch=args.launch,
-                                     quant=str(meta.get("quant", "")), cache_dir=cache_dir)
+                                     quant=str(meta.get("quant", "")), cache_dir=cache_dir,
+                                     fast_forward=not args.no_fast_forward)
     else:
         model = _model(args)
         check_model_run(model, design, batch=args.batch, prompt=args.prompt, generate=args.generate,
@@ -139,7 +141,8 @@ def cmd_run(args) -> int:
         result = simulate_model(model, design, batch=args.batch, prompt=args.prompt,
                                 generate=args.generate, workload=WorkloadKind(args.workload),
                                 reuse=not args.no_reuse, workers=args.workers or cpu_count(), quant=quant,
-                                launch=args.launch, cache_dir=cache_dir, attention=args.attention)
+                                launch=args.launch, cache_dir=cache_dir, attention=args.attention,
+                                fast_forward=not args.no_fast_forward)
     if args.out:
         write_reports(args.out, result.ops, result.layers, result.phases, _figures(result), result.utilization)
     _print_result(result, args.json)
@@ -186,6 +189,7 @@ def register(sub) -> None:
     p.add_argument("--workers", type=positive_int,
                    help="processes simulating the distinct ops in parallel (default: CPU count; same results)")
     add_no_cache_arg(p)
+    add_no_fast_forward_arg(p)
     p.add_argument("--out", metavar="DIR", help="write ops.csv, layers.csv, phases.csv, timeline.json")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_design_args(p)

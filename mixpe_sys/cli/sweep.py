@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_no_cache_arg, check_output_dir, positive_int
+from .common import add_no_cache_arg, add_no_fast_forward_arg, check_output_dir, positive_int
 from ..errors import MixpeError
 
 
@@ -19,7 +19,8 @@ def cmd_sweep(args) -> int:
     sweep = load_sweep(args.sweep)  # check the file (every point's design) before starting a cluster
     run = run_sweep(sweep, args.out, scheduler=args.scheduler, workers=args.workers, use_dask=not args.no_dask,
                     processes=not args.threads, retry_errors=args.retry_errors, progress=None,
-                    base_dir=Path(args.sweep).resolve().parent, cache_dir=False if args.no_cache else None)
+                    base_dir=Path(args.sweep).resolve().parent, cache_dir=False if args.no_cache else None,
+                    fast_forward=not args.no_fast_forward)
     ok = run.points - len(run.failed)
     stale = f"; {run.stale} rows of points no longer in the sweep kept" if run.stale else ""
     print(f"{sweep.name}: {run.points} points, {len(run.computed)} run now ({run.errors} errors), "
@@ -43,6 +44,7 @@ def register(sub) -> None:
                                                           "tcp://host:8786 (default: start a local cluster)")
     p.add_argument("--workers", type=positive_int, help="local cluster worker processes (default: CPU count)")
     add_no_cache_arg(p)
+    add_no_fast_forward_arg(p)
     p.add_argument("--threads", action="store_true", help="local cluster workers as threads of this process")
     p.add_argument("--no-dask", action="store_true", help="run every point in this process, one after another")
     p.add_argument("--retry-errors", action="store_true", help="run again the points recorded with status error")

@@ -38,7 +38,7 @@ def run_system(args, design, quant=None) -> int:
     result = simulate_system(load_model(args.model), system, batch=args.batch, prompt=args.prompt,
                              generate=args.generate, quant=run_quant(system.chip, quant), reuse=not args.no_reuse,
                              workers=args.workers or cpu_count(),
-                             cache_dir=False if args.no_cache else None)
+                             cache_dir=False if args.no_cache else None, fast_forward=not args.no_fast_forward)
     if args.out:
         _write(result, args.out)
     d = result.to_dict()

@@ -100,14 +100,15 @@ def area_of(design: AcceleratorConfig) -> float | None:
     return float(area_mm2(design))
 
 
-def _model_figures(point: SweepPoint, design: AcceleratorConfig, quant: QuantScheme, cache_dir=None) -> dict[str, Any]:
+def _model_figures(point: SweepPoint, design: AcceleratorConfig, quant: QuantScheme, cache_dir=None,
+                   fast_forward: bool = True) -> dict[str, Any]:
     from ..sim.model import simulate_model
     from ..workload.models import load_model
 
     wl = point.workload
     result = simulate_model(load_model(point.resolve(wl.model)), design, batch=wl.batch, prompt=wl.prompt,
                             generate=wl.generate, workload=wl.workload, progress=False, quant=quant,
-                            cache_dir=cache_dir)
+                            cache_dir=cache_dir, fast_forward=fast_forward)
     d = result.to_dict()
     out = {k: d.get(k) for k in ("total_time_s", "prefill_time_s", "decode_time_s", "tokens_per_s",
                                  "time_per_output_token_s", "memory_bound_share_decode", "dram_read_bytes", "macs")}
@@ -120,7 +121,7 @@ def _model_figures(point: SweepPoint, design: AcceleratorConfig, quant: QuantSch
 
 
 def _serving_figures(point: SweepPoint, design: AcceleratorConfig, quant: QuantScheme,
-                     cache_dir=None) -> dict[str, Any]:
+                     cache_dir=None, fast_forward: bool = True) -> dict[str, Any]:
     from ..serving import ServingConfig, replay
     from ..workload.models import load_model
     from ..workload.requests import load_request_trace
@@ -128,7 +129,7 @@ def _serving_figures(point: SweepPoint, design: AcceleratorConfig, quant: QuantS
     wl = point.workload
     requests = load_request_trace(point.resolve(wl.requests), limit=wl.limit, rate_scale=wl.rate_scale)
     result = replay(requests, load_model(point.resolve(wl.model)), design, config=ServingConfig.from_dict(wl.serving),
-                    quant=quant, progress=False, cache_dir=cache_dir)
+                    quant=quant, progress=False, cache_dir=cache_dir, fast_forward=fast_forward)
     s = result.summary
     return {"total_time_s": s.get("duration_s"), "tokens_per_s": s.get("throughput_tokens_per_s"),
             "time_per_output_token_s": s.get("tpot_p50_s"), "ttft_p50_s": s.get("ttft_p50_s"),
@@ -162,10 +163,11 @@ def _point_fields(point: SweepPoint) -> dict[str, Any]:
     return row
 
 
-def evaluate_point(point: SweepPoint, cache_dir=None) -> dict[str, Any]:
+def evaluate_point(point: SweepPoint, cache_dir=None, fast_forward: bool = True) -> dict[str, Any]:
     """Run one sweep point; returns one result row (``status`` ``ok`` or ``error``), never raises.
 
-    ``cache_dir`` is the persistent op-cost store (None the default directory, a path, False none).
+    ``cache_dir`` is the persistent op-cost store (None the default directory, a path, False none);
+    ``fast_forward`` the GEMMs' steady-state skip (same results).
 
     Returns
     -------
@@ -182,8 +184,8 @@ def evaluate_point(point: SweepPoint, cache_dir=None) -> dict[str, Any]:
         row.update(design_columns(design, quant))
         row["snr_db"] = quant_snr_db(quant, point.snr)
         row["area_mm2"] = area_of(design)
-        figures = _serving_figures(point, design, quant, cache_dir) if point.workload.requests is not None \
-            else _model_figures(point, design, quant, cache_dir)
+        figures = _serving_figures(point, design, quant, cache_dir, fast_forward) \
+            if point.workload.requests is not None else _model_figures(point, design, quant, cache_dir, fast_forward)
         row.update(figures)
         tps, area = _finite(row.get("tokens_per_s")), _finite(row.get("area_mm2"))
         row["tokens_per_s_per_mm2"] = tps / area if tps is not None and area else None

@@ -47,10 +47,11 @@ def _progress_bar(total: int, initial: int, progress: bool | None):
     return tqdm(total=total, initial=initial, desc="sweep", unit="pt", disable=not enabled, file=sys.stderr)
 
 
-def _run_local(points: list[SweepPoint], store: ResultsStore, bar, cache_dir=None) -> list[dict]:
+def _run_local(points: list[SweepPoint], store: ResultsStore, bar, cache_dir=None,
+               fast_forward: bool = True) -> list[dict]:
     rows = []
     for point in points:
-        row = evaluate_point(point, cache_dir)
+        row = evaluate_point(point, cache_dir, fast_forward)
         store.append(row)
         rows.append(row)
         bar.update(1)
@@ -74,7 +75,7 @@ def _client(scheduler: str | None, workers: int | None, processes: bool):
 
 
 def _run_dask(points: list[SweepPoint], store: ResultsStore, bar, *, scheduler: str | None, workers: int | None,
-              processes: bool, cache_dir=None) -> list[dict]:
+              processes: bool, cache_dir=None, fast_forward: bool = True) -> list[dict]:
     from distributed import as_completed
 
     client, cluster = _client(scheduler, workers, processes)
@@ -84,7 +85,7 @@ def _run_dask(points: list[SweepPoint], store: ResultsStore, bar, *, scheduler: 
         token = uuid.uuid4().hex[:8]  # keys unique to this run on a shared scheduler
         by_key = {}
         for point in points:
-            fut = client.submit(evaluate_point, point, cache_dir, key=f"mixpe-dse-{point.point_id}-{token}",
+            fut = client.submit(evaluate_point, point, cache_dir, fast_forward, key=f"mixpe-dse-{point.point_id}-{token}",
                                 retries=TASK_RETRIES, pure=False)
             futures.append(fut)
             by_key[fut.key] = point
@@ -111,7 +112,7 @@ def _run_dask(points: list[SweepPoint], store: ResultsStore, bar, *, scheduler: 
 def run_sweep(sweep: SweepConfig | str | Path, out_dir: str | Path, *, scheduler: str | None = None,
               workers: int | None = None, use_dask: bool = True, processes: bool = True,
               retry_errors: bool = False, progress: bool | None = None, base_dir: str | Path | None = None,
-              cache_dir=None) -> SweepRun:
+              cache_dir=None, fast_forward: bool = True) -> SweepRun:
     """Run the points of a sweep not yet in ``out_dir/results.csv``.
 
     Parameters
@@ -136,6 +137,8 @@ def run_sweep(sweep: SweepConfig | str | Path, out_dir: str | Path, *, scheduler
         Directory relative design and trace paths are resolved against (default: the sweep file's, or ``.``).
     cache_dir:
         Persistent op-cost store of every point: None each worker's default directory, a path, False none.
+    fast_forward:
+        Skip whole repeated periods of each GEMM's steady state (same results, bit for bit).
 
     Returns
     -------
@@ -163,9 +166,9 @@ def run_sweep(sweep: SweepConfig | str | Path, out_dir: str | Path, *, scheduler
                 rows = []
             elif use_dask:
                 rows = _run_dask(pending, store, bar, scheduler=scheduler, workers=workers, processes=processes,
-                                 cache_dir=cache_dir)
+                                 cache_dir=cache_dir, fast_forward=fast_forward)
             else:
-                rows = _run_local(pending, store, bar, cache_dir)
+                rows = _run_local(pending, store, bar, cache_dir, fast_forward)
         failed = store.error_rows(ids)
     return SweepRun(results_path=store.path, points=len(points), skipped=skipped,
                     computed=tuple(r["point_id"] for r in rows),

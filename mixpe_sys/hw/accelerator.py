@@ -13,6 +13,7 @@ from .dma import Dma
 from .dram import Dram
 from .noc import Interconnect
 from .sram import SramBuffer
+from .steady_state import SteadyState, worth_watching
 from .tile import ComputeTile
 from .tile_step import plan_timer
 
@@ -46,28 +47,49 @@ class Accelerator:
         self.dma = Dma(env, self.dram, self.noc, self.global_buffer)
         self.tiles = [ComputeTile(env, config.tile, recorder, index=t, cycle_ns=cycle_ns, dma=self.dma)
                       for t in range(config.num_tiles)]
+        self.steady_state: SteadyState | None = None  # the fast-forward of the last GEMM started with one
 
     @property
     def shared_activations(self) -> bool:
         """True when activation tiles are staged once in the global buffer for all tiles."""
         return self.global_buffer is not None
 
-    def start_gemm(self, op_id: int, plan: GemmPlan) -> simpy.Event:
+    def start_gemm(self, op_id: int, plan: GemmPlan, fast_forward: bool = False) -> simpy.Event:
         """Start every tile on its share of ``plan``; return an event fired when all finish (and, if the
-        plan has a second phase, ``plan.then``, once that has run after the first)."""
+        plan has a second phase, ``plan.then``, once that has run after the first).
+
+        ``fast_forward`` skips whole repeated periods of the run (:mod:`.steady_state`; runs too
+        short to look for them, and designs with DRAM row-buffer timing, are simulated in full):
+        every time, counter and record comes out as without it, bit for bit.
+        """
         if plan.then is not None:
-            return self.env.process(self._phases(op_id, plan))
+            return self.env.process(self._phases(op_id, plan, fast_forward))
         share = self.shared_activations and plan.share_activations
         timer = plan_timer(plan, self.config)
-        events = [tile.run_gemm(op_id, plan, steps, timer, share)
+        watch = SteadyState(self.env, self.dram, self.dma, self.fifo_servers(), self.buffers(),
+                            self.recorder) if fast_forward and worth_watching(plan, self.config) else None
+        events = [tile.run_gemm(op_id, plan, steps, timer, share, watch)
                   for tile, steps in zip(self.tiles, plan.steps) if steps]
+        if watch is not None:
+            watch.attach([tile.pipeline for tile, steps in zip(self.tiles, plan.steps) if steps])
+            self.steady_state = watch
         return simpy.AllOf(self.env, events)
 
-    def _phases(self, op_id: int, plan: GemmPlan):
+    def _phases(self, op_id: int, plan: GemmPlan, fast_forward: bool):
         """Process body: each phase of ``plan`` after the previous one has drained."""
         while plan is not None:
-            yield self.start_gemm(op_id, dataclasses.replace(plan, then=None))
+            yield self.start_gemm(op_id, dataclasses.replace(plan, then=None), fast_forward)
             plan = plan.then
+
+    def buffers(self) -> list[SramBuffer]:
+        """Every SRAM buffer: each tile's weight, activation and output buffer, then the global buffer."""
+        out = [b for t in self.tiles for b in (t.weight_buffer, t.activation_buffer, t.output_buffer)]
+        return out + ([self.global_buffer] if self.global_buffer is not None else [])
+
+    def fifo_servers(self) -> list:
+        """Every FIFO server: DRAM channels, interconnect links, SRAM DMA ports."""
+        links = self.noc.servers() if self.noc is not None else []
+        return [*self.dram.channels, *links, *(b.port for b in self.buffers())]
 
 
 def plan_time_ns(plan: GemmPlan, config: AcceleratorConfig) -> float:

@@ -34,6 +34,18 @@ class Dma:
         self.global_buffer = global_buffer
         self._staged: dict = {}  # activation tile key -> when it is in the global buffer (ns)
 
+    def staged_ns(self, key) -> float | None:
+        """When activation tile ``key`` is (or will be) in the global buffer (ns); None if never staged."""
+        return self._staged.get(key)
+
+    def staged_times(self):
+        """Staging times (ns) of every staged activation tile."""
+        return self._staged.values()
+
+    def add_staged(self, staged: dict) -> None:
+        """Record activation tiles staged outside the simulation (``{key: ns}``, e.g. skipped periods)."""
+        self._staged.update(staged)
+
     def _path(self, now: float, src: str, dst: str, nbytes: int) -> tuple[float, float]:
         if self.noc is None:
             return now, 0.0

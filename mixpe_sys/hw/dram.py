@@ -104,6 +104,26 @@ class Dram:
             self.read_bytes += nbytes
         return end
 
+    @property
+    def has_row_buffer(self) -> bool:
+        """True with row-buffer timing."""
+        return self._open_rows is not None
+
+    def open_rows(self) -> list[list[int]]:
+        """A copy of every channel's open rows (see :meth:`_activations`); empty without row-buffer timing."""
+        return [list(r) for r in self._open_rows] if self._open_rows is not None else []
+
+    def set_open_rows(self, open_rows: list[list[int]]) -> None:
+        """Replace the open rows by ``open_rows`` (as :meth:`open_rows` returns them)."""
+        self._open_rows = [list(r) for r in open_rows]
+
+    def row_misses(self, open_rows: list[list[int]], addr: int, nbytes: int) -> tuple[int, ...]:
+        """Row activations of each channel share of ``[addr, addr + nbytes)`` against ``open_rows``
+        (updated), as :meth:`reserve` counts them, without booking anything."""
+        cfg = self.config
+        return tuple(self._activations(open_rows[c], block, share)
+                     for c, share, block in channel_spans(addr, nbytes, cfg.interleave_bytes, cfg.channels))
+
     def _activations(self, open_rows: list[int], block: int, share: int) -> int:
         """Row activations needed by ``share`` bytes starting at interleave block ``block`` of a
         channel whose banks' open rows are ``open_rows`` (updated).

@@ -20,13 +20,14 @@ class FifoServer:
         Label used in records.
     """
 
-    __slots__ = ("name", "free_at_ns", "busy_ns", "served_bytes")
+    __slots__ = ("name", "free_at_ns", "busy_ns", "served_bytes", "log")
 
     def __init__(self, name: str):
         self.name = name
         self.free_at_ns = 0.0
         self.busy_ns = 0.0
         self.served_bytes = 0
+        self.log = None  # (array of floats, id): every booking appends (id, service ns, bytes) while set
 
     def reserve(self, now_ns: float, service_ns: float, nbytes: int = 0) -> float:
         """Queue a request arriving at ``now_ns`` needing ``service_ns``; return its finish time (ns)."""
@@ -35,4 +36,7 @@ class FifoServer:
         self.free_at_ns = end
         self.busy_ns += service_ns
         self.served_bytes += nbytes
+        log = self.log
+        if log is not None:
+            log[0].extend((log[1], service_ns, nbytes))
         return end

@@ -116,6 +116,10 @@ class Interconnect:
         end, latency = self.reserve(self.env.now, src, dst, nbytes)
         yield self.env.timeout(end - self.env.now + latency)
 
+    def servers(self) -> list[FifoServer]:
+        """Every directed link's FIFO server."""
+        return [server for server, _ in self._servers.values()]
+
     def link_bytes(self) -> dict[str, int]:
         """Bytes carried per directed link."""
         return {server.name: server.served_bytes for server, _ in self._servers.values()}

@@ -37,6 +37,7 @@ from .config import TileConfig
 from .dma import Dma
 from .plan import GemmPlan
 from .sram import SramBuffer
+from .steady_state import COPY, LOAD, STORE
 from .tile_step import StepTimer
 
 
@@ -82,10 +83,13 @@ class ComputeTile:
         self.dequant_busy_cycles = 0  # post-GEMM scaling and in-loop conversion
         self.dequant_stall_ns = 0.0  # total time the array waited on the dequant unit or converter
         self.counts = [0] * 6  # array-side SRAM bytes: a read, w read, o read, o write; dequant elements; vector ops
+        self.pipeline: _Pipeline | None = None  # the GEMM pipeline run_gemm started last
 
-    def run_gemm(self, op_id: int, plan: GemmPlan, steps, timer: StepTimer, shared_activations: bool) -> simpy.Process:
+    def run_gemm(self, op_id: int, plan: GemmPlan, steps, timer: StepTimer, shared_activations: bool,
+                 watch=None) -> simpy.Process:
         """Start the pipeline on this tile's ``steps`` of ``plan``; return the process, which ends
-        when every step is written back.
+        when every step is written back. ``watch`` is the steady-state fast-forward
+        (:class:`mixpe_sys.hw.steady_state.SteadyState`) that sees the pipeline's bookings, or None.
 
         Raises
         ------
@@ -95,7 +99,9 @@ class ComputeTile:
         costs = [timer.step(s) for s in steps]
         self._check_fits(plan, steps, costs)
         self._account(costs)
-        return self.env.process(_Pipeline(self, op_id, steps, costs, shared_activations).run())
+        self.pipeline = _Pipeline(self, op_id, steps, costs, shared_activations, watch)
+        self.pipeline.process = self.env.process(self.pipeline.run())
+        return self.pipeline.process
 
     def _check_fits(self, plan: GemmPlan, steps, costs) -> None:
         """Every tile a step loads, and the partial sums it writes, fit one slot of their buffer
@@ -144,7 +150,7 @@ class ComputeTile:
 class _Pipeline:
     """One tile's run of one GEMM: the stage recurrences and the bookings of shared units."""
 
-    def __init__(self, tile: ComputeTile, op_id: int, steps, costs, shared: bool):
+    def __init__(self, tile: ComputeTile, op_id: int, steps, costs, shared: bool, watch=None):
         cfg = tile.config
         self.tile = tile
         self.op_id = op_id
@@ -176,22 +182,106 @@ class _Pipeline:
         self.pending: deque[tuple[float, int]] = deque()
         self.writeback_free_ns = 0.0
         self.finish_ns = 0.0  # when the last step done so far was done
+        # steady-state fast-forward: the watcher, this pipeline's process, when it sleeps until
+        # (ns) and the order in which it went to sleep (ties between equal wake times)
+        self.watch = watch
+        self.ff_index = 0  # the pipeline's number in its watcher
+        self.process: simpy.Process | None = None
+        self.started = False
+        self.done = False
+        self.wake_ns = 0.0
+        self.wake_seq = 0
 
     def run(self):
         """Process body: book transfers in time order until every step is done."""
-        env, n = self.tile.env, len(self.steps)
+        env, n, watch = self.tile.env, len(self.steps), self.watch
+        self.started = True
         while True:
             self._advance_array()
             action, when = self._next_action()
             if action is None:
                 if self.computed < n or self.pending:  # pragma: no cover - the recurrences cannot deadlock
                     raise RuntimeError(f"tile {self.tile.index}: pipeline stuck at step {self.computed} of {n}")
-                if self.finish_ns > env.now:
-                    yield env.timeout(self.finish_ns - env.now)
-                return
+                when = self.finish_ns
             if when > env.now:
-                yield env.timeout(when - env.now)
+                if watch is not None:
+                    self.wake_ns, self.wake_seq = when, watch.next_seq()
+                try:
+                    yield env.timeout(when - env.now)
+                except simpy.Interrupt:  # the fast-forward moved this pipeline on: plan again
+                    continue
+            if action is None:
+                self.done = True
+                return
+            if (watch is not None and watch.pacer is self and action == self._book_load
+                    and self.steps[self.loaded].kk == 0):
+                skip_ns = watch.mark(when)
+                if skip_ns:
+                    yield env.timeout(skip_ns)
+                    continue
             action(when)
+
+    # --- steady-state fast-forward (mixpe_sys.hw.steady_state) ---------------------------------
+
+    def window_start(self) -> int:
+        """The first step whose times the pipeline may still read or record."""
+        lo = min(self.computed, max(self.loaded - self.in_slots, 0))
+        return min(lo, self.pending[0][1]) if self.pending else lo
+
+    def state_key(self, now: float, floor_ns: float) -> tuple:
+        """Everything that decides this pipeline's future, relative to ``now`` (ns) and to its next
+        step: times that can only matter through ``max(t, a time >= now)`` as ``max(t - now, 0)``,
+        the recorded times of steps in flight exactly (or, below ``floor_ns``, absolutely)."""
+        def live(x):
+            return x - now if x > now else 0.0
+
+        def exact(x):
+            return x - now if x >= floor_ns else ("abs", x)
+
+        lo, ld, cp = self.window_start(), self.loaded, self.computed
+        r0 = max(self.out_taken - self.out_slots, 0)
+        return (ld - lo, cp - ld, ld == len(self.steps), self.out_taken - len(self.out_freed),
+                tuple(exact(x) for x in self.load_start[lo:ld]), tuple(exact(x) for x in self.load_end[lo:ld]),
+                tuple(self.dram_read[lo:ld]), tuple(exact(x) for x in self.compute_start[lo:cp]),
+                tuple(exact(x) for x in self.compute_end[lo:cp]), tuple(self.stall[lo:cp]),
+                tuple(live(x) for x in self.out_freed[r0:]), tuple((live(t), i - ld) for t, i in self.pending),
+                None if self.copy is None else (live(self.copy[0]), live(self.copy[1])),
+                live(self.loader_free_ns), live(self.array_free_ns), live(self.dq_take_ns), live(self.dq_end_ns),
+                live(self.writeback_free_ns), live(self.finish_ns), self.done)
+
+    def latest_ns(self) -> float:
+        """The latest time (ns) the pipeline holds."""
+        lo, ld, cp = self.window_start(), self.loaded, self.computed
+        times = [self.loader_free_ns, self.array_free_ns, self.dq_take_ns, self.dq_end_ns, self.writeback_free_ns,
+                 self.finish_ns, self.wake_ns, *self.load_end[lo:ld], *self.compute_end[lo:cp], *self.out_freed[-2:],
+                 *(t for t, _ in self.pending), *(self.copy or ())]
+        return max(times)
+
+    def shift(self, now: float, dt_ns: float, steps: int, stores: int) -> None:
+        """Move the pipeline ``steps`` steps, ``stores`` stores and ``dt_ns`` on: times from ``now`` on
+        (and every time of a step in flight) gain ``dt_ns``, step indices gain ``steps``."""
+        def sh(x):
+            return x + dt_ns if x >= now else x
+
+        lo, ld, cp = self.window_start(), self.loaded, self.computed
+        for arr in (self.load_start, self.load_end):
+            arr[lo + steps:ld + steps] = [x + dt_ns for x in arr[lo:ld]]
+        self.dram_read[lo + steps:ld + steps] = self.dram_read[lo:ld]
+        for arr in (self.compute_start, self.compute_end):
+            arr[lo + steps:cp + steps] = [x + dt_ns for x in arr[lo:cp]]
+        self.stall[lo + steps:cp + steps] = self.stall[lo:cp]
+        r0 = max(self.out_taken - self.out_slots, 0)
+        self.out_freed = self.out_freed[:r0] + [0.0] * stores + [sh(x) for x in self.out_freed[r0:]]
+        self.out_taken += stores
+        self.pending = deque((sh(t), i + steps) for t, i in self.pending)
+        if self.copy is not None:
+            self.copy = (sh(self.copy[0]), sh(self.copy[1]))
+        self.loader_free_ns, self.array_free_ns = sh(self.loader_free_ns), sh(self.array_free_ns)
+        self.dq_take_ns, self.dq_end_ns = sh(self.dq_take_ns), sh(self.dq_end_ns)
+        self.writeback_free_ns, self.finish_ns = sh(self.writeback_free_ns), sh(self.finish_ns)
+        self.wake_ns = sh(self.wake_ns)
+        self.loaded += steps
+        self.computed += steps
 
     # --- choosing the next booking -------------------------------------------------------------
 
@@ -228,6 +318,8 @@ class _Pipeline:
         if s.a_key is not None:
             if self.shared:
                 staged_ns, staged_bytes = dma.stage(now, s.a_key, s.a_addr, s.a_bytes)
+                if self.watch is not None:
+                    self.watch.booked(self, LOAD, i, now, staged_ns, staged_bytes > 0)
                 dram += staged_bytes
                 self.dram_read[i] = dram
                 self.copy = (max(now, staged_ns), done)
@@ -236,6 +328,8 @@ class _Pipeline:
                 return
             done = max(done, dma.book_load(now, tile.index, tile.activation_buffer, s.a_addr, s.a_bytes))
             dram += s.a_bytes
+        if self.watch is not None:
+            self.watch.booked(self, LOAD, i, now, None, False)
         self.dram_read[i] = dram
         self._loaded(done)
 
@@ -244,6 +338,8 @@ class _Pipeline:
         s = self.steps[self.loaded]
         w_done = self.copy[1]
         self.copy = None
+        if self.watch is not None:
+            self.watch.booked(self, COPY, self.loaded, now, None, False)
         self._loaded(max(w_done, tile.dma.book_copy(now, tile.index, tile.activation_buffer, s.a_bytes)))
 
     def _loaded(self, done: float) -> None:
@@ -255,6 +351,8 @@ class _Pipeline:
         tile = self.tile
         _, i = self.pending.popleft()
         s = self.steps[i]
+        if self.watch is not None:
+            self.watch.booked(self, STORE, i, now, None, False)
         done = tile.dma.book_store(now, tile.index, tile.output_buffer, s.store_addr, s.store_bytes)
         self.writeback_free_ns = done
         self.out_freed.append(done)

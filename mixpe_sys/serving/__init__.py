@@ -29,7 +29,7 @@ from .simulator import ServingSimulator
 def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
            design: AcceleratorConfig | str = "mixpe-w4a8", *, config: ServingConfig | None = None,
            quant: QuantScheme | str | None = None, cache: CostCache | None = None, progress: bool | None = None,
-           workers: int = 1, cache_dir=None, **options) -> ReplayResult:
+           workers: int = 1, cache_dir=None, fast_forward: bool = True, **options) -> ReplayResult:
     """Replay a request trace on a design.
 
     Parameters
@@ -56,6 +56,8 @@ def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
         results do not depend on it.
     cache_dir:
         Persistent op-cost store of a new cache: None the default directory, a path, False none.
+    fast_forward:
+        Skip whole repeated periods of each GEMM's steady state (same results, bit for bit).
 
     Returns
     -------
@@ -85,7 +87,7 @@ def replay(requests: pd.DataFrame, model: ModelSpec | str = "llama-2-7b",
     served = within_context(requests, spec)
     check_requests(served, spec, accel, q)
     result = ServingSimulator(served, spec, accel, cfg, quant=q, cache=cache, progress=progress,
-                              workers=workers, cache_dir=cache_dir).run()
+                              workers=workers, cache_dir=cache_dir, fast_forward=fast_forward).run()
     result.summary["rejected_requests"] = int(len(requests) - len(served))
     result.summary["context_tokens"] = spec.max_position_embeddings
     return result

@@ -56,7 +56,7 @@ class ServingSimulator:
 
     def __init__(self, requests: pd.DataFrame, model: ModelSpec, design: AcceleratorConfig,
                  config: ServingConfig, *, quant: QuantScheme, cache: CostCache | None = None,
-                 progress: bool | None = None, workers: int = 1, cache_dir=None):
+                 progress: bool | None = None, workers: int = 1, cache_dir=None, fast_forward: bool = True):
         records = requests_from_frame(requests)
         if not records:
             raise ServingError("the request trace has no requests")
@@ -72,7 +72,8 @@ class ServingSimulator:
                                    f"(prompt {seq.prompt_tokens} + output {seq.output_tokens} - 1) but the cache "
                                    f"holds {self.budget.capacity_tokens} ({self.budget.kv_capacity_bytes} bytes)")
         self._own_cache = cache is None
-        cache = CostCache(design, workers=workers, launch=config.launch, cache_dir=cache_dir) if cache is None else cache
+        cache = CostCache(design, workers=workers, launch=config.launch, cache_dir=cache_dir,
+                          fast_forward=fast_forward) if cache is None else cache
         self.costs = IterationCostModel(model, design, quant=self.quant, config=config, cache=cache)
         self.kv = KvCache(self.budget.capacity_tokens)
         self.scheduler = Scheduler.create(config, self.kv)

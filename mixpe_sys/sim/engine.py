@@ -47,6 +47,8 @@ class CostCache:
     written after (:mod:`.cost_store`): None the default directory
     (``MIXPE_SIM_CACHE_DIR`` or the user cache directory), a path that
     directory, False no store. Stored costs are exact, so it changes no figure.
+    ``fast_forward`` (default True) skips repeated periods of each GEMM's steady state
+    (:mod:`mixpe_sys.hw.steady_state`); the costs are bit for bit the same without it.
     """
 
     design: AcceleratorConfig
@@ -55,6 +57,7 @@ class CostCache:
     workers: int = 1
     launch: LaunchMode = LaunchMode.GRAPH
     cache_dir: object = None
+    fast_forward: bool = True
     _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False, compare=False)
     _store: CostStore | None = field(default=None, init=False, repr=False, compare=False)
     _dhash: str = field(default="", init=False, repr=False, compare=False)
@@ -82,7 +85,7 @@ class CostCache:
                 stored = self._store.get(self._dhash, key)
                 if stored is not None:
                     return self._keep(key, stored)
-        device = simulate_op(op, self.design)
+        device = simulate_op(op, self.design, self.fast_forward)
         self.simulated += 1
         if reuse and self._store is not None:
             self._store.put(self._dhash, key, device)
@@ -113,7 +116,7 @@ class CostCache:
         bar = tqdm(total=len(ops), desc="simulating distinct ops", unit="op", leave=False, delay=1.0,
                    disable=True if progress is False else (False if progress else None))
         devices = {}
-        for key, device in zip(keys, self._pool.map(simulate_op, ops, repeat(self.design))):
+        for key, device in zip(keys, self._pool.map(simulate_op, ops, repeat(self.design), repeat(self.fast_forward))):
             devices[key] = device
             self._keep(key, device)
             self.simulated += 1

@@ -112,7 +112,7 @@ class GemmResult:
 
 
 def simulate_gemm(spec: GemmSpec, design: AcceleratorConfig, plan: GemmPlan | None = None,
-                  launch: str = "graph") -> GemmResult:
+                  launch: str = "graph", fast_forward: bool = True) -> GemmResult:
     """Simulate ``spec`` on ``design`` from idle to drained.
 
     Parameters
@@ -128,6 +128,8 @@ def simulate_gemm(spec: GemmSpec, design: AcceleratorConfig, plan: GemmPlan | No
         :mod:`mixpe_sys.hw.launch`; designs without launch costs pay none).
     launch:
         ``graph`` or ``eager``: which launch cost of the design's ``launch`` block ``time_s`` includes.
+    fast_forward:
+        Skip whole repeated periods of each GEMM's steady state (same results, bit for bit).
 
     Returns
     -------
@@ -139,7 +141,8 @@ def simulate_gemm(spec: GemmSpec, design: AcceleratorConfig, plan: GemmPlan | No
     roof = gemm_roofline(spec, design)
     run = run_plan(plan, design, macs=spec.macs, memory_time_ns=roof.memory_time_s * 1e9,
                    compute_time_ns=roof.compute_time_s * 1e9, weight_bits=spec.weight_bits,
-                   activation_bits=spec.activation_bits, activation_fp=spec.activation_format is NumberFormat.FP)
+                   activation_bits=spec.activation_bits, activation_fp=spec.activation_format is NumberFormat.FP,
+                   fast_forward=fast_forward)
     mode = launch_mode(launch)
     units = utilization_frame(dict(run.cost.unit_busy_ns), run.cost.device_time_ns)
     return GemmResult(spec=spec, design=design.name, cost=with_launch(run.cost, design, mode), roofline=roof,

@@ -138,7 +138,7 @@ def simulate_ops_result(ops: Iterable[Op], design: AcceleratorConfig, *, model_n
                         batch: int, prompt: int, generate: int, reuse: bool = True, progress: bool | None = None,
                         total: int | None = None, cache: CostCache | None = None, workers: int = 1,
                         launch: LaunchMode | str | None = None, quant: str = "", cache_dir=None,
-                        attention: str = AttentionMode.FUSED.value) -> ModelResult:
+                        attention: str = AttentionMode.FUSED.value, fast_forward: bool = True) -> ModelResult:
     """Run an op stream and build the result with its reports.
 
     With ``reuse`` and ``workers`` > 1 the stream's distinct ops are first
@@ -146,10 +146,12 @@ def simulate_ops_result(ops: Iterable[Op], design: AcceleratorConfig, *, model_n
     brings its own workers and launch mode. ``launch`` is how kernels are
     issued (``graph``, the default, or ``eager``; see :mod:`mixpe_sys.hw.launch`);
     ``quant`` and ``attention`` label the result; ``cache_dir`` chooses the persistent cost store of a new cache
-    (see :class:`CostCache`: None default, a path, False none).
+    (see :class:`CostCache`: None default, a path, False none), ``fast_forward`` its GEMMs'
+    steady-state skip (same results).
     """
     own = cache is None
-    cache = CostCache(design, workers=workers, launch=launch or LaunchMode.GRAPH, cache_dir=cache_dir) if own else cache
+    cache = CostCache(design, workers=workers, launch=launch or LaunchMode.GRAPH, cache_dir=cache_dir,
+                      fast_forward=fast_forward) if own else cache
     before = cache.simulated
     try:
         if reuse and cache.workers > 1:
@@ -170,7 +172,7 @@ def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 
                    generate: int = 128, workload: WorkloadKind | str = WorkloadKind.FULL, reuse: bool = True,
                    progress: bool | None = None, quant: QuantScheme, workers: int = 1,
                    launch: LaunchMode | str = LaunchMode.GRAPH, cache_dir=None,
-                   attention: AttentionMode | str = AttentionMode.FUSED) -> ModelResult:
+                   attention: AttentionMode | str = AttentionMode.FUSED, fast_forward: bool = True) -> ModelResult:
     """Simulate ``model`` on ``design``.
 
     Parameters
@@ -194,6 +196,8 @@ def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 
         With reuse, simulate the distinct ops on this many processes first (same results).
     cache_dir:
         Persistent op-cost store: None the default directory, a path, False none (same results).
+    fast_forward:
+        Skip whole repeated periods of each GEMM's steady state (same results, bit for bit).
     launch:
         ``graph`` (kernels replayed from a CUDA graph, default) or ``eager`` (each kernel dispatched from
         the host and waited for); only designs with a ``launch`` block pay for it.
@@ -222,4 +226,5 @@ def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 
                                generate=generate if wl is WorkloadKind.FULL else 1, reuse=reuse, progress=progress,
                                total=op_count(model, prompt=prompt, generate=generate, workload=wl,
                                               attention=attention), workers=workers,
-                               launch=launch, quant=quant.name, cache_dir=cache_dir, attention=attention.value)
+                               launch=launch, quant=quant.name, cache_dir=cache_dir, attention=attention.value,
+                               fast_forward=fast_forward)

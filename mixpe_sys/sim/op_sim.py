@@ -28,8 +28,9 @@ def op_roofline_ns(op: Op, design: AcceleratorConfig) -> tuple[float, float]:
     return memory, compute
 
 
-def simulate_op(op: Op, design: AcceleratorConfig) -> OpCost:
-    """Map ``op`` (array or vector unit) and run it in a fresh simulation."""
+def simulate_op(op: Op, design: AcceleratorConfig, fast_forward: bool = True) -> OpCost:
+    """Map ``op`` (array or vector unit) and run it in a fresh simulation (``fast_forward``: see
+    :func:`mixpe_sys.sim.plan_run.run_plan`; the same cost either way)."""
     if op.kind is OpKind.ATTENTION:
         plan = plan_attention(op.attention_spec(), design)
     else:
@@ -37,4 +38,5 @@ def simulate_op(op: Op, design: AcceleratorConfig) -> OpCost:
     memory, compute = op_roofline_ns(op, design)
     return run_plan(plan, design, macs=op.macs, memory_time_ns=memory, compute_time_ns=compute,
                     weight_bits=op.weight_bits, activation_bits=op.activation_bits,
-                    activation_fp=op.activation_format is NumberFormat.FP, record_steps=False).cost
+                    activation_fp=op.activation_format is NumberFormat.FP, record_steps=False,
+                    fast_forward=fast_forward).cost

@@ -17,16 +17,19 @@ from ..metrics.records import Bound, OpCost, unit_classes
 
 @dataclass(frozen=True)
 class PlanRun:
-    """The outcome of one run: the op's cost, the recorder with its step rows, every unit's busy time."""
+    """The outcome of one run: the op's cost, the recorder with its step rows, every unit's busy time,
+    and how many tile steps the fast-forward skipped (their figures are in the totals all the same)."""
 
     cost: OpCost
     recorder: Recorder = field(repr=False)
     busy_ns: dict[str, float] = field(repr=False)
+    skipped_steps: int = 0
 
 
 def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0, *, macs: int = 0,
              memory_time_ns: float = 0.0, compute_time_ns: float = 0.0, weight_bits: int = 0,
-             activation_bits: int = 0, activation_fp: bool = False, record_steps: bool = True) -> PlanRun:
+             activation_bits: int = 0, activation_fp: bool = False, record_steps: bool = True,
+             fast_forward: bool = True) -> PlanRun:
     """Run ``plan`` on a fresh accelerator (every unit idle, buffers empty) until it drains.
 
     Parameters
@@ -42,6 +45,9 @@ def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0, *, macs:
         and the energy model.
     record_steps:
         Keep one row per tile step (False: none; every total is the same).
+    fast_forward:
+        Skip whole repeated periods of the steady state (:mod:`mixpe_sys.hw.steady_state`); every
+        figure and step row is bit for bit what the full simulation gives.
 
     Returns
     -------
@@ -52,7 +58,7 @@ def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0, *, macs:
     env = simpy.Environment()
     recorder = Recorder(steps=record_steps)
     accel = Accelerator(env, design, recorder)
-    env.run(until=accel.start_gemm(op_id, plan))
+    env.run(until=accel.start_gemm(op_id, plan, fast_forward))
     device_ns = env.now
     time_ns = device_ns  # a run's kernel launch cost is added by mixpe_sys.sim.launch.with_launch
     cycles = round(time_ns / design.cycle_ns)
@@ -90,4 +96,6 @@ def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0, *, macs:
     e = op_energy(cost, design)
     cost = dataclasses.replace(cost, static_energy_j=e.static_j, dram_energy_j=e.dram_j,
                                buffer_energy_j=e.buffer_j, core_energy_j=e.core_j, energy_j=e.energy_j)
-    return PlanRun(cost=cost, recorder=recorder, busy_ns=busy)
+    watch = accel.steady_state
+    return PlanRun(cost=cost, recorder=recorder, busy_ns=busy,
+                   skipped_steps=watch.skipped_steps if watch is not None else 0)

@@ -118,7 +118,7 @@ def build_passes(plan: ReplicaPlan, costs: RunStageCosts, *, batch: int, prompt:
 
 def simulate_system(model: ModelSpec, system: System, *, batch: int = 1, prompt: int = 512, generate: int = 128,
                     quant: QuantScheme | None = None, reuse: bool = True, workers: int = 1,
-                    cache: CostCache | None = None, cache_dir=None) -> SystemResult:
+                    cache: CostCache | None = None, cache_dir=None, fast_forward: bool = True) -> SystemResult:
     """Simulate ``model`` on one replica (``tp x pp`` chips) of ``system``.
 
     Parameters
@@ -138,6 +138,8 @@ def simulate_system(model: ModelSpec, system: System, *, batch: int = 1, prompt:
         The chip's op cost cache, to share between runs.
     cache_dir:
         Persistent op-cost store of a new cache: None the default directory, a path, False none.
+    fast_forward:
+        Skip whole repeated periods of each GEMM's steady state (same results, bit for bit).
 
     Raises
     ------
@@ -150,7 +152,7 @@ def simulate_system(model: ModelSpec, system: System, *, batch: int = 1, prompt:
     plan.check_fit(q, chip.dram.capacity_bytes, batch * (prompt + generate - 1),
                    f"batch {batch} x {prompt + generate - 1} tokens")
     own = cache is None
-    cache = CostCache(chip, workers=workers, cache_dir=cache_dir) if own else cache
+    cache = CostCache(chip, workers=workers, cache_dir=cache_dir, fast_forward=fast_forward) if own else cache
     before = cache.simulated
     costs = RunStageCosts(plan.stages, plan.tp, chip, q, cache)
     try:

@@ -75,7 +75,8 @@ def replay_system(requests: pd.DataFrame, model: ModelSpec, system: System, *, c
                   replicas: int = 1, router: RouterKind | str = RouterKind.ROUND_ROBIN,
                   disaggregate: tuple[int, int] | None = None, kv_link: LinkConfig | None = None,
                   quant: QuantScheme | None = None, cache: CostCache | None = None, workers: int = 1,
-                  progress: bool | None = None, reuse: bool = True, cache_dir=None) -> ClusterResult:
+                  progress: bool | None = None, reuse: bool = True, cache_dir=None,
+                  fast_forward: bool = True) -> ClusterResult:
     """Replay a request trace on ``replicas`` replicas (or ``disaggregate = (P, D)`` pools) of ``model``.
 
     Parameters
@@ -98,6 +99,8 @@ def replay_system(requests: pd.DataFrame, model: ModelSpec, system: System, *, c
         progress bar, reuse of collective times (see :class:`SystemIterationCost`).
     cache_dir:
         Persistent op-cost store of a new cache: None the default directory, a path, False none.
+    fast_forward:
+        Skip whole repeated periods of each GEMM's steady state (same results, bit for bit).
 
     Raises
     ------
@@ -123,7 +126,7 @@ def replay_system(requests: pd.DataFrame, model: ModelSpec, system: System, *, c
     plans[0].check_fit(q, chip.dram.capacity_bytes, longest, f"its longest request ({longest} tokens)")
     capacity = plans[0].kv_capacity_tokens(q, chip.dram.capacity_bytes)
     own = cache is None
-    cache = CostCache(chip, workers=workers, cache_dir=cache_dir) if own else cache
+    cache = CostCache(chip, workers=workers, cache_dir=cache_dir, fast_forward=fast_forward) if own else cache
     before = cache.simulated
     stage_costs = make_stage_costs(plans[0], system, q, cfg, cache)
     costs = [SystemIterationCost(p, system, stage_costs, reuse=reuse) for p in plans]
