@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable
 
 import pandas as pd
 
 from ..hw.config import AcceleratorConfig, DequantPlacement
 from ..hw.launch import LaunchMode, launch_mode
-from ..report import layers_report, phases_report
 from ..workload.models import ModelSpec
-from ..workload.ops import Op
+from ..workload.ops import Op, OpBlock, blocks_of
 from ..workload.quant import QuantScheme
 from ..workload.paper import DequantGemmPlacement, PaperProfile
-from ..workload.transformer import HEAD_OPS, OPS_PER_LAYER, full_workload, paper_workload
-from .engine import CostCache, run_ops
+from ..workload.transformer import HEAD_OPS, OPS_PER_LAYER, full_workload, full_workload_blocks, paper_workload
+from .engine import CostCache, run_blocks
+from .op_table import OpTable
 
 
 class WorkloadKind(str, enum.Enum):
@@ -28,7 +29,11 @@ class WorkloadKind(str, enum.Enum):
 
 @dataclass(frozen=True)
 class ModelResult:
-    """DataFrames ``ops``, ``layers``, ``phases`` and the headline figures of a run."""
+    """DataFrames ``ops``, ``layers``, ``phases`` and the headline figures of a run.
+
+    The op records are held compactly (``table``, an :class:`~.op_table.OpTable`); each frame is built
+    the first time it is asked for.
+    """
 
     model: str
     design: str
@@ -36,15 +41,28 @@ class ModelResult:
     batch: int
     prompt_tokens: int
     generate_tokens: int
-    ops: pd.DataFrame = field(repr=False)
-    layers: pd.DataFrame = field(repr=False)
-    phases: pd.DataFrame = field(repr=False)
+    table: OpTable = field(repr=False)
     simulated_ops: int = 0
     distinct_ops: int = 0
     config: AcceleratorConfig | None = field(default=None, repr=False)
     utilization: pd.DataFrame | None = field(default=None, repr=False)  # per unit class over the run
     launch: str = LaunchMode.GRAPH.value
     quant: str = ""
+
+    @cached_property
+    def ops(self) -> pd.DataFrame:
+        """One row per op in program order (see :data:`~.op_table.OP_COLUMNS`)."""
+        return self.table.ops_frame()
+
+    @cached_property
+    def layers(self) -> pd.DataFrame:
+        """One row per (phase, step, layer) (see :func:`~mixpe_sys.report.layers_report`)."""
+        return self.table.layers_frame()
+
+    @cached_property
+    def phases(self) -> pd.DataFrame:
+        """One row per phase (see :func:`~mixpe_sys.report.phases_report`)."""
+        return self.table.phases_frame()
 
     def phase_time_s(self, phase: str) -> float:
         """Total time of a phase (s); 0 when absent."""
@@ -122,6 +140,14 @@ def model_ops(model: ModelSpec, design: AcceleratorConfig, *, batch: int, prompt
     return full_workload(model, quant, batch=batch, prompt=prompt, generate=generate)
 
 
+def model_blocks(model: ModelSpec, design: AcceleratorConfig, *, batch: int, prompt: int, generate: int,
+                 workload: WorkloadKind = WorkloadKind.FULL, quant: QuantScheme) -> Iterable[OpBlock]:
+    """:func:`model_ops` as blocks (identical layers of a step in one block), the same ops once expanded."""
+    if workload is WorkloadKind.PAPER:
+        return blocks_of(paper_ops(model, design, quant, batch=batch))
+    return full_workload_blocks(model, quant, batch=batch, prompt=prompt, generate=generate)
+
+
 def op_count(model: ModelSpec, *, prompt: int, generate: int, workload: WorkloadKind) -> int:
     """Number of ops the run has (for progress bars)."""
     if workload is WorkloadKind.PAPER:
@@ -136,28 +162,35 @@ def simulate_ops_result(ops: Iterable[Op], design: AcceleratorConfig, *, model_n
                         launch: LaunchMode | str | None = None, quant: str = "", cache_dir=None) -> ModelResult:
     """Run an op stream and build the result with its reports.
 
-    With ``reuse`` and ``workers`` > 1 the stream's distinct ops are first
-    simulated on that many processes (same results); ``cache``, if given,
-    brings its own workers and launch mode. ``launch`` is how kernels are
-    issued (``graph``, the default, or ``eager``; see :mod:`mixpe_sys.hw.launch`);
-    ``quant`` labels the result; ``cache_dir`` chooses the persistent cost store of a new cache
-    (see :class:`CostCache`: None default, a path, False none).
+    With ``reuse`` the stream's distinct ops are first simulated (on ``workers`` processes when more
+    than one; same results, a progress bar over them per ``progress``); ``cache``, if given, brings
+    its own workers and launch mode. ``launch`` is how kernels are issued (``graph``, the default, or
+    ``eager``; see :mod:`mixpe_sys.hw.launch`); ``quant`` labels the result; ``cache_dir`` chooses the
+    persistent cost store of a new cache (see :class:`CostCache`: None default, a path, False none).
+    ``total`` is unused (kept for callers).
     """
+    return simulate_blocks_result(blocks_of(ops), design, model_name=model_name, workload=workload, batch=batch,
+                                  prompt=prompt, generate=generate, reuse=reuse, progress=progress, cache=cache,
+                                  workers=workers, launch=launch, quant=quant, cache_dir=cache_dir)
+
+
+def simulate_blocks_result(blocks: Iterable[OpBlock], design: AcceleratorConfig, *, model_name: str, workload: str,
+                           batch: int, prompt: int, generate: int, reuse: bool = True, progress: bool | None = None,
+                           cache: CostCache | None = None, workers: int = 1, launch: LaunchMode | str | None = None,
+                           quant: str = "", cache_dir=None) -> ModelResult:
+    """:func:`simulate_ops_result` of a run given as :class:`~mixpe_sys.workload.ops.OpBlock` s."""
     own = cache is None
     cache = CostCache(design, workers=workers, launch=launch or LaunchMode.GRAPH, cache_dir=cache_dir) if own else cache
     before = cache.simulated
     try:
-        if reuse and cache.workers > 1:
-            ops = ops if isinstance(ops, list) else list(ops)
-            cache.prefetch(ops, progress=progress)
-        run = run_ops(ops, design, reuse=reuse, progress=progress, total=total, cache=cache, launch=launch)
+        run = run_blocks(blocks, design, reuse=reuse, progress=progress, cache=cache, launch=launch)
     finally:
         if own:
             cache.close()
     return ModelResult(model=model_name, design=design.name, workload=workload, batch=batch, prompt_tokens=prompt,
-                       generate_tokens=generate, ops=run.ops, layers=layers_report(run.ops),
-                       phases=phases_report(run.ops), utilization=run.utilization, simulated_ops=cache.simulated - before,
-                       distinct_ops=run.distinct_ops, config=design, launch=cache.launch.value, quant=quant)
+                       generate_tokens=generate, table=run.table, utilization=run.utilization,
+                       simulated_ops=cache.simulated - before, distinct_ops=run.distinct_ops, config=design,
+                       launch=cache.launch.value, quant=quant)
 
 
 def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 1, prompt: int = 512,
@@ -202,9 +235,9 @@ def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 
     launch = launch_mode(launch)
     if wl is WorkloadKind.FULL:
         check_quant(design, quant)
-    ops = model_ops(model, design, batch=batch, prompt=prompt, generate=generate, workload=wl, quant=quant)
-    return simulate_ops_result(ops, design, model_name=model.name, workload=wl.value, batch=batch,
-                               prompt=prompt if wl is WorkloadKind.FULL else 0,
-                               generate=generate if wl is WorkloadKind.FULL else 1, reuse=reuse, progress=progress,
-                               total=op_count(model, prompt=prompt, generate=generate, workload=wl), workers=workers,
-                               launch=launch, quant=quant.name, cache_dir=cache_dir)
+    blocks = model_blocks(model, design, batch=batch, prompt=prompt, generate=generate, workload=wl, quant=quant)
+    return simulate_blocks_result(blocks, design, model_name=model.name, workload=wl.value, batch=batch,
+                                  prompt=prompt if wl is WorkloadKind.FULL else 0,
+                                  generate=generate if wl is WorkloadKind.FULL else 1, reuse=reuse,
+                                  progress=progress, workers=workers, launch=launch, quant=quant.name,
+                                  cache_dir=cache_dir)
