@@ -14,7 +14,9 @@ whatever the layer count, and the op records are kept as an
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -115,6 +117,7 @@ class CostCache:
         # largest first, so that the last op to finish on a worker is a small one
         keys = sorted(missing, key=lambda k: -(missing[k].macs + missing[k].elements))
         ops = [missing[k] for k in keys]
+        # tqdm's time left follows its smoothed op rate (larger ops first: an overestimate at the start)
         bar = tqdm(total=len(ops), desc="simulating distinct ops", unit="op", leave=False, delay=1.0,
                    disable=True if progress is False else (False if progress else None))
         parallel = len(ops) > 1 and self.workers > 1 and not multiprocessing.current_process().daemon
@@ -125,14 +128,15 @@ class CostCache:
         pending: dict = {}
         flushed = time.monotonic()
         try:
-            for key, device in zip(keys, results):
-                pending[key] = device
-                self._keep(key, device)
-                self.simulated += 1
-                bar.update(1)
-                if self._store is not None and time.monotonic() - flushed > STORE_FLUSH_S:
-                    self._store.put_many(self._dhash, pending)
-                    pending, flushed = {}, time.monotonic()
+            with _ticking(bar):
+                for key, device in zip(keys, results):
+                    pending[key] = device
+                    self._keep(key, device)
+                    self.simulated += 1
+                    bar.update(1)
+                    if self._store is not None and time.monotonic() - flushed > STORE_FLUSH_S:
+                        self._store.put_many(self._dhash, pending)
+                        pending, flushed = {}, time.monotonic()
         finally:
             bar.close()
             if self._store is not None:
@@ -151,6 +155,29 @@ class CostCache:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@contextmanager
+def _ticking(bar, every_s: float = 1.0):
+    """Redraw ``bar`` every ``every_s`` seconds from a thread while the block runs, so that it appears
+    after its delay and its clock runs even while one long op is being simulated."""
+    if bar.disable:
+        yield
+        return
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(every_s):
+            if time.time() - bar.start_t >= bar.delay:
+                bar.refresh()
+
+    thread = threading.Thread(target=tick, name="progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 @dataclass(frozen=True)
