@@ -76,26 +76,25 @@ class ModelResult:
 
     @property
     def total_time_s(self) -> float:
-        return float(self.ops["time_s"].sum())
+        return float(self.table.total("time_s"))
 
     @property
     def energy_j(self) -> float:
         """Total energy of the run (J)."""
-        return float(self.ops["energy_j"].sum()) if "energy_j" in self.ops else 0.0
+        return float(self.table.total("energy_j"))
 
     @property
     def energy_breakdown_j(self) -> dict[str, float]:
         """``{static, dram, buffer, core}`` energy of the run (J)."""
-        return {part: float(self.ops[f"{part}_energy_j"].sum()) if f"{part}_energy_j" in self.ops else 0.0
-                for part in ("static", "dram", "buffer", "core")}
+        return {part: float(self.table.total(f"{part}_energy_j")) for part in ("static", "dram", "buffer", "core")}
 
     def to_dict(self) -> dict[str, Any]:
-        """Headline figures (JSON-ready)."""
+        """Headline figures (JSON-ready; computed from the op table, without building the per-op frame)."""
         prefill, decode = self.phase_time_s("prefill"), self.phase_time_s("decode")
         total = self.total_time_s
         # tokens come from what ran: one per sequence per decode step, plus the first from prefill
-        decode_steps = int(self.ops.loc[self.ops["phase"] == "decode", "step"].nunique())
-        has_prefill = bool((self.ops["phase"] == "prefill").any())
+        decode_steps = self.table.steps("decode")
+        has_prefill = self.table.steps("prefill") > 0
         tokens = self.batch * (decode_steps + (1 if has_prefill else 0))
         return {
             "model": self.model, "design": self.design, "workload": self.workload, "quant": self.quant,
@@ -104,12 +103,12 @@ class ModelResult:
             "prefill_time_s": prefill, "decode_time_s": decode, "total_time_s": total,
             "time_per_output_token_s": decode / decode_steps if decode_steps else None,
             "tokens_per_s": tokens / total if total else None,
-            "dram_read_bytes": int(self.ops["dram_read_bytes"].sum()),
-            "dram_write_bytes": int(self.ops["dram_write_bytes"].sum()),
-            "macs": int(self.ops["macs"].sum()),
+            "dram_read_bytes": int(self.table.total("dram_read_bytes")),
+            "dram_write_bytes": int(self.table.total("dram_write_bytes")),
+            "macs": int(self.table.total("macs")),
             "memory_bound_share_prefill": self.memory_bound_share("prefill"),
             "memory_bound_share_decode": self.memory_bound_share("decode"),
-            "ops": len(self.ops), "simulated_ops": self.simulated_ops, "distinct_ops": self.distinct_ops,
+            "ops": len(self.table), "simulated_ops": self.simulated_ops, "distinct_ops": self.distinct_ops,
             "output_tokens": tokens, "energy_j": self.energy_j,
             "energy_per_output_token_j": self.energy_j / tokens if tokens else None,
             "energy_breakdown_j": self.energy_breakdown_j,

@@ -19,13 +19,15 @@ import numpy as np
 import pandas as pd
 
 from ..metrics.records import COST_COLUMNS, OP_IDENTITY_COLUMNS, OpCost, cost_row
-from ..report import layers_report, phases_report
+from ..report import SUM_COLUMNS, layers_report, phases_report
 from ..workload.ops import OpBlock
 
 #: The op-record columns of a run: which op it is, then its cost (one schema, :mod:`mixpe_sys.metrics.records`).
 OP_COLUMNS = OP_IDENTITY_COLUMNS + COST_COLUMNS
 #: Identity columns that come from the op itself (not its place in the run).
 SHAPE_COLUMNS = ("name", "kind", "m", "n", "k", "batch", "elements")
+#: The columns :func:`~mixpe_sys.report.phases_report` reads.
+PHASE_REPORT_COLUMNS = ("phase", "step", "time_s", "roofline_bound", "bottleneck", *SUM_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,13 @@ class OpTable:
     # ------------------------------------------------------------------ per-op arrays
 
     def _arrays(self) -> tuple:
-        """Per op: phase label, step, layer, identity index, cost index (numpy arrays)."""
+        """Per op: phase (index into :attr:`phases`), step, layer, identity index, cost index (numpy arrays)."""
         if self._per_op is None:
             phase, step, layer, shape, cost = [], [], [], [], []
+            codes = {p: i for i, p in enumerate(self.phases)}
             for b in self.blocks:
                 n = b.size
-                phase.append(np.full(n, b.phase, dtype=object))
+                phase.append(np.full(n, codes[b.phase], dtype=np.int64))
                 step.append(np.full(n, b.step, dtype=np.int64))
                 copies = np.repeat(np.arange(b.layers, dtype=np.int64), len(b.costs))
                 layer.append(np.tile(b.op_layers, b.layers) + copies)
@@ -102,6 +105,11 @@ class OpTable:
                 cost.append(np.tile(b.costs, b.layers))
             self._per_op = tuple(np.concatenate(a) for a in (phase, step, layer, shape, cost))
         return self._per_op
+
+    @property
+    def phases(self) -> list[str]:
+        """The phase labels of the run, in order of first appearance."""
+        return list(dict.fromkeys(b.phase for b in self.blocks))
 
     def _cost_values(self, field: str) -> np.ndarray:
         """``field`` of every distinct cost, as a float array."""
@@ -119,31 +127,62 @@ class OpTable:
     def ops_frame(self) -> pd.DataFrame:
         """One row per op in program order (columns :data:`OP_COLUMNS`; times in s from the run's start)."""
         if self._ops is None:
-            self._ops = self._build_ops()
+            self._ops = self.frame(OP_COLUMNS)
         return self._ops
 
-    def _build_ops(self) -> pd.DataFrame:
+    def frame(self, columns) -> pd.DataFrame:
+        """The columns of :meth:`ops_frame` named in ``columns`` (in :data:`OP_COLUMNS` order), built alone."""
+        wanted = [c for c in OP_COLUMNS if c in set(columns)]
+        if self._ops is not None:
+            return self._ops[wanted]
         if not self.blocks:
-            return pd.DataFrame([], columns=list(OP_COLUMNS))
+            return pd.DataFrame([], columns=list(OP_COLUMNS))[wanted]
         phase, step, layer, shape, cost = self._arrays()
-        # the distinct values as small frames, so each column gets the dtype a row-by-row frame would infer
+        # the distinct values as small frames, so that each column gets the dtype a row-by-row frame would
+        # infer; each column is then gathered by index, keeping that dtype
         shapes = pd.DataFrame(self._shapes, columns=list(SHAPE_COLUMNS))
-        costs = pd.DataFrame([cost_row(c) for c in self.costs], columns=list(COST_COLUMNS))
-        end_ns = np.cumsum(self._cost_values("time_ns")[cost])  # the sum of times so far, op by op
-        start_ns = np.concatenate(([0.0], end_ns[:-1]))
-        cols = {"op_index": np.arange(len(cost), dtype=np.int64), "phase": phase, "step": step, "layer": layer}
-        for c in SHAPE_COLUMNS:
-            cols[c] = shapes[c].to_numpy()[shape]
-        cols["start_s"] = start_ns * 1e-9
-        cols["end_s"] = end_ns * 1e-9
-        for c in COST_COLUMNS:
-            cols[c] = costs[c].to_numpy()[cost]
-        return pd.DataFrame(cols, columns=list(OP_COLUMNS))
+        costs = self._costs_frame()
+        cols = {}
+        for c in wanted:
+            if c == "op_index":
+                cols[c] = np.arange(len(cost), dtype=np.int64)
+            elif c == "phase":
+                cols[c] = _gather(pd.DataFrame({"phase": self.phases})["phase"], phase)
+            elif c == "step":
+                cols[c] = step
+            elif c == "layer":
+                cols[c] = layer
+            elif c in ("start_s", "end_s"):
+                end_ns = np.cumsum(self._cost_values("time_ns")[cost])  # the sum of times so far, op by op
+                cols[c] = (end_ns if c == "end_s" else np.concatenate(([0.0], end_ns[:-1]))) * 1e-9
+            elif c in SHAPE_COLUMNS:
+                cols[c] = _gather(shapes[c], shape)
+            else:
+                cols[c] = _gather(costs[c], cost)
+        return pd.DataFrame(cols, columns=wanted)
+
+    def _costs_frame(self) -> pd.DataFrame:
+        """One row per distinct cost (columns :data:`~mixpe_sys.metrics.records.COST_COLUMNS`)."""
+        return pd.DataFrame([cost_row(c) for c in self.costs], columns=list(COST_COLUMNS))
+
+    def total(self, column: str):
+        """The sum of a cost column over every op: exactly ``ops_frame()[column].sum()``, without the frame
+        (integers: count x value per distinct cost; floats: pandas' sum over the op-ordered values)."""
+        costs = self._costs_frame()[column]
+        index = self._arrays()[4] if self.blocks else np.zeros(0, dtype=np.int64)
+        if pd.api.types.is_integer_dtype(costs.dtype):
+            counts = np.bincount(index, minlength=len(costs))
+            return sum(int(n) * int(v) for n, v in zip(counts, costs.to_numpy()))
+        return pd.Series(costs.to_numpy()[index], dtype=costs.dtype).sum()
+
+    def steps(self, phase: str) -> int:
+        """Distinct steps with ops in ``phase``."""
+        return len({b.step for b in self.blocks if b.phase == phase})
 
     def phases_frame(self) -> pd.DataFrame:
         """:func:`~mixpe_sys.report.phases_report` of the run."""
         if self._phases is None:
-            self._phases = phases_report(self.ops_frame())
+            self._phases = phases_report(self.frame(PHASE_REPORT_COLUMNS))
         return self._phases
 
     def layers_frame(self) -> pd.DataFrame:
@@ -177,6 +216,7 @@ class OpTable:
             return layers_report(self.ops_frame())
         ops = self.ops_frame()
         start, end = ops["start_s"].to_numpy(), ops["end_s"].to_numpy()
+        phase_code = {p: i for i, p in enumerate(self.phases)}
         signature_of: dict[tuple, int] = {}
         representative: list[int] = []  # row of the first op of each distinct signature's first copy
         group_signature, group_phase, group_step, group_layer, group_size = [], [], [], [], []
@@ -189,7 +229,7 @@ class OpTable:
                 representative.append(row)
             n = len(b.costs)
             group_signature.append(np.full(b.layers, si, dtype=np.int64))
-            group_phase.append(np.full(b.layers, b.phase, dtype=object))
+            group_phase.append(np.full(b.layers, phase_code[b.phase], dtype=np.int64))
             group_step.append(np.full(b.layers, b.step, dtype=np.int64))
             group_layer.append(int(b.op_layers[0]) + np.arange(b.layers, dtype=np.int64))
             group_size.append(np.full(b.layers, n, dtype=np.int64))
@@ -199,13 +239,19 @@ class OpTable:
         rows = np.concatenate([np.arange(r, r + n) for r, n in zip(representative, _signature_sizes(signature_of))])
         one_each = layers_report(ops.iloc[rows])
         out = one_each.iloc[np.concatenate(group_signature)].reset_index(drop=True)
-        out["phase"] = np.concatenate(group_phase)
+        out["phase"] = _gather(pd.Series(self.phases), np.concatenate(group_phase))
         out["step"] = np.concatenate(group_step)
         out["layer"] = np.concatenate(group_layer)
         out["start_s"] = np.minimum.reduceat(start, offsets)
         out["end_s"] = np.maximum.reduceat(end, offsets)
         out["ops"] = sizes
         return out
+
+
+def _gather(values: pd.Series, index: np.ndarray):
+    """``values`` at positions ``index``, in ``values``' own dtype (an extension array for strings)."""
+    return values.array.take(index) if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) \
+        else values.to_numpy()[index]
 
 
 def _signature_sizes(signature_of: dict[tuple, int]) -> list[int]:
