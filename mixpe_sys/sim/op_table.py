@@ -60,6 +60,7 @@ class OpTable:
         self._layers: pd.DataFrame | None = None
         self._phases: pd.DataFrame | None = None
         self._per_op: tuple | None = None
+        self._costs: pd.DataFrame | None = None
 
     def add(self, block: OpBlock, keyed_costs: list[tuple[tuple, OpCost]]) -> None:
         """Append ``block``; ``keyed_costs`` is (cost key, cost) for each op of its first copy."""
@@ -82,7 +83,7 @@ class OpTable:
         self.blocks.append(BlockIndex(phase=first.phase.value, step=first.step, layers=block.layers,
                                       op_layers=np.array([op.layer for op in block.ops], dtype=np.int64),
                                       shapes=np.array(shapes, dtype=np.int64), costs=np.array(costs, dtype=np.int64)))
-        self._ops = self._layers = self._phases = self._per_op = None
+        self._ops = self._layers = self._phases = self._per_op = self._costs = None
 
     def __len__(self) -> int:
         """Ops in the run."""
@@ -163,7 +164,9 @@ class OpTable:
 
     def _costs_frame(self) -> pd.DataFrame:
         """One row per distinct cost (columns :data:`~mixpe_sys.metrics.records.COST_COLUMNS`)."""
-        return pd.DataFrame([cost_row(c) for c in self.costs], columns=list(COST_COLUMNS))
+        if self._costs is None:
+            self._costs = pd.DataFrame([cost_row(c) for c in self.costs], columns=list(COST_COLUMNS))
+        return self._costs
 
     def total(self, column: str):
         """The sum of a cost column over every op: exactly ``ops_frame()[column].sum()``, without the frame
