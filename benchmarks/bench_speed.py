@@ -88,11 +88,11 @@ def bench_model(args) -> None:
 
 
 def bench_model_once(args) -> None:
+    from mixpe_sys.hw.precision import run_quant
     from mixpe_sys.sim.model import simulate_model
-    from mixpe_sys.workload.quant import QuantScheme
 
     design = load_design(args.design)
-    quant = QuantScheme.parse(args.quant) if args.quant else None
+    quant = run_quant(design, args.quant or None)
     spec = load_model(args.model)
     if args.layers:
         spec = dataclasses.replace(spec, name=f"{spec.name}[{args.layers} layers]", num_layers=args.layers)
@@ -161,7 +161,7 @@ def bench_des(args) -> None:
     from mixpe_sys.metrics.recorder import Recorder
 
     design = load_design(args.design)
-    q = design.quant
+    q = design.native_quant
     spec = GemmSpec(m=args.m, n=args.n, k=args.k, weight_bits=q.weight_bits, activation_bits=q.activation_bits,
                     activation_format=q.activation_format, output_bits=16,
                     group_size=q.group_size if q.quantized_weights else 0, scale_bits=q.scale_bits,

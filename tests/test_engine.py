@@ -269,7 +269,7 @@ def test_parallel_workers_give_identical_frames(tiny, design):
 def test_blocks_expand_to_the_flat_op_stream(llama, design):
     from mixpe_sys.sim.model import model_blocks
 
-    kw = dict(batch=2, prompt=16, generate=3)
+    kw = dict(batch=2, prompt=16, generate=3, quant=design.native_quant)
     blocks = list(model_blocks(llama, design, **kw))
     # per step: one block of the 32 identical layers, then the head (final add-norm + LM head)
     assert [(len(b.ops), b.layers) for b in blocks] == [(11, 32), (2, 1)] * 3
@@ -284,7 +284,7 @@ def test_table_frames_equal_the_row_by_row_reports(decode_run, tiny, design):
     pd.testing.assert_frame_equal(decode_run.layers, layers_report(decode_run.ops), check_exact=True)
     pd.testing.assert_frame_equal(decode_run.phases, phases_report(decode_run.ops), check_exact=True)
     # a flat stream with one layer split over two places (no one block per layer group) takes the same reports
-    ops = list(model_ops(tiny, design, batch=1, prompt=8, generate=2))
+    ops = list(model_ops(tiny, design, batch=1, prompt=8, generate=2, quant=design.native_quant))
     ops = ops[:3] + ops[24:27] + ops[3:24] + ops[27:]
     res = simulate_ops_result(ops, design, model_name="tiny", workload="trace", batch=1, prompt=8, generate=2,
                               progress=False)
@@ -306,7 +306,8 @@ def test_engine_work_does_not_grow_with_layers(design, monkeypatch):
     for layers in (2, 80):
         calls.clear()
         spec = dataclasses.replace(base, num_layers=layers, name=f"l{layers}")
-        res = simulate_model(spec, design, batch=1, prompt=32, generate=3, progress=False, cache_dir=False)
+        res = simulate_model(spec, design, quant=design.native_quant, batch=1, prompt=32, generate=3,
+                             progress=False, cache_dir=False)
         looked_up[layers] = len(calls)
         assert res.to_dict()["ops"] == 3 * (layers * 11 + 2)
     # one lookup per op of one layer copy and per head op, per step, whatever the layer count
