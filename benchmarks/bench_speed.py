@@ -20,7 +20,7 @@ Usage::
     python benchmarks/bench_speed.py model --model llama-2-7b --design mixpe-w4a8 --batch 1
     python benchmarks/bench_speed.py model --model llama-2-70b --design h100-like --batch 16 --quant W4A16
     python benchmarks/bench_speed.py replay [--limit N] [--workers 2]
-    python benchmarks/bench_speed.py des [--m 2048 --n 4096 --k 4096]
+    python benchmarks/bench_speed.py des [--m 8192 --n 8192 --k 8192]
 
 Targets (reference seconds, cold): Llama-2-7B b1 p2048 g256 ``mixpe-w4a8`` <= 1; Llama-2-70B b16 p2048
 g256 ``h100-like`` <= 20; the whole Azure code trace <= 30 cold, <= 5 warm; the DES at >= 80 % of the
@@ -54,12 +54,20 @@ TRACES = Path(__file__).resolve().parent.parent / "traces" / "azure-llm-2023"
 def timed(label: str, work) -> tuple[float, object]:
     """Run ``work()``; print its wall and reference seconds; return (reference s, result)."""
     rate = simpy_rate()
+    cpu, kids = time.process_time(), _children_cpu_s()
     start = time.perf_counter()
     result = work()
     wall = time.perf_counter() - start
+    cpu, kids = time.process_time() - cpu, _children_cpu_s() - kids
     ref = reference_seconds(wall, rate)
-    print(f"{label:<58} wall {wall:8.2f} s  SimPy {rate / 1e6:5.2f} M/s  {ref:8.2f} reference s", flush=True)
+    print(f"{label:<58} wall {wall:8.2f} s  SimPy {rate / 1e6:5.2f} M/s  {ref:8.2f} reference s  "
+          f"(CPU s: this process {cpu:.2f}, finished workers {kids:.2f}; load {os.getloadavg()[0]:.1f})", flush=True)
     return ref, result
+
+
+def _children_cpu_s() -> float:
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
 
 
 def rss_mb() -> str:
@@ -115,7 +123,8 @@ def bench_replay(args) -> None:
 
     def replay():
         with CostCache(design, workers=args.workers) as cache:
-            return ServingSimulator(requests, model, design, config, cache=cache, progress=False).run().summary
+            return ServingSimulator(requests, model, design, config, quant=design.native_quant, cache=cache,
+                                    progress=False).run().summary
 
     with tempfile.TemporaryDirectory() as store:
         os.environ[CACHE_DIR_ENV] = store
@@ -169,13 +178,18 @@ def bench_des(args) -> None:
     plan = plan_gemm(spec, design)
     steps = sum(len(s) for s in plan.steps)
     rate = simpy_rate()
-    bare = bare_steps_per_s(design.num_tiles, max(1, steps // design.num_tiles), design.dram.channels)
+    per_tile = max(1, steps // design.num_tiles)
+    bare_before = bare_steps_per_s(design.num_tiles, per_tile, design.dram.channels)
     env = simpy.Environment()
     accel = Accelerator(env, design, Recorder(steps=False))
     start = time.perf_counter()
     env.run(until=accel.start_gemm(0, plan))
     wall = time.perf_counter() - start
     des = steps / wall
+    # the bare pattern just before and just after, so that a change of load shows as two different rates
+    bare_after = bare_steps_per_s(design.num_tiles, per_tile, design.dram.channels)
+    bare = (bare_before + bare_after) / 2
+    print(f"bare SimPy DMA+compute pattern: {bare_before:,.0f} steps/s before, {bare_after:,.0f} after")
     print(f"GEMM {args.m} x {args.n} x {args.k} on {design.name}: {steps} tile steps in {wall:.2f} s wall "
           f"({reference_seconds(wall, rate):.2f} reference s), SimPy {rate / 1e6:.2f} M timeouts/s")
     print(f"DES {des:,.0f} tile steps/s; bare SimPy DMA+compute pattern {bare:,.0f} steps/s; "
@@ -211,9 +225,9 @@ def main(argv=None) -> int:
     p.set_defaults(func=bench_replay)
     p = sub.add_parser("des")
     p.add_argument("--design", default="mixpe-w4a8")
-    p.add_argument("--m", type=int, default=2048)
-    p.add_argument("--n", type=int, default=4096)
-    p.add_argument("--k", type=int, default=4096)
+    p.add_argument("--m", type=int, default=8192)
+    p.add_argument("--n", type=int, default=8192)
+    p.add_argument("--k", type=int, default=8192)
     p.set_defaults(func=bench_des)
     args = ap.parse_args(argv)
     args.func(args)
