@@ -22,16 +22,32 @@ def _memory_bound_time(ops: pd.DataFrame) -> pd.Series:
     return ops["time_s"].where(ops["roofline_bound"] == "memory", 0.0)
 
 
-def _bottleneck(g) -> pd.DataFrame:
-    """Per group: the unit that limited most of the group's time, and the share of time it limited."""
-    return g.apply(lambda df: _dominant(df), include_groups=False)
+def _bottleneck(df: pd.DataFrame, keys: list[str], index: pd.Index) -> pd.DataFrame:
+    """Per group of ``keys`` (rows of ``index``): the unit that limited most of the group's time
+    (the first such, in order of appearance; ``none`` for a group without one) and the share of
+    the group's time it limited.
 
-
-def _dominant(df: pd.DataFrame) -> pd.Series:
-    by_unit = df.groupby("bottleneck", sort=False)["time_s"].sum()
-    total = by_unit.sum()
-    unit = by_unit.idxmax() if len(by_unit) else "none"
-    return pd.Series({"bottleneck": unit, "bottleneck_time_share": by_unit.max() / total if total > 0 else 0.0})
+    One groupby over (group, unit) sums each unit's time in each group, row by row in order, as a
+    groupby over the units of that group alone would.
+    """
+    sums = df.groupby(keys + ["bottleneck"], sort=False)["time_s"].sum()
+    per_group: dict = {}
+    for key, t in zip(sums.index, sums.to_numpy()):
+        units, times = per_group.setdefault(key[0] if len(keys) == 1 else key[:-1], ([], []))
+        units.append(key[-1])
+        times.append(t)
+    bottleneck, share = [], []
+    for key in index:
+        units, times = per_group.get(key, ((), ()))
+        if not units:
+            bottleneck.append("none")
+            share.append(0.0)
+            continue
+        total = pd.Series(times, dtype=np.float64).sum()
+        most = max(times)
+        bottleneck.append(units[times.index(most)])
+        share.append(most / total if total > 0 else 0.0)
+    return pd.DataFrame({"bottleneck": bottleneck, "bottleneck_time_share": share}, index=index)
 
 
 def layers_report(ops: pd.DataFrame) -> pd.DataFrame:
@@ -43,7 +59,7 @@ def layers_report(ops: pd.DataFrame) -> pd.DataFrame:
     out["end_s"] = g["end_s"].max()
     out["ops"] = g.size()
     out["memory_bound_share"] = out["memory_bound_time_s"] / out["time_s"].where(out["time_s"] > 0)
-    out = out.join(_bottleneck(g))
+    out = out.join(_bottleneck(df, ["phase", "step", "layer"], out.index))
     return out.reset_index()
 
 
@@ -55,7 +71,7 @@ def phases_report(ops: pd.DataFrame) -> pd.DataFrame:
     out["ops"] = g.size()
     out["steps"] = g["step"].nunique()
     out["memory_bound_share"] = out["memory_bound_time_s"] / out["time_s"].where(out["time_s"] > 0)
-    out = out.join(_bottleneck(g))
+    out = out.join(_bottleneck(df, ["phase"], out.index))
     return out.reset_index()
 
 

@@ -276,3 +276,55 @@ def test_parallel_workers_give_identical_frames(tiny, design):
     assert one.to_dict() == two.to_dict()
     assert two.simulated_ops == len({op.cost_key() for op in model_ops(tiny, design, quant=design.native_quant, **{
         k: v for k, v in kw.items() if k != "progress"})})
+
+
+# --------------------------------------------------------------------------- blocks and the compact op table
+
+
+def test_blocks_expand_to_the_flat_op_stream(llama, design):
+    from mixpe_sys.sim.model import model_blocks
+
+    kw = dict(batch=2, prompt=16, generate=3, quant=design.native_quant)
+    blocks = list(model_blocks(llama, design, **kw))
+    # per step: one block of the 32 identical layers (9 kernels each with fused attention), then the head
+    # (final add-norm + LM head)
+    assert [(len(b.ops), b.layers) for b in blocks] == [(9, 32), (2, 1)] * 3
+    assert [op for b in blocks for op in b.expand()] == list(model_ops(llama, design, **kw))
+
+
+def test_table_frames_equal_the_row_by_row_reports(decode_run, tiny, design):
+    from mixpe_sys.report import layers_report, phases_report
+    from mixpe_sys.sim.model import simulate_ops_result
+
+    # reports taken over the whole per-op frame, as a row-by-row engine builds them
+    pd.testing.assert_frame_equal(decode_run.layers, layers_report(decode_run.ops), check_exact=True)
+    pd.testing.assert_frame_equal(decode_run.phases, phases_report(decode_run.ops), check_exact=True)
+    # a flat stream with one layer split over two places (no one block per layer group) takes the same reports
+    ops = list(model_ops(tiny, design, batch=1, prompt=8, generate=2, quant=design.native_quant))
+    ops = ops[:3] + ops[24:27] + ops[3:24] + ops[27:]
+    res = simulate_ops_result(ops, design, model_name="tiny", workload="trace", batch=1, prompt=8, generate=2,
+                              progress=False)
+    assert len(res.ops) == len(ops) and list(res.ops["name"]) == [op.name for op in ops]
+    pd.testing.assert_frame_equal(res.layers, layers_report(res.ops), check_exact=True)
+    assert len(res.layers) == 2 * 3  # (prefill, decode) x (layer 0, layer 1, head)
+
+
+def test_engine_work_does_not_grow_with_layers(design, monkeypatch):
+    import dataclasses
+
+    from mixpe_sys.sim.engine import CostCache
+
+    calls = []
+    real = CostCache.cost
+    monkeypatch.setattr(CostCache, "cost", lambda self, op, reuse=True: calls.append(op) or real(self, op, reuse))
+    base = load_model("llama-2-7b")
+    looked_up = {}
+    for layers in (2, 80):
+        calls.clear()
+        spec = dataclasses.replace(base, num_layers=layers, name=f"l{layers}")
+        res = simulate_model(spec, design, quant=design.native_quant, batch=1, prompt=32, generate=3,
+                             progress=False, cache_dir=False)
+        looked_up[layers] = len(calls)
+        assert res.to_dict()["ops"] == 3 * (layers * 9 + 2)  # 9 kernels per layer (fused attention), 2 head
+    # one lookup per op of one layer copy and per head op, per step, whatever the layer count
+    assert looked_up[2] == looked_up[80] == 3 * (9 + 2)

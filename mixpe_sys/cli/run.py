@@ -124,13 +124,14 @@ def cmd_run(args) -> int:
         return run_system(args, design, asked)
     quant = run_quant(design, asked)
     cache_dir = False if args.no_cache else None
+    progress = False if args.json else None  # a bar over the distinct ops simulated: on a terminal, after 1 s
     if args.trace:
         meta, ops, lines = read_trace_lines(args.trace)
         check_ops(ops, design, what="trace", lines=lines, source=args.trace)
         result = simulate_ops_result(ops, design, model_name=str(meta.get("model", args.trace)),
                                      workload=str(meta.get("workload", "trace")), batch=int(meta.get("batch", 1)),
                                      prompt=int(meta.get("prompt", 0)), generate=int(meta.get("generate", 1)),
-                                     reuse=not args.no_reuse, progress=None, total=len(ops),
+                                     reuse=not args.no_reuse, progress=progress,
                                      workers=args.workers or cpu_count(), launch=args.launch,
                                      quant=str(meta.get("quant", "")), cache_dir=cache_dir,
                                      fast_forward=not args.no_fast_forward)
@@ -142,7 +143,7 @@ def cmd_run(args) -> int:
                                 generate=args.generate, workload=WorkloadKind(args.workload),
                                 reuse=not args.no_reuse, workers=args.workers or cpu_count(), quant=quant,
                                 launch=args.launch, cache_dir=cache_dir, attention=args.attention,
-                                fast_forward=not args.no_fast_forward)
+                                fast_forward=not args.no_fast_forward, progress=progress)
     if args.out:
         write_reports(args.out, result.ops, result.layers, result.phases, _figures(result), result.utilization)
     _print_result(result, args.json)

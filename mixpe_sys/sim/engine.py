@@ -4,12 +4,19 @@ Every op boundary is a barrier (every unit idle, buffers drained), so an op's
 cost depends only on its :meth:`~mixpe_sys.workload.ops.Op.cost_key` and the
 design. The engine therefore simulates each distinct op once and reuses its
 cost for every identical op (identical layers, identical decode-step ops);
-``reuse=False`` simulates every op and gives the same results exactly.
+``reuse=False`` simulates every op and gives the same results exactly. A run
+is given as :class:`~mixpe_sys.workload.ops.OpBlock` s (a layer's ops repeated
+over identical layers): a repeated layer costs one lookup per op of one copy,
+whatever the layer count, and the op records are kept as an
+:class:`~.op_table.OpTable`.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import threading
+import time
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -21,15 +28,18 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..hw.config import AcceleratorConfig
 from ..hw.launch import LaunchMode, launch_mode
-from ..workload.ops import Op
+from ..workload.ops import Op, OpBlock, blocks_of
 from ..report import utilization_frame
-from ..metrics.records import COST_COLUMNS, OP_IDENTITY_COLUMNS, OpCost, cost_row
+from ..metrics.records import OpCost
 from .launch import with_launch
 from .cost_store import CostStore, design_hash, open_store
 from .op_sim import simulate_op
+from .op_table import OP_COLUMNS, OpTable
 
-#: The op-record columns of a run: which op it is, then its cost (one schema, :mod:`mixpe_sys.metrics.records`).
-OP_COLUMNS = OP_IDENTITY_COLUMNS + COST_COLUMNS
+__all__ = ["OP_COLUMNS", "CostCache", "OpsRun", "run_blocks", "run_ops"]
+
+#: Longest time simulated costs wait in memory before they are written to the persistent store, s.
+STORE_FLUSH_S = 2.0
 
 
 @dataclass
@@ -92,9 +102,10 @@ class CostCache:
         return self._keep(key, device)
 
     def prefetch(self, ops: Iterable[Op], progress: bool | None = False) -> None:
-        """Simulate the distinct ops among ``ops`` that are not cached yet, in parallel when
-        ``workers`` > 1 and more than one is missing (``progress``: a bar over them, None = on a
-        terminal after a second)."""
+        """Simulate the distinct ops among ``ops`` that are not cached yet, on ``workers`` processes when
+        ``workers`` > 1 and more than one is missing, largest first (``progress``: a bar over them with
+        the time left, None = on a terminal after a second). New costs reach the persistent store in
+        batches, at least every :data:`STORE_FLUSH_S` seconds."""
         missing: dict = {}
         for op in ops:
             key = op.cost_key()
@@ -104,26 +115,35 @@ class CostCache:
             for key, stored in self._store.get_many(self._dhash, missing).items():
                 self._keep(key, stored)
                 del missing[key]
-        if len(missing) < 2 or self.workers < 2 or multiprocessing.current_process().daemon:
-            for op in missing.values():
-                self.cost(op)
+        if not missing:
             return
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers)
-        # largest first, so the last op to finish is a small one
+        # largest first, so that the last op to finish on a worker is a small one
         keys = sorted(missing, key=lambda k: -(missing[k].macs + missing[k].elements))
         ops = [missing[k] for k in keys]
+        # tqdm's time left follows its smoothed op rate (larger ops first: an overestimate at the start)
         bar = tqdm(total=len(ops), desc="simulating distinct ops", unit="op", leave=False, delay=1.0,
                    disable=True if progress is False else (False if progress else None))
-        devices = {}
-        for key, device in zip(keys, self._pool.map(simulate_op, ops, repeat(self.design), repeat(self.fast_forward))):
-            devices[key] = device
-            self._keep(key, device)
-            self.simulated += 1
-            bar.update(1)
-        bar.close()
-        if self._store is not None:
-            self._store.put_many(self._dhash, devices)
+        parallel = len(ops) > 1 and self.workers > 1 and not multiprocessing.current_process().daemon
+        if parallel and self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+        results = (self._pool.map(simulate_op, ops, repeat(self.design), repeat(self.fast_forward)) if parallel
+                   else (simulate_op(op, self.design, self.fast_forward) for op in ops))
+        pending: dict = {}
+        flushed = time.monotonic()
+        try:
+            with _ticking(bar):
+                for key, device in zip(keys, results):
+                    pending[key] = device
+                    self._keep(key, device)
+                    self.simulated += 1
+                    bar.update(1)
+                    if self._store is not None and time.monotonic() - flushed > STORE_FLUSH_S:
+                        self._store.put_many(self._dhash, pending)
+                        pending, flushed = {}, time.monotonic()
+        finally:
+            bar.close()
+            if self._store is not None:
+                self._store.put_many(self._dhash, pending)
 
     def close(self) -> None:
         """Stop the worker processes, if any were started."""
@@ -140,6 +160,29 @@ class CostCache:
         self.close()
 
 
+@contextmanager
+def _ticking(bar, every_s: float = 1.0):
+    """Redraw ``bar`` every ``every_s`` seconds from a thread while the block runs, so that it appears
+    after its delay and its clock runs even while one long op is being simulated."""
+    if bar.disable:
+        yield
+        return
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(every_s):
+            if time.time() - bar.start_t >= bar.delay:
+                bar.refresh()
+
+    thread = threading.Thread(target=tick, name="progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 @dataclass(frozen=True)
 class OpsRun:
     """Per-op rows of an engine run plus counters."""
@@ -149,6 +192,71 @@ class OpsRun:
     simulated_ops: int
     distinct_ops: int
     total_ops: int
+
+
+@dataclass(frozen=True)
+class BlocksRun:
+    """An engine run kept compact: its op records as an :class:`OpTable`, plus counters."""
+
+    table: OpTable
+    utilization: pd.DataFrame  # one row per unit class: busy_s over the run, utilization = busy / device time
+    simulated_ops: int
+    distinct_ops: int
+    total_ops: int
+
+
+def _cache_for(design: AcceleratorConfig, cache: CostCache | None, launch) -> CostCache:
+    cache = cache if cache is not None else CostCache(design, launch=launch or LaunchMode.GRAPH)
+    if launch is not None and launch_mode(launch) is not cache.launch:
+        raise ConfigError(f"field 'launch': {launch_mode(launch).value}, but the cost cache is for "
+                          f"{cache.launch.value}")
+    return cache
+
+
+def run_blocks(blocks: Iterable[OpBlock], design: AcceleratorConfig, *, reuse: bool = True,
+               progress: bool | None = None, cache: CostCache | None = None,
+               launch: LaunchMode | str | None = None) -> BlocksRun:
+    """Run ``blocks`` back to back on ``design`` (see :func:`run_ops`).
+
+    With ``reuse``, the blocks' distinct ops are simulated first (:meth:`CostCache.prefetch`, on the
+    cache's workers, with a progress bar over them), then each block costs one lookup per op of one
+    copy. Without, every op of every copy is simulated (each copy must cost the same: the simulation
+    is deterministic).
+    """
+    cache = _cache_for(design, cache, launch)
+    blocks = [b for b in blocks if b.ops and b.layers > 0]
+    before = cache.simulated
+    if reuse:
+        cache.prefetch((op for b in blocks for op in b.ops), progress=progress)
+    table = OpTable()
+    uses: dict[tuple, list] = {}  # cost key -> [cost, times used], in order of first use
+    busy: dict[str, float] = {}
+    for block in blocks:
+        keyed = []
+        for op in block.ops:
+            key = op.cost_key()
+            c = cache.cost(op, reuse)
+            keyed.append((key, c))
+            if reuse:
+                used = uses.get(key)
+                if used is None:
+                    uses[key] = [c, block.layers]
+                else:
+                    used[1] += block.layers
+        if not reuse:
+            for copy in range(block.layers):
+                copy_costs = keyed if copy == 0 else [(op.cost_key(), cache.cost(op, False)) for op in block.ops]
+                for (key, c), (_, first) in zip(copy_costs, keyed):
+                    if c != first:
+                        raise RuntimeError(f"op {key} simulated twice gave two costs")
+                    for unit, b in c.unit_busy_ns:
+                        busy[unit] = busy.get(unit, 0.0) + b
+        table.add(block, keyed)
+    for c, n in uses.values():
+        for unit, b in c.unit_busy_ns:
+            busy[unit] = busy.get(unit, 0.0) + n * b
+    return BlocksRun(table=table, utilization=utilization_frame(busy, table.device_time_ns()),
+                     simulated_ops=cache.simulated - before, distinct_ops=len(cache.costs), total_ops=len(table))
 
 
 def run_ops(ops: Iterable[Op], design: AcceleratorConfig, *, reuse: bool = True, progress: bool | None = None,
@@ -165,9 +273,9 @@ def run_ops(ops: Iterable[Op], design: AcceleratorConfig, *, reuse: bool = True,
     reuse:
         Reuse the cost of an identical op instead of simulating it again.
     progress:
-        Show a progress bar (None: only on a terminal, after a second).
+        Show a progress bar over the distinct ops being simulated (None: only on a terminal, after a second).
     total:
-        Number of ops, for the progress bar.
+        Number of ops (unused: the bar counts distinct ops; kept for callers).
     cache:
         A cost cache to share between runs on the same design.
     launch:
@@ -178,33 +286,6 @@ def run_ops(ops: Iterable[Op], design: AcceleratorConfig, *, reuse: bool = True,
     OpsRun
         One row per op (times in s from the start of the run).
     """
-    cache = cache if cache is not None else CostCache(design, launch=launch or LaunchMode.GRAPH)
-    if launch is not None and launch_mode(launch) is not cache.launch:
-        raise ConfigError(f"field 'launch': {launch_mode(launch).value}, but the cost cache is for "
-                          f"{cache.launch.value}")
-    rows = []
-    t_ns = device_ns = 0.0
-    uses: dict[int, list] = {}  # id(cost) -> [cost, times used]
-    before = cache.simulated
-    bar = tqdm(ops, total=total, desc="simulating ops", unit="op", disable=(False if progress else None)
-               if progress is not False else True, delay=1.0, leave=False)
-    for index, op in enumerate(bar):
-        c = cache.cost(op, reuse)
-        start = t_ns
-        t_ns += c.time_ns
-        device_ns += c.device_time_ns
-        used = uses.get(id(c))
-        if used is None:
-            uses[id(c)] = [c, 1]
-        else:
-            used[1] += 1
-        rows.append((index, op.phase.value, op.step, op.layer, op.name, op.kind.value, op.m, op.n, op.k, op.batch,
-                     op.elements, start * 1e-9, t_ns * 1e-9) + cost_row(c))
-    bar.close()
-    df = pd.DataFrame(rows, columns=list(OP_COLUMNS))
-    busy: dict[str, float] = {}
-    for c, n in uses.values():
-        for unit, b in c.unit_busy_ns:
-            busy[unit] = busy.get(unit, 0.0) + n * b
-    return OpsRun(ops=df, utilization=utilization_frame(busy, device_ns), simulated_ops=cache.simulated - before, distinct_ops=len(cache.costs),
-                  total_ops=len(rows))
+    run = run_blocks(blocks_of(ops), design, reuse=reuse, progress=progress, cache=cache, launch=launch)
+    return OpsRun(ops=run.table.ops_frame(), utilization=run.utilization, simulated_ops=run.simulated_ops,
+                  distinct_ops=run.distinct_ops, total_ops=run.total_ops)

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable
 
 import pandas as pd
 
 from ..hw.config import AcceleratorConfig, DequantPlacement
 from ..hw.launch import LaunchMode, launch_mode
-from ..report import layers_report, phases_report
 from ..workload.models import ModelSpec
-from ..workload.ops import Op
+from ..workload.ops import Op, OpBlock, blocks_of
 from ..workload.quant import QuantScheme
 from ..workload.paper import DequantGemmPlacement, PaperProfile
 from ..workload.attention import AttentionMode, attention_mode
-from ..workload.transformer import HEAD_OPS, full_workload, ops_per_layer, paper_workload
-from .engine import CostCache, run_ops
+from ..workload.transformer import HEAD_OPS, full_workload, full_workload_blocks, ops_per_layer, paper_workload
+from .engine import CostCache, run_blocks
+from .op_table import OpTable
 
 
 class WorkloadKind(str, enum.Enum):
@@ -29,7 +30,11 @@ class WorkloadKind(str, enum.Enum):
 
 @dataclass(frozen=True)
 class ModelResult:
-    """DataFrames ``ops``, ``layers``, ``phases`` and the headline figures of a run."""
+    """DataFrames ``ops``, ``layers``, ``phases`` and the headline figures of a run.
+
+    The op records are held compactly (``table``, an :class:`~.op_table.OpTable`); each frame is built
+    the first time it is asked for.
+    """
 
     model: str
     design: str
@@ -37,9 +42,7 @@ class ModelResult:
     batch: int
     prompt_tokens: int
     generate_tokens: int
-    ops: pd.DataFrame = field(repr=False)
-    layers: pd.DataFrame = field(repr=False)
-    phases: pd.DataFrame = field(repr=False)
+    table: OpTable = field(repr=False)
     simulated_ops: int = 0
     distinct_ops: int = 0
     config: AcceleratorConfig | None = field(default=None, repr=False)
@@ -47,6 +50,21 @@ class ModelResult:
     launch: str = LaunchMode.GRAPH.value
     quant: str = ""
     attention: str = AttentionMode.FUSED.value
+
+    @cached_property
+    def ops(self) -> pd.DataFrame:
+        """One row per op in program order (see :data:`~.op_table.OP_COLUMNS`)."""
+        return self.table.ops_frame()
+
+    @cached_property
+    def layers(self) -> pd.DataFrame:
+        """One row per (phase, step, layer) (see :func:`~mixpe_sys.report.layers_report`)."""
+        return self.table.layers_frame()
+
+    @cached_property
+    def phases(self) -> pd.DataFrame:
+        """One row per phase (see :func:`~mixpe_sys.report.phases_report`)."""
+        return self.table.phases_frame()
 
     def phase_time_s(self, phase: str) -> float:
         """Total time of a phase (s); 0 when absent."""
@@ -60,26 +78,25 @@ class ModelResult:
 
     @property
     def total_time_s(self) -> float:
-        return float(self.ops["time_s"].sum())
+        return float(self.table.total("time_s"))
 
     @property
     def energy_j(self) -> float:
         """Total energy of the run (J)."""
-        return float(self.ops["energy_j"].sum()) if "energy_j" in self.ops else 0.0
+        return float(self.table.total("energy_j"))
 
     @property
     def energy_breakdown_j(self) -> dict[str, float]:
         """``{static, dram, buffer, core}`` energy of the run (J)."""
-        return {part: float(self.ops[f"{part}_energy_j"].sum()) if f"{part}_energy_j" in self.ops else 0.0
-                for part in ("static", "dram", "buffer", "core")}
+        return {part: float(self.table.total(f"{part}_energy_j")) for part in ("static", "dram", "buffer", "core")}
 
     def to_dict(self) -> dict[str, Any]:
-        """Headline figures (JSON-ready)."""
+        """Headline figures (JSON-ready; computed from the op table, without building the per-op frame)."""
         prefill, decode = self.phase_time_s("prefill"), self.phase_time_s("decode")
         total = self.total_time_s
         # tokens come from what ran: one per sequence per decode step, plus the first from prefill
-        decode_steps = int(self.ops.loc[self.ops["phase"] == "decode", "step"].nunique())
-        has_prefill = bool((self.ops["phase"] == "prefill").any())
+        decode_steps = self.table.steps("decode")
+        has_prefill = self.table.steps("prefill") > 0
         tokens = self.batch * (decode_steps + (1 if has_prefill else 0))
         return {
             "model": self.model, "design": self.design, "workload": self.workload, "quant": self.quant,
@@ -88,12 +105,12 @@ class ModelResult:
             "prefill_time_s": prefill, "decode_time_s": decode, "total_time_s": total,
             "time_per_output_token_s": decode / decode_steps if decode_steps else None,
             "tokens_per_s": tokens / total if total else None,
-            "dram_read_bytes": int(self.ops["dram_read_bytes"].sum()),
-            "dram_write_bytes": int(self.ops["dram_write_bytes"].sum()),
-            "macs": int(self.ops["macs"].sum()),
+            "dram_read_bytes": int(self.table.total("dram_read_bytes")),
+            "dram_write_bytes": int(self.table.total("dram_write_bytes")),
+            "macs": int(self.table.total("macs")),
             "memory_bound_share_prefill": self.memory_bound_share("prefill"),
             "memory_bound_share_decode": self.memory_bound_share("decode"),
-            "ops": len(self.ops), "simulated_ops": self.simulated_ops, "distinct_ops": self.distinct_ops,
+            "ops": len(self.table), "simulated_ops": self.simulated_ops, "distinct_ops": self.distinct_ops,
             "output_tokens": tokens, "energy_j": self.energy_j,
             "energy_per_output_token_j": self.energy_j / tokens if tokens else None,
             "energy_breakdown_j": self.energy_breakdown_j,
@@ -125,6 +142,15 @@ def model_ops(model: ModelSpec, design: AcceleratorConfig, *, batch: int, prompt
     return full_workload(model, quant, batch=batch, prompt=prompt, generate=generate, attention=attention)
 
 
+def model_blocks(model: ModelSpec, design: AcceleratorConfig, *, batch: int, prompt: int, generate: int,
+                 workload: WorkloadKind = WorkloadKind.FULL, quant: QuantScheme,
+                 attention: AttentionMode | str = AttentionMode.FUSED) -> Iterable[OpBlock]:
+    """:func:`model_ops` as blocks (identical layers of a step in one block), the same ops once expanded."""
+    if workload is WorkloadKind.PAPER:
+        return blocks_of(paper_ops(model, design, quant, batch=batch))
+    return full_workload_blocks(model, quant, batch=batch, prompt=prompt, generate=generate, attention=attention)
+
+
 def op_count(model: ModelSpec, *, prompt: int, generate: int, workload: WorkloadKind,
              attention: AttentionMode | str = AttentionMode.FUSED) -> int:
     """Number of ops the run has (for progress bars)."""
@@ -141,31 +167,39 @@ def simulate_ops_result(ops: Iterable[Op], design: AcceleratorConfig, *, model_n
                         attention: str = AttentionMode.FUSED.value, fast_forward: bool = True) -> ModelResult:
     """Run an op stream and build the result with its reports.
 
-    With ``reuse`` and ``workers`` > 1 the stream's distinct ops are first
-    simulated on that many processes (same results); ``cache``, if given,
-    brings its own workers and launch mode. ``launch`` is how kernels are
-    issued (``graph``, the default, or ``eager``; see :mod:`mixpe_sys.hw.launch`);
-    ``quant`` and ``attention`` label the result; ``cache_dir`` chooses the persistent cost store of a new cache
-    (see :class:`CostCache`: None default, a path, False none), ``fast_forward`` its GEMMs'
-    steady-state skip (same results).
+    With ``reuse`` the stream's distinct ops are first simulated (on ``workers`` processes when more
+    than one; same results, a progress bar over them per ``progress``); ``cache``, if given, brings
+    its own workers and launch mode. ``launch`` is how kernels are issued (``graph``, the default, or
+    ``eager``; see :mod:`mixpe_sys.hw.launch`); ``quant`` and ``attention`` label the result;
+    ``cache_dir`` chooses the persistent cost store of a new cache (see :class:`CostCache`: None
+    default, a path, False none), ``fast_forward`` its GEMMs' steady-state skip (same results).
+    ``total`` is unused (kept for callers).
     """
+    return simulate_blocks_result(blocks_of(ops), design, model_name=model_name, workload=workload, batch=batch,
+                                  prompt=prompt, generate=generate, reuse=reuse, progress=progress, cache=cache,
+                                  workers=workers, launch=launch, quant=quant, cache_dir=cache_dir,
+                                  attention=attention, fast_forward=fast_forward)
+
+
+def simulate_blocks_result(blocks: Iterable[OpBlock], design: AcceleratorConfig, *, model_name: str, workload: str,
+                           batch: int, prompt: int, generate: int, reuse: bool = True, progress: bool | None = None,
+                           cache: CostCache | None = None, workers: int = 1, launch: LaunchMode | str | None = None,
+                           quant: str = "", cache_dir=None, attention: str = AttentionMode.FUSED.value,
+                           fast_forward: bool = True) -> ModelResult:
+    """:func:`simulate_ops_result` of a run given as :class:`~mixpe_sys.workload.ops.OpBlock` s."""
     own = cache is None
     cache = CostCache(design, workers=workers, launch=launch or LaunchMode.GRAPH, cache_dir=cache_dir,
                       fast_forward=fast_forward) if own else cache
     before = cache.simulated
     try:
-        if reuse and cache.workers > 1:
-            ops = ops if isinstance(ops, list) else list(ops)
-            cache.prefetch(ops, progress=progress)
-        run = run_ops(ops, design, reuse=reuse, progress=progress, total=total, cache=cache, launch=launch)
+        run = run_blocks(blocks, design, reuse=reuse, progress=progress, cache=cache, launch=launch)
     finally:
         if own:
             cache.close()
     return ModelResult(model=model_name, design=design.name, workload=workload, batch=batch, prompt_tokens=prompt,
-                       generate_tokens=generate, ops=run.ops, layers=layers_report(run.ops),
-                       phases=phases_report(run.ops), utilization=run.utilization, simulated_ops=cache.simulated - before,
-                       distinct_ops=run.distinct_ops, config=design, launch=cache.launch.value, quant=quant,
-                       attention=attention)
+                       generate_tokens=generate, table=run.table, utilization=run.utilization,
+                       simulated_ops=cache.simulated - before, distinct_ops=run.distinct_ops, config=design,
+                       launch=cache.launch.value, quant=quant, attention=attention)
 
 
 def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 1, prompt: int = 512,
@@ -219,12 +253,10 @@ def simulate_model(model: ModelSpec, design: AcceleratorConfig, *, batch: int = 
     attention = attention_mode(attention)
     if wl is WorkloadKind.FULL:
         check_quant(design, quant)
-    ops = model_ops(model, design, batch=batch, prompt=prompt, generate=generate, workload=wl, quant=quant,
-                    attention=attention)
-    return simulate_ops_result(ops, design, model_name=model.name, workload=wl.value, batch=batch,
-                               prompt=prompt if wl is WorkloadKind.FULL else 0,
-                               generate=generate if wl is WorkloadKind.FULL else 1, reuse=reuse, progress=progress,
-                               total=op_count(model, prompt=prompt, generate=generate, workload=wl,
-                                              attention=attention), workers=workers,
-                               launch=launch, quant=quant.name, cache_dir=cache_dir, attention=attention.value,
-                               fast_forward=fast_forward)
+    blocks = model_blocks(model, design, batch=batch, prompt=prompt, generate=generate, workload=wl, quant=quant,
+                          attention=attention)
+    return simulate_blocks_result(blocks, design, model_name=model.name, workload=wl.value, batch=batch,
+                                  prompt=prompt if wl is WorkloadKind.FULL else 0,
+                                  generate=generate if wl is WorkloadKind.FULL else 1, reuse=reuse,
+                                  progress=progress, workers=workers, launch=launch, quant=quant.name,
+                                  cache_dir=cache_dir, attention=attention.value, fast_forward=fast_forward)

@@ -12,8 +12,9 @@ over ``elements`` elements; a fused attention op runs on both
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from math import ceil
+from typing import Iterable, Iterator
 
 from ..errors import ConfigError
 from .attention import AttentionSpec
@@ -143,6 +144,46 @@ class Op:
 
 
 OP_FIELDS = tuple(f.name for f in fields(Op))
+
+
+@dataclass(frozen=True, slots=True)
+class OpBlock:
+    """One layer's ops repeated over ``layers`` consecutive layers.
+
+    ``ops`` are the first copy's ops in program order; copy ``i`` (0-based) is
+    the same ops with ``layer`` increased by ``i``. A run of identical
+    decoder layers is one block, so the engine handles it with work that does
+    not grow with the layer count.
+    """
+
+    ops: tuple[Op, ...]
+    layers: int = 1
+
+    def __len__(self) -> int:
+        """Ops in the block (all copies)."""
+        return len(self.ops) * self.layers
+
+    def expand(self) -> Iterator[Op]:
+        """Every op of the block in program order."""
+        yield from self.ops
+        for i in range(1, self.layers):
+            for op in self.ops:
+                yield replace(op, layer=op.layer + i)
+
+
+def blocks_of(ops: Iterable[Op]) -> Iterator[OpBlock]:
+    """A flat op stream as blocks of one layer each: consecutive ops with equal (phase, step, layer)."""
+    group: list[Op] = []
+    where = None
+    for op in ops:
+        here = (op.phase, op.step, op.layer)
+        if here != where and group:
+            yield OpBlock(tuple(group))
+            group = []
+        where = here
+        group.append(op)
+    if group:
+        yield OpBlock(tuple(group))
 
 
 def vector_op(name: str, kind: OpKind, *, elements: int, read_bits_per_element: int,

@@ -31,7 +31,6 @@ Prefill produces the first output token; decode step ``s``
 
 from __future__ import annotations
 
-import dataclasses
 from math import ceil
 from typing import Iterator
 
@@ -39,7 +38,7 @@ from .model_spec import PositionEncoding
 from .paper import DequantGemmPlacement, PaperProfile
 from .attention import AttentionMode, attention_mode
 from .models import ModelSpec
-from .ops import Op, OpKind, Phase, vector_op
+from .ops import Op, OpBlock, OpKind, Phase, vector_op
 from .quant import NumberFormat, QuantScheme
 
 STREAM_BITS = 16  # residual stream and GEMM outputs (FP16)
@@ -146,13 +145,16 @@ def head_ops(model: ModelSpec, q: QuantScheme, *, batch: int, phase: Phase, step
             _linear("lm_head", batch, model.vocab_size, h, q, STREAM_BITS, **where)]
 
 
-def _relabel(ops: list[Op], layer: int) -> list[Op]:
-    return [dataclasses.replace(op, layer=layer) for op in ops]
-
-
 def full_workload(model: ModelSpec, q: QuantScheme, *, batch: int, prompt: int, generate: int,
                   attention: AttentionMode | str = AttentionMode.FUSED) -> Iterator[Op]:
     """Every op of prefilling ``prompt`` tokens and generating ``generate`` tokens for ``batch`` sequences."""
+    for block in full_workload_blocks(model, q, batch=batch, prompt=prompt, generate=generate, attention=attention):
+        yield from block.expand()
+
+
+def full_workload_blocks(model: ModelSpec, q: QuantScheme, *, batch: int, prompt: int, generate: int,
+                         attention: AttentionMode | str = AttentionMode.FUSED) -> Iterator[OpBlock]:
+    """:func:`full_workload` as blocks: per step, one block of ``num_layers`` identical layers, then the head."""
     yield from _phase(model, q, batch=batch, q_tokens=prompt, kv_len=prompt, phase=Phase.PREFILL, step=0,
                       attention=attention)
     for s in range(1, generate):
@@ -160,13 +162,11 @@ def full_workload(model: ModelSpec, q: QuantScheme, *, batch: int, prompt: int, 
                           attention=attention)
 
 
-def _phase(model, q, *, batch, q_tokens, kv_len, phase, step, attention) -> Iterator[Op]:
+def _phase(model, q, *, batch, q_tokens, kv_len, phase, step, attention) -> Iterator[OpBlock]:
     template = layer_ops(model, q, batch=batch, q_tokens=q_tokens, kv_len=kv_len, phase=phase, step=step,
                          attention=attention)
-    yield from template
-    for layer in range(1, model.num_layers):
-        yield from _relabel(template, layer)
-    yield from head_ops(model, q, batch=batch, phase=phase, step=step)
+    yield OpBlock(tuple(template), model.num_layers)
+    yield OpBlock(tuple(head_ops(model, q, batch=batch, phase=phase, step=step)))
 
 
 def paper_workload(model: ModelSpec, prof: PaperProfile, *, batch: int = 64, group_size: int = 128) -> Iterator[Op]:
