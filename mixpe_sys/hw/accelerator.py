@@ -99,3 +99,33 @@ def plan_time_ns(plan: GemmPlan, config: AcceleratorConfig) -> float:
     accel = Accelerator(env, config, Recorder(steps=False))
     env.run(until=accel.start_gemm(0, plan))
     return env.now
+
+
+def plan_time_lower_bound_ns(plan: GemmPlan, config: AcceleratorConfig) -> float:
+    """A time (ns) that :func:`plan_time_ns` of ``plan`` can never undercut, without simulating it.
+
+    The largest of, for each tile (:mod:`.tile`): its loader runs one load at a time and each load
+    takes at least the fixed latencies on its way (DRAM, buffers; interconnect hops left out), so the
+    loads of its steps in turn, then the last step's array time; its array runs the steps one after
+    another, each no shorter than its step cost, after the first load; either way followed by the
+    last output store's latencies. And for the DRAM: the plan's DRAM bytes over the peak bandwidth of
+    all channels, plus one latency. The mapper skips simulating a tiling whose bound is above the
+    fastest run it has (:mod:`mixpe_sys.mapping.tiling`).
+    """
+    timer = plan_timer(plan, config)
+    cyc, tile, dram = config.cycle_ns, config.tile, config.dram
+    gbuf = config.global_buffer if plan.share_activations else None
+    w_ns = dram.latency_ns + tile.weight_buffer.latency_cycles * cyc
+    # a shared activation tile may be staged already: only its copy out of the global buffer is certain
+    a_ns = (gbuf.latency_cycles * cyc if gbuf is not None else dram.latency_ns) + tile.activation_buffer.latency_cycles * cyc
+    store_ns = dram.latency_ns + tile.output_buffer.latency_cycles * cyc
+    bound = 0.0
+    for steps in plan.steps:
+        if not steps:
+            continue
+        loads = [max(w_ns if s.w_key is not None else 0.0, a_ns if s.a_key is not None else 0.0) for s in steps]
+        array = [timer.step(s).compute_cycles * cyc for s in steps]
+        bound = max(bound, max(sum(loads) + array[-1], loads[0] + sum(array)) + store_ns)
+    reads, writes = plan.dram_bytes(config.global_buffer is not None)
+    bound = max(bound, (reads + writes) * 1e9 / (dram.channel_bandwidth_bytes_per_s * dram.channels) + dram.latency_ns)
+    return bound * (1 - 1e-12)  # (less a part in 1e12, for the rounding of the simulation's own sums)

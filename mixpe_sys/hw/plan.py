@@ -61,7 +61,8 @@ class TileStep:
 
 @dataclass(frozen=True)
 class GemmTiling:
-    """The chosen tile sizes, loop order and dataflow."""
+    """The chosen tile sizes, loop order and dataflow, and how many compute tiles share the output
+    blocks (``tiles``: tiles ``0 .. tiles - 1``; 0 = all of the design's)."""
 
     tm: int
     tn: int
@@ -69,6 +70,7 @@ class GemmTiling:
     order: LoopOrder
     dataflow: Dataflow
     estimated_time_s: float
+    tiles: int = 0
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from math import ceil
 
+from ..errors import MappingError
 from ..hw.config import AcceleratorConfig
 from ..hw.plan import GemmPlan, GemmTiling, LoopOrder, TileStep
 from ..workload.gemm_spec import GemmSpec
@@ -16,7 +17,9 @@ def lay_out(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> Gem
     """Cut ``spec`` into each compute tile's steps under ``tiling``.
 
     Output blocks ``(inst, i, j)`` are enumerated in the loop order and split
-    into ``num_tiles`` contiguous, near-equal shares; each block runs its K
+    into ``tiling.tiles`` (0: all the design's tiles) contiguous, near-equal
+    shares, one for each of the tiles ``0 .. tiling.tiles - 1``; the others
+    stay idle. Each block runs its K
     steps back to back and writes its output after the last. Each tile starts
     its blocks' K loops at its own K slice (:func:`k_rotation`) and wraps
     around, so tiles working on the same row block at the same time ask for
@@ -33,7 +36,10 @@ def lay_out(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> Gem
     w_base = _align(spec.batch * nb_i * nk * a_full)
     o_base = w_base + _align(spec.batch * nb_j * nk * w_full)
     o_full = spec.output_bytes(tm, tn)
-    T = accel.num_tiles
+    T = tiling.tiles or accel.num_tiles
+    if T > accel.num_tiles:
+        raise MappingError(f"field 'tiles': the tiling uses {T} compute tiles, the design '{accel.name}' has "
+                           f"{accel.num_tiles}")
     per_tile: list[tuple[TileStep, ...]] = []
     for t in range(T):
         lo, hi = (len(blocks) * t) // T, (len(blocks) * (t + 1)) // T
@@ -61,6 +67,7 @@ def lay_out(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> Gem
                     store_bytes=spec.output_bytes(m, n) if last else 0,
                     store_addr=o_base + ((b * nb_i + i) * nb_j + j) * o_full))
         per_tile.append(tuple(steps))
+    per_tile += [()] * (accel.num_tiles - T)
     return GemmPlan(spec=spec, tiling=tiling, steps=tuple(per_tile))
 
 

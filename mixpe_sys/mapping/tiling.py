@@ -1,13 +1,22 @@
-"""Choosing a GEMM's tiling: the candidate tile sizes, loop orders and dataflows, each
-estimated (:mod:`.estimate`); the best estimates are then laid out and run on the hardware
-model itself, and the fastest run is kept.
+"""Choosing a GEMM's tiling: the candidate tile sizes, loop orders, dataflows and numbers of
+compute tiles, each estimated (:mod:`.estimate`); the best estimates are then laid out and run on
+the hardware model itself, and the fastest run is kept.
 
 The estimate is an account of how the tiles will run a tiling (median error about 5 % over
 random shapes on the shipped designs; its errors are largest for small or oddly shaped GEMMs
 whose few steps are dominated by latencies and the uneven last round). Ranking a shortlist by
-the simulation removes those errors where they matter: the chosen tiling is the fastest of the
-shortlist as the simulation runs it, so more hardware, which makes each tiling at least as fast,
-cannot make the choice slower through an estimation error."""
+the simulation removes those errors where they matter.
+
+More hardware is never slower by construction where the shortlist allows it: a tiling may use
+tiles ``0 .. t - 1`` of a design for ``t`` in :func:`tile_counts` (all, half, a quarter, ...),
+and the shortlist of each such class depends on the class alone (its candidates and estimates do
+not see the tiles beyond it). A design with twice the tiles therefore simulates every tiling the
+smaller design simulates, on the same tiles (idle tiles book nothing; on a star interconnect the
+routes are the same), and keeps the fastest: it is never slower. A design with twice the DRAM
+bandwidth or clock also simulates the shortlist that the estimate on the halved design gives
+(:func:`halved_designs`); that covers the smaller design's own shortlist but not the one it
+takes from its own halving, so there the property rests on the same plan never running slower
+on faster hardware (see docs/timing.md for what FCFS queueing leaves)."""
 
 from __future__ import annotations
 
@@ -16,7 +25,7 @@ from functools import lru_cache
 from math import ceil
 
 from ..errors import MappingError
-from ..hw.accelerator import plan_time_ns
+from ..hw.accelerator import plan_time_lower_bound_ns, plan_time_ns
 from ..hw.config import AcceleratorConfig
 from ..hw.plan import GemmTiling, LoopOrder
 from ..hw.tile_step import StepTimer, pe_rate
@@ -69,14 +78,13 @@ def choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> GemmTiling:
 
 @lru_cache(maxsize=4096)
 def _choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> GemmTiling:
-    """Pick tile sizes, loop order and dataflow minimising the estimated time (:func:`_estimate`).
+    """Pick tile sizes, loop order, dataflow and number of tiles (:func:`_shortlist_winner`).
 
-    Candidates: for each K tile, the largest row tile that fits the activation slot and a
-    few halvings of it, and column tiles of powers of two times the array width and of the
-    widths that cut N into about 1/2, 1, 3/2, 2, 3 or 4 blocks per compute tile (so that
-    every tile gets work in as even shares as the array width allows). Among tilings within
-    ``TIME_SLACK`` of the fastest estimate, the one with the least DRAM traffic wins (then
-    the one with fewer steps, then the faster).
+    Candidates, for each number of tiles ``t`` of :func:`tile_counts` (:func:`_candidates`): for
+    each K tile, the largest row tile that fits the activation slot and a few halvings of it, and
+    column tiles of powers of two times the array width and of the widths that cut N into about
+    1/2, 1, 3/2, 2, 3 or 4 blocks per tile of the ``t`` (so that every tile gets work in as even
+    shares as the array width allows).
 
     Raises
     ------
@@ -91,9 +99,40 @@ def _choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> GemmTiling:
         a_slot = min(a_slot, accel.global_buffer.slot_bytes)
     w_slot, o_slot = tile.weight_buffer.slot_bytes, tile.output_buffer.slot_bytes
     shared = accel.global_buffer is not None
-    d = design_figures(accel)
     timers = {df: StepTimer(accel, spec, df) for df in arr.dataflows}
-    T = accel.num_tiles
+    geometries = {t: _candidates(spec, accel, t, (a_slot, w_slot, o_slot)) for t in tile_counts(accel.num_tiles)}
+    if any(geometries.values()):
+        return _shortlist_winner(spec, accel, geometries, timers, shared)
+    kmin = min(spec.k, spec.group_size or 16)
+    checks = [("activation_buffer", a_slot, spec.activation_bytes(1, kmin)),
+              ("weight_buffer", w_slot, spec.weight_bytes(kmin, 1)),
+              ("output_buffer", o_slot, ceil(tile.accumulator_bits / 8))]
+    if accel.global_buffer is not None and accel.global_buffer.slot_bytes < checks[0][2]:
+        checks.insert(0, ("global_buffer", accel.global_buffer.slot_bytes, checks[0][2]))
+    name, slot, need = next(((n, s, need) for n, s, need in checks if s < need),
+                            ("activation_buffer", a_slot, checks[0][2]))
+    field = name if name == "global_buffer" else f"tile.{name}"
+    raise MappingError(
+        f"field '{field}.capacity_bytes': no tile of GEMM m={spec.m} n={spec.n} k={spec.k} fits "
+        f"(a slot holds {slot} B, the smallest tile needs {need} B)")
+
+
+def tile_counts(num_tiles: int) -> list[int]:
+    """The numbers of compute tiles a tiling may use on a design of ``num_tiles``: all, half, a quarter,
+    ... down to one (rounded down). A design with twice the tiles has each of these and one more."""
+    out, t = [], num_tiles
+    while t >= 1:
+        out.append(t)
+        t //= 2
+    return out
+
+
+def _candidates(spec: GemmSpec, accel: AcceleratorConfig, T: int, slots: tuple[int, int, int]) -> list[tuple]:
+    """The candidate tilings ``(tm, tn, tk, order, dataflow, tile steps)`` that share the output blocks
+    over tiles ``0 .. T - 1``: they depend on the design only through its tile (buffers, array)."""
+    tile = accel.tile
+    arr = tile.pe_array
+    a_slot, w_slot, o_slot = slots
     tn_pow2 = sorted({min(spec.n, c) for c in _pow2_upto(spec.n, arr.cols)}
                      | {min(spec.n, _round_up(ceil(spec.n / T), arr.cols))})
     tm_cands = _pow2_upto(spec.m)
@@ -108,8 +147,7 @@ def _choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> GemmTiling:
         for tm0 in tms:
             nb_i = ceil(spec.m / tm0)
             tns = {tn for tn in tn_pow2 if tn <= tn_max}
-            # column blocks per tile: the halves keep the choices of half as many tiles among the
-            # candidates, so a design with twice the tiles can still pick what the smaller one picked
+            # column blocks per tile, so that every tile gets work in as even shares as the array width allows
             for per_tile in (Fraction(1, 2), 1, Fraction(3, 2), 2, 3, 4):
                 target = int(per_tile * T) // (spec.batch * nb_i)
                 if target >= 1:
@@ -125,42 +163,89 @@ def _choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> GemmTiling:
                 seen.add((tm, tn, tk))
                 # with several K steps every step reloads both operands in either order: same estimate
                 orders = list(LoopOrder) if ceil(spec.k / tk) == 1 else [LoopOrder.M_OUTER]
-                for order in orders:
-                    for df in arr.dataflows:
-                        est, steps, traffic = estimate(spec, accel, d, timers[df], order, tm, tn, tk, shared)
-                        cands.append((est, traffic, steps, order.value, df.value,
-                                      GemmTiling(tm, tn, tk, order, df, est)))
-    if cands:
-        return _shortlist_winner(spec, accel, cands)
-    kmin = min(spec.k, spec.group_size or 16)
-    checks = [("activation_buffer", a_slot, spec.activation_bytes(1, kmin)),
-              ("weight_buffer", w_slot, spec.weight_bytes(kmin, 1)),
-              ("output_buffer", o_slot, ceil(tile.accumulator_bits / 8))]
-    if accel.global_buffer is not None and accel.global_buffer.slot_bytes < checks[0][2]:
-        checks.insert(0, ("global_buffer", accel.global_buffer.slot_bytes, checks[0][2]))
-    name, slot, need = next(((n, s, need) for n, s, need in checks if s < need),
-                            ("activation_buffer", a_slot, checks[0][2]))
-    field = name if name == "global_buffer" else f"tile.{name}"
-    raise MappingError(
-        f"field '{field}.capacity_bytes': no tile of GEMM m={spec.m} n={spec.n} k={spec.k} fits "
-        f"(a slot holds {slot} B, the smallest tile needs {need} B)")
+                steps = spec.batch * ceil(spec.m / tm) * ceil(spec.n / tn) * ceil(spec.k / tk)
+                cands += [(tm, tn, tk, order, df, steps) for order in orders for df in arr.dataflows]
+    return cands
 
 
-def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, cands: list[tuple]) -> GemmTiling:
-    """The tiling to use among the estimated candidates ``(estimate s, DRAM bytes, steps, ..., tiling)``.
+def _estimated(spec: GemmSpec, accel: AcceleratorConfig, d, timers: dict, geometries: list[tuple], T: int,
+               shared: bool) -> list[tuple]:
+    """``(estimate s, DRAM bytes, steps, order, dataflow, tiling)`` of each of ``geometries`` on ``T`` tiles of
+    the design whose figures are ``d``."""
+    d = d._replace(num_tiles=T)
+    out = []
+    for tm, tn, tk, order, df, _ in geometries:
+        est, steps, traffic = estimate(spec, accel, d, timers[df], order, tm, tn, tk, shared)
+        out.append((est, traffic, steps, order.value, df.value, GemmTiling(tm, tn, tk, order, df, est, T)))
+    return out
 
-    By the estimate: within ``TIME_SLACK`` of the fastest estimate, the least DRAM traffic
-    (energy), then fewer steps (simulation speed). Then the shortlist (that tiling and the best
-    estimates, see ``SHORTLIST*``) is simulated and the fastest run wins (ties: less traffic,
-    fewer steps).
-    """
+
+def _class_shortlist(cands: list[tuple]) -> list[tuple]:
+    """The tilings of one tile-count class to simulate: the estimate's pick (within ``TIME_SLACK`` of
+    the fastest estimate, the least DRAM traffic, then fewer steps) and the best estimates (see
+    ``SHORTLIST*``)."""
     best_est = min(c[0] for c in cands)
     limit = best_est * (1 + TIME_SLACK)
-    pick = min(((c[1], c[2], c[0], c[3], c[4], c[5].tm, c[5].tn, c[5].tk), c) for c in cands if c[0] <= limit)[1]
-    ranked = sorted(cands, key=lambda c: (c[0], c[1], c[2], c[3], c[4], c[5].tm, c[5].tn, c[5].tk))
+    pick = min(((c[1], c[2], c[0], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk), i)
+               for i, c in enumerate(cands) if c[0] <= limit)
+    pick = cands[pick[-1]]
+    ranked = sorted(cands, key=lambda c: (c[0], c[1], c[2], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk))
     short = [pick] + [c for c in ranked if c is not pick and c[0] <= best_est * (1 + SHORTLIST_WITHIN)]
-    short = [c for c in short[:SHORTLIST] if c[2] <= SHORTLIST_MAX_STEPS]
-    if len(short) < 2:
-        return pick[5]
-    runs = [(plan_time_ns(lay_out(spec, accel, c[5]), accel), c[1], c[2], i) for i, c in enumerate(short)]
-    return short[min(runs)[3]][5]
+    return short[:SHORTLIST]
+
+
+def halved_designs(accel: AcceleratorConfig) -> tuple[AcceleratorConfig, AcceleratorConfig]:
+    """``accel`` with half the DRAM bandwidth, and with half the clock."""
+    dram = accel.dram.replace(bandwidth_bytes_per_s=accel.dram.bandwidth_bytes_per_s / 2)
+    return accel.replace(dram=dram), accel.replace(frequency_hz=accel.frequency_hz / 2)
+
+
+def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict[int, list[tuple]], timers: dict,
+                      shared: bool) -> GemmTiling:
+    """The tiling to use among the candidate ``geometries`` of each tile-count class.
+
+    When some candidate has at most ``SHORTLIST_MAX_STEPS`` tile steps, the candidates of more steps
+    are dropped and, per class, the shortlists (:func:`_class_shortlist`) by the estimate on this design
+    and on it with half the DRAM bandwidth and with half the clock (:func:`halved_designs`) are
+    simulated; the fastest run wins (ties: less traffic, fewer steps, more tiles). A class's
+    shortlists depend on that class alone, so a design with twice the tiles simulates every tiling
+    this design simulates, and a design with twice the DRAM bandwidth or clock simulates at least
+    the tilings this design shortlists on its own estimate. Larger GEMMs (regular, and estimated
+    well) take the estimate's pick over all classes.
+    """
+    d = design_figures(accel)
+    small = {t: [g for g in geoms if g[5] <= SHORTLIST_MAX_STEPS] for t, geoms in geometries.items()}
+    if not any(small.values()):
+        every = [c for t, geoms in geometries.items() for c in _estimated(spec, accel, d, timers, geoms, t, shared)]
+        return _class_shortlist(every)[0][5]
+    others = [design_figures(v) for v in halved_designs(accel)]
+    short: dict[tuple, tuple] = {}
+    for t, geoms in small.items():
+        if not geoms:
+            continue
+        own = _estimated(spec, accel, d, timers, geoms, t, shared)
+        picked = {id(c) for c in _class_shortlist(own)}
+        # halving a resource at most doubles each part of an estimate: only tilings estimated within
+        # twice the shortlist's reach can make a halved design's shortlist
+        reach = 2 * (1 + SHORTLIST_WITHIN) * min(c[0] for c in own)
+        near = [i for i, c in enumerate(own) if c[0] <= reach]
+        for other in others:
+            theirs = _estimated(spec, accel, other, timers, [geoms[i] for i in near], t, shared)
+            where = {id(c): i for i, c in zip(near, theirs)}
+            picked |= {id(own[where[id(c)]]) for c in _class_shortlist(theirs)}
+        for c in own:
+            if id(c) in picked:
+                short[c[5].tm, c[5].tn, c[5].tk, c[3], c[4], t] = c
+    cands = list(short.values())
+    if len(cands) == 1:
+        return cands[0][5]
+    # best estimates first; a tiling whose lower bound is above the fastest run so far cannot win
+    cands.sort(key=lambda c: (c[0], c[1], c[2], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk))
+    best = None
+    for i, c in enumerate(cands):
+        plan = lay_out(spec, accel, c[5])
+        if best is not None and plan_time_lower_bound_ns(plan, accel) > best[0]:
+            continue
+        run = (plan_time_ns(plan, accel), c[1], c[2], -c[5].tiles, i)
+        best = run if best is None else min(best, run)
+    return cands[best[4]][5]

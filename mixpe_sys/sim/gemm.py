@@ -106,7 +106,8 @@ class GemmResult:
                     "energy_breakdown_j": self.energy.to_dict(),
                     "units": {r.unit: r.utilization for r in self.units.itertuples()},
                     "tiling": {"tm": t.tm, "tn": t.tn, "tk": t.tk, "order": t.order.value,
-                               "dataflow": t.dataflow.value, "tile_steps": self.cost.tile_steps,
+                               "dataflow": t.dataflow.value, "tiles": t.tiles or self.config.num_tiles,
+                               "tile_steps": self.cost.tile_steps,
                                "estimated_time_s": t.estimated_time_s}})
         return out
 
