@@ -87,13 +87,24 @@ def test_more_hardware_is_never_slower_many_shapes(resource, g):
     _more_hardware_is_never_slower(resource, g)
 
 
-@SETTINGS
-@given(gemms)
-def test_more_dram_bandwidth_is_never_slower_same_mapping(g):
-    design = DESIGNS[g["design"]]
-    slow = run(g)
+# The same plan can run slower on faster hardware: the shared servers (DRAM channels, links, the
+# global buffer's port) serve requests first come, first served, and when a faster unit moves one
+# tile's request ahead of another's at a saturated server, the tile that then finishes last can
+# finish later (a list-scheduling anomaly). Measured on the plans the mapper chooses (40 random
+# shapes, M up to 4096, on every shipped design): 5 of 958 GEMMs slower at twice the DRAM bandwidth,
+# by up to 1.7 %, and 3 of 958 at twice the clock, by up to 0.015 %. These are two of them; the
+# mapper's choice hides the second (it picks another tiling). Strict: the test reports when
+# arbitration stops inverting.
+@pytest.mark.xfail(strict=True, reason="FCFS queueing inverts the same plan on faster hardware")
+@pytest.mark.parametrize("name, m, n, k", [
+    ("qserve-w4a8-iso", 69, 387, 1755),  # 7 tiles copy each activation tile over the global buffer's link
+    ("mixpe-w4a16", 20, 149, 771),
+])
+def test_same_plan_on_twice_the_dram_bandwidth(name, m, n, k):
+    design = load_design(name)
+    slow = simulate_gemm(m, n, k, design)
     fast = simulate_gemm_spec(slow.spec, double_dram_bandwidth(design), slow.plan)
-    assert fast.time_s <= slow.time_s * (1 + ROUNDING)
+    assert fast.device_time_s <= slow.device_time_s * (1 + ROUNDING)
 
 
 @SETTINGS

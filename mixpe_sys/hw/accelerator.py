@@ -8,9 +8,9 @@ import simpy
 
 from .plan import GemmPlan
 from ..metrics.recorder import Recorder
-from .config import AcceleratorConfig
+from .config import AcceleratorConfig, Topology
 from .dma import Dma
-from .dram import Dram
+from .dram import Dram, row_activation_ns
 from .noc import Interconnect
 from .sram import SramBuffer
 from .steady_state import SteadyState, worth_watching
@@ -108,8 +108,10 @@ def plan_time_lower_bound_ns(plan: GemmPlan, config: AcceleratorConfig) -> float
     takes at least the fixed latencies on its way (DRAM, buffers; interconnect hops left out), so the
     loads of its steps in turn, then the last step's array time; its array runs the steps one after
     another, each no shorter than its step cost, after the first load; either way followed by the
-    last output store's latencies. And for the DRAM: the plan's DRAM bytes over the peak bandwidth of
-    all channels, plus one latency. The mapper skips simulating a tiling whose bound is above the
+    last output store's latencies; and its loads' bytes through its interconnect link and its buffers'
+    DMA ports, then the last step's array time and the store. And for the DRAM: the plan's DRAM bytes
+    over the peak bandwidth of all channels (or of the DRAM's interconnect port), with one row
+    activation for every row the operands and the output occupy, plus one latency. The mapper skips simulating a tiling whose bound is above the
     fastest run it has (:mod:`mixpe_sys.mapping.tiling`).
     """
     timer = plan_timer(plan, config)
@@ -119,13 +121,30 @@ def plan_time_lower_bound_ns(plan: GemmPlan, config: AcceleratorConfig) -> float
     # a shared activation tile may be staged already: only its copy out of the global buffer is certain
     a_ns = (gbuf.latency_cycles * cyc if gbuf is not None else dram.latency_ns) + tile.activation_buffer.latency_cycles * cyc
     store_ns = dram.latency_ns + tile.output_buffer.latency_cycles * cyc
+    # bytes/ns of the FIFO servers every load of a tile passes: its interconnect link, its buffers' DMA ports
+    # (on a ring a tile has two links, and so has the DRAM)
+    one_link = config.noc is not None and config.noc.topology is not Topology.RING
+    link = config.noc.link_bandwidth_bytes_per_s * 1e-9 if one_link else float("inf")
+    w_port, a_port = (b.bytes_per_cycle / cyc for b in (tile.weight_buffer, tile.activation_buffer))
     bound = 0.0
     for steps in plan.steps:
         if not steps:
             continue
         loads = [max(w_ns if s.w_key is not None else 0.0, a_ns if s.a_key is not None else 0.0) for s in steps]
         array = [timer.step(s).compute_cycles * cyc for s in steps]
-        bound = max(bound, max(sum(loads) + array[-1], loads[0] + sum(array)) + store_ns)
+        w_bytes = sum(s.w_bytes for s in steps)
+        a_bytes = sum(s.a_bytes for s in steps)
+        served = max((w_bytes + a_bytes) / link, w_bytes / w_port, a_bytes / a_port)
+        bound = max(bound, max(sum(loads) + array[-1], loads[0] + sum(array), served + array[-1]) + store_ns)
     reads, writes = plan.dram_bytes(config.global_buffer is not None)
-    bound = max(bound, (reads + writes) * 1e9 / (dram.channel_bandwidth_bytes_per_s * dram.channels) + dram.latency_ns)
+    dram_rate = dram.channel_bandwidth_bytes_per_s * dram.channels * 1e-9
+    if one_link:  # the DRAM's interconnect port
+        dram_rate = min(dram_rate, (config.noc.dram_link_bandwidth_bytes_per_s or dram.bandwidth_bytes_per_s) * 1e-9)
+    dram_ns = (reads + writes) / dram_rate
+    if dram.row_buffer is not None and plan.spec is not None:
+        # every DRAM row the operands and the output occupy is opened at least once (all start closed)
+        rows = int(0.99 * sum(plan.spec.compulsory_bytes()) / dram.row_buffer.row_bytes)
+        dram_ns = max(dram_ns, ((reads + writes) * 1e9 / dram.channel_bandwidth_bytes_per_s
+                                + rows * row_activation_ns(dram)) / dram.channels)
+    bound = max(bound, dram_ns + dram.latency_ns)
     return bound * (1 - 1e-12)  # (less a part in 1e12, for the rounding of the simulation's own sums)

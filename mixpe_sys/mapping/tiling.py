@@ -42,6 +42,8 @@ SHORTLIST = 4
 SHORTLIST_WITHIN = 0.25
 #: ... and only those of at most this many tile steps (larger GEMMs are regular, and estimated well)
 SHORTLIST_MAX_STEPS = 512
+#: a tile-count class whose candidates have at most this many tile steps in all is simulated whole
+SIMULATE_ALL_STEPS = 1024
 
 
 def _pow2_upto(limit: int, start: int = 1) -> list[int]:
@@ -205,13 +207,15 @@ def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict
     """The tiling to use among the candidate ``geometries`` of each tile-count class.
 
     When some candidate has at most ``SHORTLIST_MAX_STEPS`` tile steps, the candidates of more steps
-    are dropped and, per class, the shortlists (:func:`_class_shortlist`) by the estimate on this design
-    and on it with half the DRAM bandwidth and with half the clock (:func:`halved_designs`) are
-    simulated; the fastest run wins (ties: less traffic, fewer steps, more tiles). A class's
-    shortlists depend on that class alone, so a design with twice the tiles simulates every tiling
-    this design simulates, and a design with twice the DRAM bandwidth or clock simulates at least
-    the tilings this design shortlists on its own estimate. Larger GEMMs (regular, and estimated
-    well) take the estimate's pick over all classes.
+    are dropped and, per class, either every candidate (when they have at most
+    ``SIMULATE_ALL_STEPS`` steps in all) or the shortlists (:func:`_class_shortlist`) by the estimate
+    on this design and on it with half the DRAM bandwidth and with half the clock
+    (:func:`halved_designs`) are simulated; the fastest run wins (ties: less traffic, fewer steps,
+    more tiles). What a class simulates depends on that class alone, so a design with twice the
+    tiles simulates every tiling this design simulates; a class simulated whole is the same on a
+    design with twice the DRAM bandwidth or clock, and otherwise that design simulates at least the
+    tilings this design shortlists on its own estimate. Larger GEMMs (regular, and estimated well)
+    take the estimate's pick over all classes.
     """
     d = design_figures(accel)
     small = {t: [g for g in geoms if g[5] <= SHORTLIST_MAX_STEPS] for t, geoms in geometries.items()}
@@ -224,6 +228,9 @@ def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict
         if not geoms:
             continue
         own = _estimated(spec, accel, d, timers, geoms, t, shared)
+        if sum(g[5] for g in geoms) <= SIMULATE_ALL_STEPS:  # small GEMMs, whose estimates err most
+            short.update(((c[5].tm, c[5].tn, c[5].tk, c[3], c[4], t), c) for c in own)
+            continue
         picked = {id(c) for c in _class_shortlist(own)}
         # halving a resource at most doubles each part of an estimate: only tilings estimated within
         # twice the shortlist's reach can make a halved design's shortlist
