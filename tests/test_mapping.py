@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mixpe_sys import load_design, simulate_gemm
+from mixpe_sys import MappingError, load_design, simulate_gemm
+from mixpe_sys.hw.accelerator import plan_time_lower_bound_ns, plan_time_ns
 from mixpe_sys.hw.config import Dataflow
 from mixpe_sys.mapping import estimate, gemm as mapping
 from mixpe_sys.mapping import layout
@@ -162,3 +163,28 @@ def test_choose_tiling_is_memoised_and_pure(a100):
     # a different design is mapped afresh
     slower = a100.replace(dram=a100.dram.replace(bandwidth_bytes_per_s=a100.dram.bandwidth_bytes_per_s / 8))
     assert choose_tiling(spec, slower).estimated_time_s > first.estimated_time_s
+
+
+def test_a_tiling_on_some_of_the_tiles_leaves_the_others_idle():
+    """``tiles=t``: the output blocks are shared over tiles 0 .. t-1 as on a design of t tiles."""
+    d = load_design("mixpe-w4a8")  # 8 tiles
+    spec = GemmSpec(m=100, n=300, k=256, weight_bits=4, activation_bits=8, output_bits=16)
+    tiling = GemmTiling(32, 64, 128, LoopOrder.M_OUTER, Dataflow.OUTPUT_STATIONARY, 0.0, 3)
+    plan = plan_gemm(spec, d, tiling)
+    # 4 row blocks x 5 column blocks = 20 blocks: 6, 7 and 7 of them (x 2 K steps) on tiles 0, 1, 2
+    assert [len(steps) for steps in plan.steps] == [12, 14, 14, 0, 0, 0, 0, 0]
+    assert plan.steps[:3] == plan_gemm(spec, d.replace(num_tiles=3), tiling).steps
+    with pytest.raises(MappingError, match="tiles"):
+        plan_gemm(spec, d, dataclasses.replace(tiling, tiles=9))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from(["mixpe-w4a8", "mixpe-w4a16", "a100-like", "paper-int8", "fp16"]),
+       st.integers(1, 400), st.integers(1, 900), st.integers(1, 900), st.sampled_from([0, 1, 2]))
+def test_the_lower_bound_never_exceeds_the_simulation(name, m, n, k, halvings):
+    """The bound the mapper prunes its shortlist with is a true lower bound of the simulated time."""
+    d = load_design(name)
+    r = simulate_gemm(m, n, k, d)
+    tiling = dataclasses.replace(r.plan.tiling, tiles=max(1, d.num_tiles >> halvings))
+    plan = plan_gemm(r.spec, d, tiling)
+    assert plan_time_lower_bound_ns(plan, d) <= plan_time_ns(plan, d)

@@ -73,7 +73,7 @@ def cmd_gemm(args) -> int:
                    f"core {e.core_j * 1e6:.3g} uJ)"),
         ("area", f"{area_mm2(design):.3f} mm^2 ({design.num_tiles} tiles, 28 nm)"),
         ("tiling", f"tm={t['tm']} tn={t['tn']} tk={t['tk']} {t['order']} {t['dataflow']}, "
-                   f"{t['tile_steps']} tile steps"),
+                   f"{t['tile_steps']} tile steps on {t['tiles']} of {design.num_tiles} tiles"),
     ])
     print_units(result.units)
     return 0
