@@ -44,6 +44,8 @@ SHORTLIST_WITHIN = 0.25
 SHORTLIST_MAX_STEPS = 512
 #: a tile-count class whose candidates have at most this many tile steps in all is simulated whole
 SIMULATE_ALL_STEPS = 1024
+#: ... and in any class, every candidate of at most this many tile steps is simulated (a few ms each)
+SIMULATE_UP_TO_STEPS = 64
 
 
 def _pow2_upto(limit: int, start: int = 1) -> list[int]:
@@ -208,9 +210,9 @@ def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict
 
     When some candidate has at most ``SHORTLIST_MAX_STEPS`` tile steps, the candidates of more steps
     are dropped and, per class, either every candidate (when they have at most
-    ``SIMULATE_ALL_STEPS`` steps in all) or the shortlists (:func:`_class_shortlist`) by the estimate
-    on this design and on it with half the DRAM bandwidth and with half the clock
-    (:func:`halved_designs`) are simulated; the fastest run wins (ties: less traffic, fewer steps,
+    ``SIMULATE_ALL_STEPS`` steps in all) or those of at most ``SIMULATE_UP_TO_STEPS`` steps and the
+    shortlists (:func:`_class_shortlist`) by the estimate on this design and on it with half the DRAM
+    bandwidth and with half the clock (:func:`halved_designs`) are simulated; the fastest run wins (ties: less traffic, fewer steps,
     more tiles). What a class simulates depends on that class alone, so a design with twice the
     tiles simulates every tiling this design simulates; a class simulated whole is the same on a
     design with twice the DRAM bandwidth or clock, and otherwise that design simulates at least the
@@ -231,7 +233,7 @@ def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict
         if sum(g[5] for g in geoms) <= SIMULATE_ALL_STEPS:  # small GEMMs, whose estimates err most
             short.update(((c[5].tm, c[5].tn, c[5].tk, c[3], c[4], t), c) for c in own)
             continue
-        picked = {id(c) for c in _class_shortlist(own)}
+        picked = {id(c) for c in _class_shortlist(own)} | {id(c) for c in own if c[2] <= SIMULATE_UP_TO_STEPS}
         # halving a resource at most doubles each part of an estimate: only tilings estimated within
         # twice the shortlist's reach can make a halved design's shortlist
         reach = 2 * (1 + SHORTLIST_WITHIN) * min(c[0] for c in own)
