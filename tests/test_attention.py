@@ -6,7 +6,7 @@ import pytest
 
 from mixpe_sys import load_design
 from mixpe_sys.designs import design_from_data
-from mixpe_sys.errors import MappingError
+from mixpe_sys.errors import ConfigError, MappingError
 from mixpe_sys.hw.config import Dataflow
 from mixpe_sys.mapping.attention import Blocks, choose_blocks, plan_attention
 from mixpe_sys.sim.model import simulate_model
@@ -220,3 +220,72 @@ def test_attention_experiment_quick(tmp_path, capsys):
     assert list(llama.prompt) == [128] and (llama.fused_dram_gb < llama.unfused_dram_gb).all()
     assert set(fa2.design) == set(mod.FA2_DESIGNS) and (fa2.tflops <= fa2.tflops_dram_x8 * 1.0001).all()
     assert (tmp_path / "attention.md").read_text().startswith("# Fused attention")
+
+
+def test_non_causal_two_key_blocks_bytes_and_cycles_by_hand():
+    """4 tokens attending to all 8 keys (no causal mask), head width 4, FP16, one 4x4 tile, blocks of
+    4 rows x 4 keys: two steps, neither masked, nothing skipped."""
+    design = small_design()
+    spec = AttentionSpec(instances=1, q_tokens=4, group=1, kv_len=8, head_dim=4, q_bits=16, kv_bits=16,
+                         out_bits=16, causal=False)
+    plan = plan_attention(spec, design, Blocks(4, 4, Dataflow.OUTPUT_STATIONARY, 1, 0.0, 0, 0))
+    steps = plan.steps[0]
+    assert [(s.n, s.masked, s.normalize) for s in steps] == [(4, False, False), (4, False, True)]
+    cost = run_plan(plan, design, macs=spec.macs, record_steps=False).cost
+    q_bytes = 4 * 4 * 2  # Q: 4 rows x 4 x FP16, read once (the Q block stays in the tile)
+    kv_block = 2 * 4 * 4 * 2  # K and V of one block of 4 keys
+    o_bytes = 4 * 4 * 2
+    assert (cost.dram_read_bytes, cost.dram_write_bytes) == (q_bytes + 2 * kv_block, o_bytes)
+    # hw/attention_step.py, phase by phase: 8 B/cycle ports, 4 lanes with no latency, FP32 scores (64 B)
+    # and accumulator (64 B), P at FP16 (32 B); the array does a 4x4x4 tile in 4 cycles (one fold).
+    # step 1 (first block, unmasked, not normalised):
+    qk = max(4, 32 // 8, 32 // 8, 64 // 8)  # array 4; Q 32 B; K 32 B; S written 64 B -> 8
+    softmax1 = max(16 * 5 // 4, (64 + 32) // 8)  # 16 scores x 5 ops / 4 lanes = 20 (no mask op); S + P -> 12
+    pv1 = max(4, 32 // 8, (32 + 64) // 8)  # V 32 B; P read + O written (no O read on the first block) -> 12
+    step1 = qk + softmax1 + pv1  # = 40, no normalisation
+    # step 2 (rescale of O, normalised):
+    softmax2 = max((16 * 5 + 4 * (4 + 4)) // 4, (64 + 32 + 2 * 64) // 8)  # 112 ops -> 28; 224 B -> 28
+    pv2 = max(4, 32 // 8, (32 + 64 + 64) // 8)  # P read, O read and written -> 20
+    normalize = max(4 * (4 + 1) // 4, 64 // 8)  # 20 ops -> 5; O read 64 B -> 8
+    step2 = qk + softmax2 + pv2 + normalize  # = 64
+    assert (step1, step2) == (40, 64) and cost.compute_cycles == step1 + step2
+    # DRAM (one 8 B/ns channel, 100 ns latency): step 1's K+V (64 B) then Q (32 B) from t = 0, in at
+    # 12 + 100 = 112 ns; step 2's K+V is booked when the loader is free (112 ns): 8 ns, in at 220 ns.
+    # Step 1 computes 112..152, step 2 at 220..284; the output (32 B, 4 ns) is written at 284 + 4 + 100.
+    load2_end = (q_bytes + kv_block) / DRAM_BYTES_PER_NS + DRAM_LATENCY_NS
+    load2_end += kv_block / DRAM_BYTES_PER_NS + DRAM_LATENCY_NS
+    end = load2_end + step2 * CYCLE_NS + o_bytes / DRAM_BYTES_PER_NS + DRAM_LATENCY_NS
+    assert end == 388 and cost.device_time_ns == pytest.approx(end, abs=1e-9)
+    # every one of the 4 x 8 scores is computed and counted, (4 + 4) MACs each
+    assert spec.scores == 32 and cost.macs == 2 * 4 * 32
+
+
+@pytest.mark.parametrize("instances,group,q,kv,d", [(1, 1, 4, 8, 4), (3, 2, 5, 7, 8), (2, 4, 9, 3, 16)])
+def test_non_causal_macs_count_every_score(instances, group, q, kv, d):
+    """Without the mask each of the group x q rows attends to all kv keys (kv may be shorter than q)."""
+    spec = AttentionSpec(instances=instances, q_tokens=q, group=group, kv_len=kv, head_dim=d, q_bits=16,
+                         kv_bits=16, out_bits=16, causal=False)
+    assert spec.macs == 2 * d * instances * group * q * kv
+    assert all(spec.keys_for_row(r) == kv for r in range(spec.rows))
+
+
+def test_non_causal_prefill_reads_all_kv_per_q_block_and_masks_nothing():
+    """64 tokens, no mask, Q blocks of 16 rows, K/V blocks of 32 keys on two tiles: every Q block reads all
+    64 K/V rows once; 4 Q blocks x 2 key blocks per instance."""
+    design = small_design(num_tiles=2, output_capacity=8192)
+    spec = AttentionSpec(instances=2, q_tokens=64, group=1, kv_len=64, head_dim=4, q_bits=16, kv_bits=16,
+                         out_bits=16, causal=False)
+    plan = plan_attention(spec, design, Blocks(16, 32, Dataflow.OUTPUT_STATIONARY, 1, 0.0, 0, 0))
+    assert not any(s.masked for tile in plan.steps for s in tile)
+    cost = run_plan(plan, design, record_steps=False).cost
+    assert cost.tile_steps == 2 * 4 * 2
+    assert (cost.dram_read_bytes, cost.dram_write_bytes) == (2 * (64 * 4 * 2 + 4 * 2 * 64 * 4 * 2), 2 * 64 * 4 * 2)
+
+
+def test_causal_is_the_default_and_must_be_a_bool():
+    kw = dict(instances=1, q_tokens=4, group=1, kv_len=4, head_dim=4, q_bits=16, kv_bits=16, out_bits=16)
+    assert AttentionSpec(**kw).causal and AttentionSpec(**kw).scores == 10
+    with pytest.raises(ConfigError, match="field 'causal'"):
+        AttentionSpec(**kw, causal="no")
+    with pytest.raises(ConfigError, match="field 'kv_len'"):  # the mask needs the new tokens among the keys
+        AttentionSpec(**{**kw, "q_tokens": 8})

@@ -4,7 +4,8 @@ the hardware times the steps, :mod:`mixpe_sys.hw.attention_step`).
 Work items. Prefill (and any op with several query rows): each (instance, Q
 block of ``Br`` rows) is one item; its steps walk the key blocks of ``Bc`` keys
 that its last row attends to (blocks entirely above the causal diagonal are
-skipped, the last block is cut at that row's limit), the first step loading the
+skipped, the last block is cut at that row's limit; without the causal mask every
+item walks all ``kv_len`` keys and no block is masked), the first step loading the
 Q block, every step loading one K/V block, the last storing the output block.
 Decode, when there are fewer (instance, Q block) items than tiles: each item's
 key blocks may be split into ``s = min(tiles // items, key blocks)`` contiguous

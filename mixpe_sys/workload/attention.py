@@ -16,6 +16,10 @@ about half of the full ``P x P``. The hardware computes whole key blocks, so a
 block straddling the diagonal is computed in full and masked (its masked
 entries cost array cycles and one vector op each, but are not counted as MACs);
 blocks entirely above the diagonal are skipped.
+
+Without the mask (``causal=False``, e.g. an encoder, or the non-causal benchmarks of
+fused-attention kernels) every row attends to all ``kv_len`` keys: ``q_tokens x kv_len``
+scores per row group, no block is masked and none is skipped.
 """
 
 from __future__ import annotations
@@ -83,6 +87,9 @@ class AttentionSpec:
         Bits per element of Q (and of P in the PV product), of the K/V cache, and of the output.
     activation_format:
         ``int`` or ``fp`` Q and P.
+    causal:
+        New token ``t`` attends only to the keys up to itself (True), or every row to all
+        ``kv_len`` keys (False).
     """
 
     instances: int
@@ -94,13 +101,16 @@ class AttentionSpec:
     kv_bits: int
     out_bits: int
     activation_format: NumberFormat = NumberFormat.FP
+    causal: bool = True
 
     def __post_init__(self) -> None:
         for name in ("instances", "q_tokens", "group", "kv_len", "head_dim", "q_bits", "kv_bits", "out_bits"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"field '{name}': must be a positive integer, got {value!r}")
-        if self.q_tokens > self.kv_len:
+        if not isinstance(self.causal, bool):
+            raise ConfigError(f"field 'causal': must be true or false, got {self.causal!r}")
+        if self.causal and self.q_tokens > self.kv_len:
             raise ConfigError(f"field 'kv_len': {self.kv_len} keys cannot hold the {self.q_tokens} new tokens")
 
     @property
@@ -109,12 +119,16 @@ class AttentionSpec:
         return self.q_tokens * self.group
 
     def keys_for_row(self, row: int) -> int:
-        """Keys row ``row`` attends to under the causal mask."""
+        """Keys row ``row`` attends to (all ``kv_len`` without the causal mask)."""
+        if not self.causal:
+            return self.kv_len
         return self.kv_len - self.q_tokens + row // self.group + 1
 
     @property
     def scores(self) -> int:
         """Unmasked score entries of all instances."""
+        if not self.causal:
+            return self.instances * self.group * self.q_tokens * self.kv_len
         q, past = self.q_tokens, self.kv_len - self.q_tokens
         return self.instances * self.group * (q * past + q * (q + 1) // 2)
 
