@@ -15,9 +15,16 @@ Data sets (``experiments/data/``, each file's ``#`` header names its source and 
   on an H100, each the median per-call time of calls replayed from a CUDA graph
   (``triton.testing.do_bench_cudagraph``). Compared with ``h100-like``: simulated = ``time_s`` with
   ``launch="graph"`` (device time + the graph launch cost per kernel), measured = 2*m*n*k / tflops.
-- ``tritonbench_h100_attention.csv``: fused-attention forward kernels on an H100 (tritonbench runs
-  in pytorch/benchmark commit messages). Listed, not compared: the simulator has no fused
-  attention op to compare them with.
+- ``tritonbench_h100_attention.csv``: fused-attention forward kernels (non-causal, head dim 128) on
+  an H100 (tritonbench runs in pytorch/benchmark commit messages): ``sdpa``, Triton's tutorial
+  FlashAttention-2, Colfax CUTLASS, FlashAttention-3. Compared with ``h100-like``: simulated = the
+  device time of one non-causal fused attention op (``AttentionSpec(causal=False)``, batch x heads
+  instances, the blocks ``choose_blocks`` picks), measured = the tritonbench latency, or
+  4*b*h*s^2*d / tflops where the commit printed TFLOP/s only; TFLOP/s of both with that count.
+  Shapes of more than ``FULL_ATTENTION_STEPS`` tile steps are simulated on fewer instances (whole
+  waves of Q blocks over the tiles, at least ``MIN_WAVES``) and the time scaled by instances /
+  simulated instances; ``attention_scaling_check`` gives the error of that scaling on the shapes
+  simulated in full.
 
 Nothing here is fitted: the presets' parameters come from their YAML sources. Error =
 (simulated - measured) / measured. Writes ``public_kernels.csv`` (one row per point) and
@@ -35,10 +42,16 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
+from math import ceil, gcd
+
 from mixpe_sys import load_design, simulate_gemm
 from mixpe_sys.hw.config import AcceleratorConfig
+from mixpe_sys.mapping.attention import choose_blocks, plan_attention
+from mixpe_sys.mapping.gemm import peak_macs_per_s
 from mixpe_sys.measurements import read_measurements
 from mixpe_sys.report import markdown_table
+from mixpe_sys.sim.plan_run import run_plan
+from mixpe_sys.workload.attention import AttentionSpec
 
 DATA = Path(__file__).resolve().parent / "data"
 #: measured kernels shorter than this are reported apart: their time is mostly the fixed cost of
@@ -46,6 +59,11 @@ DATA = Path(__file__).resolve().parent / "data"
 SHORT_KERNEL_US = 10.0
 #: data sets of at most this many points also get a per-point table in the report
 SMALL_SET_POINTS = 20
+#: attention shapes of more tile steps than this are simulated on fewer instances and scaled (the
+#: simulator runs about 10^4 steps per second; the largest measured shape has 3.4e7)
+FULL_ATTENTION_STEPS = 600_000
+#: waves of Q blocks over the tiles that a scaled attention run simulates at the least
+MIN_WAVES = 8
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,8 @@ class DataSet:
     design: str
     rows: Callable[[Path, AcceleratorConfig, int | None], list[dict]] | None  # (file, preset, subset); None: not compared
     why_not: str = ""
+    groups: tuple[str, ...] = ("kernel_length", "bound", "b")  # columns the report summarises by
+    point_cols: tuple[str, ...] = ("point", "measured_us", "simulated_us", "error_pct", "bound")
 
 
 def xla_gemm_points(path: Path) -> pd.DataFrame:
@@ -102,13 +122,125 @@ def spread(df: pd.DataFrame, count: int | None) -> pd.DataFrame:
     return df.iloc[[int(i * step) for i in range(count)]]
 
 
+def attention_points(path: Path) -> pd.DataFrame:
+    """The rows of the tritonbench attention CSV with ``flops`` = 4*b*h*s^2*d and ``measured_us`` (the
+    latency where printed, else flops / tflops)."""
+    _, df = read_measurements(path, {"batch": int, "heads": int, "seq_len": int, "head_dim": int, "tflops": float})
+    df = df.copy()
+    df["flops"] = 4.0 * df["batch"] * df["heads"] * df["seq_len"] ** 2 * df["head_dim"]
+    latency_us = [float(v) * 1e3 if str(v).strip() else float("nan") for v in df["latency_ms"]]
+    df["measured_us"] = [lat if lat == lat else f / (t * 1e12) * 1e6
+                         for lat, f, t in zip(latency_us, df["flops"], df["tflops"])]
+    df["latency_printed"] = [lat == lat for lat in latency_us]
+    return df
+
+
+def attention_spec(instances: int, seq_len: int, head_dim: int) -> AttentionSpec:
+    """The non-causal FP16/BF16 self-attention of ``instances`` (sequence, head) pairs."""
+    return AttentionSpec(instances=instances, q_tokens=seq_len, group=1, kv_len=seq_len, head_dim=head_dim,
+                         q_bits=16, kv_bits=16, out_bits=16, causal=False)
+
+
+def whole_wave_instances(q_blocks: int, tiles: int) -> int:
+    """The fewest instances of ``q_blocks`` Q blocks each that fill whole waves of ``tiles`` tiles,
+    ``MIN_WAVES`` waves at least."""
+    wave = tiles // gcd(q_blocks, tiles)  # instances per whole number of waves
+    return wave * ceil(MIN_WAVES * tiles / (wave * q_blocks))
+
+
+def scaled_instances(instances: int, q_blocks: int, key_blocks: int, tiles: int) -> int:
+    """Instances a run of ``instances`` x ``q_blocks`` Q blocks of ``key_blocks`` steps each simulates: all
+    of them up to ``FULL_ATTENTION_STEPS`` steps, else :func:`whole_wave_instances` (at most ``instances``)."""
+    if instances * q_blocks * key_blocks <= FULL_ATTENTION_STEPS:
+        return instances
+    return min(instances, whole_wave_instances(q_blocks, tiles))
+
+
+def simulate_attention(instances: int, seq_len: int, head_dim: int, design: AcceleratorConfig,
+                       simulated_instances: int | None = None) -> dict:
+    """Device time (us) and figures of one non-causal fused attention op of ``instances`` pairs on ``design``.
+
+    ``simulated_instances``: run that many instances (the blocks chosen for the whole op) and scale the
+    time by ``instances / simulated_instances``; None: in full up to ``FULL_ATTENTION_STEPS`` tile steps,
+    else the fewest instances giving whole waves of Q blocks over the tiles, ``MIN_WAVES`` at least.
+    """
+    spec = attention_spec(instances, seq_len, head_dim)
+    blocks = choose_blocks(spec, design)
+    nq, nkv = ceil(seq_len / blocks.rows), ceil(seq_len / blocks.keys)
+    if simulated_instances is None:
+        simulated_instances = scaled_instances(instances, nq, nkv, design.num_tiles)
+    part = attention_spec(simulated_instances, seq_len, head_dim)
+    peak = peak_macs_per_s(part.gemm_spec(), design)
+    reads, writes = part.compulsory_bytes()
+    cost = run_plan(plan_attention(part, design, blocks), design, macs=part.macs,
+                    memory_time_ns=(reads + writes) * 1e9 / design.dram.bandwidth_bytes_per_s,
+                    compute_time_ns=part.macs * 1e9 / peak, weight_bits=16, activation_bits=16,
+                    activation_fp=True, record_steps=False).cost
+    scale = instances / simulated_instances
+    dram = (cost.dram_read_bytes + cost.dram_write_bytes) * scale
+    sustained = design.dram.bandwidth_bytes_per_s * design.dram.bandwidth_efficiency
+    return {"simulated_us": cost.device_time_ns * 1e-3 * scale, "simulated_instances": simulated_instances,
+            "blocks": f"{blocks.rows}x{blocks.keys}", "bottleneck": cost.bottleneck, "bound": cost.roofline_bound.value,
+            "dram_gb": dram * 1e-9, "dram_bound_us": dram / sustained * 1e6}
+
+
+def attention_rows(path: Path, design: AcceleratorConfig, subset: int | None = None) -> list[dict]:
+    """Each measured attention kernel against the simulated op of its shape (``subset``: the ``subset``
+    points of the fewest FLOPs, as each shape's simulation time grows with them)."""
+    df = attention_points(path)
+    if subset is not None:
+        df = df.sort_values("flops", kind="stable").head(subset)
+    sims: dict = {}
+    rows = []
+    for r in df.itertuples():
+        shape = (int(r.batch) * int(r.heads), int(r.seq_len), int(r.head_dim))
+        if shape not in sims:
+            sims[shape] = simulate_attention(*shape, design)
+            print(f"attention {r.batch}x{r.heads}x{r.seq_len}x{r.head_dim}: {sims[shape]['simulated_us']:.1f} us",
+                  file=sys.stderr)
+        sim = sims[shape]
+        rows.append({"point": f"{r.batch}x{r.heads}x{r.seq_len}x{r.head_dim}", "kernel": r.kernel,
+                     "source_commit": r.source_commit, "b": int(r.batch), "heads": int(r.heads),
+                     "seq_len": int(r.seq_len), "head_dim": int(r.head_dim), "measured_us": float(r.measured_us),
+                     "latency_printed": bool(r.latency_printed), "simulated_us": sim["simulated_us"],
+                     "error_pct": 100.0 * (sim["simulated_us"] - r.measured_us) / r.measured_us,
+                     "measured_tflops": r.flops / r.measured_us * 1e-6,
+                     "simulated_tflops": r.flops / sim["simulated_us"] * 1e-6,
+                     "dram_bound_tflops": r.flops / sim["dram_bound_us"] * 1e-6,
+                     **{k: sim[k] for k in ("simulated_instances", "blocks", "bottleneck", "bound", "dram_gb")}})
+    return rows
+
+
+def attention_scaling_check(path: Path, design: AcceleratorConfig, largest: int = 2) -> pd.DataFrame:
+    """The scaling of :func:`simulate_attention` checked on the ``largest`` shapes it simulates in full: the
+    time from the fewest instances of whole waves (``MIN_WAVES`` at least), scaled, against the full run."""
+    df = attention_points(path).drop_duplicates(["batch", "heads", "seq_len", "head_dim"])
+    out = []
+    for r in df.sort_values("flops").itertuples():
+        instances, s, d = int(r.batch) * int(r.heads), int(r.seq_len), int(r.head_dim)
+        blocks = choose_blocks(attention_spec(instances, s, d), design)
+        nq, nkv = ceil(s / blocks.rows), ceil(s / blocks.keys)
+        few = whole_wave_instances(nq, design.num_tiles)
+        if instances * nq * nkv <= FULL_ATTENTION_STEPS and few < instances:
+            out.append((r, instances, s, d, few))
+    rows = []
+    for r, instances, s, d, few in out[-largest:]:
+        full = simulate_attention(instances, s, d, design, instances)["simulated_us"]
+        scaled = simulate_attention(instances, s, d, design, few)["simulated_us"]
+        rows.append({"point": f"{r.batch}x{r.heads}x{s}x{d}", "instances": instances, "simulated_instances": few,
+                     "full_us": full, "scaled_us": scaled, "scaling_error_pct": 100.0 * (scaled - full) / full})
+    return pd.DataFrame(rows)
+
+
 DATASETS = (
     DataSet("xla-h100-bf16-gemm", "xla_h100_bf16_gemm.csv", "h100-like",
             lambda path, design, subset: gemm_rows(spread(xla_gemm_points(path), subset), design)),
     DataSet("vllm-h100-bf16-linear", "vllm_h100_bf16_linear.csv", "h100-like",
             lambda path, design, subset: gemm_rows(spread(linear_points(path), subset), design, with_launch=True)),
-    DataSet("tritonbench-h100-attention", "tritonbench_h100_attention.csv", "h100-like", None,
-            "fused attention (one kernel: Q block stationary, K and V streamed) is not an op of this simulator yet"),
+    DataSet("tritonbench-h100-attention", "tritonbench_h100_attention.csv", "h100-like", attention_rows,
+            groups=("kernel", "source_commit", "seq_len", "bottleneck"),
+            point_cols=("point", "kernel", "measured_us", "simulated_us", "error_pct", "measured_tflops",
+                        "simulated_tflops", "dram_bound_tflops", "simulated_instances")),
 )
 
 
@@ -142,15 +274,20 @@ def run(outdir: Path, subset: int | None = None, design_name: str | None = None,
         df["kernel_length"] = ["short" if t < SHORT_KERNEL_US else "long" for t in df["measured_us"]]
         frames.append(df)
         lines += [f"## {ds.name} (`data/{ds.file}`) on `{design.name}`", "",
-                  markdown_table(summarise(df).round(1)), "",
-                  f"By measured kernel length (short: under {SHORT_KERNEL_US:g} us):", "",
-                  markdown_table(summarise(df, "kernel_length").round(1)), "",
-                  "By the preset's roofline bound:", "", markdown_table(summarise(df, "bound").round(1)), ""]
-        if df["b"].nunique() > 1:
-            lines += ["By batch b:", "", markdown_table(summarise(df, "b").round(1)), ""]
-        if len(df) <= SMALL_SET_POINTS:
-            cols = ["point", "measured_us", "simulated_us", "error_pct", "bound"]
-            lines += ["Per point:", "", markdown_table(df[cols].round(3)), ""]
+                  markdown_table(summarise(df).round(1)), ""]
+        titles = {"kernel_length": f"By measured kernel length (short: under {SHORT_KERNEL_US:g} us):",
+                  "bound": "By the preset's roofline bound:", "b": "By batch b:", "kernel": "By measured kernel:",
+                  "source_commit": "By source commit:", "seq_len": "By sequence length:",
+                  "bottleneck": "By the simulated op's busiest unit:"}
+        for col in ds.groups:
+            if col in ("kernel_length", "bound", "kernel") or df[col].nunique() > 1:
+                lines += [titles[col], "", markdown_table(summarise(df, col).round(1)), ""]
+        if len(df) <= SMALL_SET_POINTS or "kernel" in ds.groups:
+            lines += ["Per point:", "", markdown_table(df[list(ds.point_cols)].round(3)), ""]
+        if ds.rows is attention_rows and subset is None:
+            check = attention_scaling_check(data / ds.file, design)
+            lines += ["Scaled runs (fewer instances, time x instances / simulated instances) against full runs:",
+                      "", markdown_table(check.round(3)), ""]
         lines += [f"Shortest measured time {df['measured_us'].min():.3f} us; the preset's shortest simulated "
                   f"time on these points {df['simulated_us'].min():.3f} us.", ""]
     for ds in skipped:

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from mixpe_sys import simulate_gemm
+from mixpe_sys import load_design, simulate_gemm
 from mixpe_sys.errors import TraceError
+from mixpe_sys.mapping.attention import plan_attention
 from mixpe_sys.measurements import read_measurements
+from mixpe_sys.sim.plan_run import run_plan
+from mixpe_sys.workload.attention import AttentionSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "experiments" / "data"
@@ -67,19 +70,57 @@ def test_vllm_linear_times():
     assert df.iloc[0].measured_us == pytest.approx(46.0297, abs=1e-4)
 
 
+def test_attention_measured_times():
+    df = vpk.attention_points(DATA / "tritonbench_h100_attention.csv")
+    first = df.iloc[0]  # sdpa, 128 x 8 x 1024 x 128: the printed latency, 1.91248 ms
+    assert (first.kernel, first.batch, first.heads, first.seq_len) == ("sdpa", 128, 8, 1024)
+    assert first.measured_us == pytest.approx(1912.48, abs=1e-9) and first.latency_printed
+    # triton FA-2, 32 x 16 x 512 x 128, TFLOP/s only: 4 x 32 x 16 x 512^2 x 128 = 68,719,476,736 FLOP
+    # at 328.882 TFLOP/s = 208.9487 us
+    row = df[(df["kernel"] == "triton_tutorial_flash_v2") & (df["seq_len"] == 512)].iloc[0]
+    assert row.flops == 68_719_476_736 and not row.latency_printed
+    assert row.measured_us == pytest.approx(208.9487, abs=1e-4)
+
+
+def test_scaled_attention_runs_fill_whole_waves():
+    # up to FULL_ATTENTION_STEPS steps in full: 512 x 4 Q blocks x 8 key blocks = 16,384 steps
+    assert vpk.scaled_instances(512, 4, 8, 132) == 512
+    # 1024 x 128 x 256 = 3.4e7 steps: 132 / gcd(128, 132) = 33 instances fill 33 x 128 / 132 = 32 waves
+    assert vpk.scaled_instances(1024, 128, 256, 132) == 33
+    # 1024 x 32 x 64: 33 instances are 1,056 Q blocks = 8 waves, MIN_WAVES
+    assert vpk.scaled_instances(1024, 32, 64, 132) == 33
+    # 2,000 x 2 Q blocks x 200: 66 instances = 1 wave; 8 waves take 528
+    assert vpk.scaled_instances(2000, 2, 200, 132) == 528
+    assert vpk.scaled_instances(500, 2, 800, 132) == 500  # never more than the op has
+
+
 def test_script_runs_on_a_subset(tmp_path):
     out = vpk.run(tmp_path, subset=2)
     pts = out["points"]
-    assert len(pts) == 4 and set(pts["design"]) == {"h100-like"}
-    assert list(pts["dataset"]) == ["xla-h100-bf16-gemm"] * 2 + ["vllm-h100-bf16-linear"] * 2
-    for r in pts.itertuples():
+    assert len(pts) == 6 and set(pts["design"]) == {"h100-like"}
+    assert list(pts["dataset"]) == (["xla-h100-bf16-gemm"] * 2 + ["vllm-h100-bf16-linear"] * 2
+                                    + ["tritonbench-h100-attention"] * 2)
+    for r in pts[pts["dataset"] != "tritonbench-h100-attention"].itertuples():
         sim = simulate_gemm(int(r.m), int(r.n), int(r.k), "h100-like", batch=int(r.b), launch="graph")
         # kernel durations against the kernel alone; graph-replayed calls against kernel + graph launch
         expected = sim.device_time_s if r.dataset == "xla-h100-bf16-gemm" else sim.time_s
         assert r.simulated_us == pytest.approx(expected * 1e6)
         assert r.error_pct == pytest.approx(100 * (r.simulated_us - r.measured_us) / r.measured_us)
+    # the two attention points of the fewest FLOPs: triton FA-2 and FA-3 at 32 x 16 x 512 x 128, against
+    # one non-causal fused attention op of 32 x 16 instances, simulated in full
+    att = pts[pts["dataset"] == "tritonbench-h100-attention"]
+    assert list(att["kernel"]) == ["triton_tutorial_flash_v2", "flash_v3"] and set(att["point"]) == {"32x16x512x128"}
+    design = load_design("h100-like")
+    spec = AttentionSpec(instances=512, q_tokens=512, group=1, kv_len=512, head_dim=128, q_bits=16, kv_bits=16,
+                         out_bits=16, causal=False)
+    device_us = run_plan(plan_attention(spec, design), design, record_steps=False).cost.device_time_ns * 1e-3
+    flops = 4 * 32 * 16 * 512 ** 2 * 128
+    for r in att.itertuples():
+        assert r.simulated_instances == 512 and r.simulated_us == pytest.approx(device_us)
+        assert r.error_pct == pytest.approx(100 * (r.simulated_us - r.measured_us) / r.measured_us)
+        assert r.simulated_tflops == pytest.approx(flops / r.simulated_us * 1e-6)
     text = (tmp_path / "public_kernels.md").read_text()
-    assert "tritonbench-h100-attention" in text and "not compared" in text
+    assert "tritonbench-h100-attention" in text and "By measured kernel" in text and "not compared" not in text
     assert (tmp_path / "public_kernels.csv").exists()
 
 
