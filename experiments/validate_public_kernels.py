@@ -30,7 +30,7 @@ Data sets (``experiments/data/``, each file's ``#`` header names its source and 
 Nothing here is fitted: the presets' parameters come from their YAML sources. Error =
 (simulated - measured) / measured. Writes ``public_kernels.csv`` (one row per point) and
 ``public_kernels.md`` (summary tables). ``--subset N`` takes N points spread evenly over each
-compared data set (seconds instead of minutes).
+GEMM data set and the N attention points of the fewest FLOPs (seconds instead of minutes).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from mixpe_sys import load_design, simulate_gemm
+from mixpe_sys.errors import MixpeError, TraceError
 from mixpe_sys.hw.config import AcceleratorConfig
 from mixpe_sys.mapping.attention import choose_blocks, plan_attention
 from mixpe_sys.mapping.gemm import peak_macs_per_s
@@ -61,7 +62,7 @@ SHORT_KERNEL_US = 10.0
 #: data sets of at most this many points also get a per-point table in the report
 SMALL_SET_POINTS = 20
 #: attention shapes of more tile steps than this are simulated on fewer instances and scaled (the
-#: simulator runs about 10^4 steps per second; the largest measured shape has 3.4e7)
+#: largest measured shape has 3.4e7 steps)
 FULL_ATTENTION_STEPS = 600_000
 #: waves of Q blocks over the tiles that a scaled attention run simulates at the least
 MIN_WAVES = 8
@@ -130,10 +131,21 @@ def spread(df: pd.DataFrame, count: int | None) -> pd.DataFrame:
 def attention_points(path: Path) -> pd.DataFrame:
     """The rows of the tritonbench attention CSV with ``flops`` = 4*b*h*s^2*d and ``measured_us`` (the
     latency where printed, else flops / tflops)."""
-    _, df = read_measurements(path, {"batch": int, "heads": int, "seq_len": int, "head_dim": int, "tflops": float})
+    _, df = read_measurements(path, {"kernel": str, "source_commit": str, "batch": int, "heads": int,
+                                     "seq_len": int, "head_dim": int, "tflops": float, "latency_ms": str})
     df = df.copy()
     df["flops"] = 4.0 * df["batch"] * df["heads"] * df["seq_len"] ** 2 * df["head_dim"]
-    latency_us = [float(v) * 1e3 if str(v).strip() else float("nan") for v in df["latency_ms"]]
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    header = next(i for i, line in enumerate(lines) if line.strip() and not line.startswith("#"))
+    latency_us = []
+    for i, v in enumerate(df["latency_ms"]):
+        try:
+            ms = float(v) if str(v).strip() else float("nan")
+        except ValueError:
+            ms = -1.0
+        if not ms > 0 and ms == ms:
+            raise TraceError(f"{path}:{header + 2 + i}: field 'latency_ms': {v!r} is not a positive number or empty")
+        latency_us.append(ms * 1e3)
     df["measured_us"] = [lat if lat == lat else f / (t * 1e12) * 1e6
                          for lat, f, t in zip(latency_us, df["flops"], df["tflops"])]
     df["latency_printed"] = [lat == lat for lat in latency_us]
@@ -316,7 +328,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.subset is not None and args.subset < 1:
         parser.error("--subset must be at least 1")
-    out = run(args.outdir, args.subset, args.design)
+    try:
+        out = run(args.outdir, args.subset, args.design)
+    except MixpeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if len(out["points"]):
         print(summarise(out["points"], "dataset").round(1).to_string(index=False))
     for path in out["files"]:

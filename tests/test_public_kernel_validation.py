@@ -135,3 +135,16 @@ def test_cli_rejects_empty_subset(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         vpk.main([str(tmp_path), "--subset", "0"])
     assert exc.value.code == 2 and "--subset" in capsys.readouterr().err
+
+
+def test_bad_attention_latency_names_file_line_field(tmp_path):
+    head = "# source: test\nsource_commit,kernel,batch,heads,seq_len,head_dim,latency_ms,tflops\n"
+    good = "d5f0a12,sdpa,1,1,128,128,,300\n"  # TFLOP/s only: 4 x 128^2 x 128 = 8,388,608 FLOP at 300 TFLOP/s
+    ok = tmp_path / "ok.csv"
+    ok.write_text(head + good)
+    row = vpk.attention_points(ok).iloc[0]
+    assert not row.latency_printed and row.measured_us == pytest.approx(8_388_608 / 300e12 * 1e6)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(head + good + "d5f0a12,sdpa,1,1,128,128,soon,300\n")
+    with pytest.raises(TraceError, match=r"bad.csv:4: field 'latency_ms'"):
+        vpk.attention_points(bad)
