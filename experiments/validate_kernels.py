@@ -18,7 +18,8 @@ Per measured point:
   kernel in a replayed graph (kernel + gap: an upper bound of the gap), and the simulated eager
   time of a 64 x 64 x 64 GEMM against its host-timed ``host_sync_us``.
 
-``sdpa.csv`` is listed but not compared: fused attention is not modelled yet.
+``sdpa.csv`` is listed but not compared here (the public H100 attention kernels are compared with the fused
+attention op by ``experiments/validate_public_kernels.py``).
 Error = (simulated - measured) / measured. Writes ``kernel_validation.csv`` and ``.md``.
 """
 
