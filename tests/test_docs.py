@@ -27,7 +27,7 @@ def blocks(page: Path) -> list[tuple[str, str]]:
 #: Tutorials that take long to run (the replay of the Azure trace, the 70B model on 8 chips with its capacity
 #: search): marked slow; the modules they use are covered by the default run's own tests (test_serving.py,
 #: test_serving_cli.py, test_system.py, test_system_serving.py).
-SLOW_PAGES = {"replay", "serve_70b"}
+SLOW_PAGES = {"replay", "serve_70b", "prefill_decode", "sweep"}
 
 
 @pytest.mark.parametrize("page", [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW_PAGES else p

@@ -368,6 +368,7 @@ def test_cli_sweep_runs_and_resumes(tmp_path, small_sweep, capsys):
     assert (df.loc[df["design"] == "int8", "snr_db"] > df.loc[df["design"] == "mixpe-w4a8", "snr_db"].max()).all()
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_matches_in_process(tmp_path, small_sweep):
     local = run_sweep(small_sweep, tmp_path / "local", use_dask=False, progress=False)
     dask = run_sweep(small_sweep, tmp_path / "dask", workers=2, processes=True, progress=False)

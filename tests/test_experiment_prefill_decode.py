@@ -1,3 +1,4 @@
+import pytest
 """experiments/prefill_vs_decode.py runs and its figures follow from its own rows."""
 
 import importlib.util
@@ -15,6 +16,7 @@ def load_script():
     return module
 
 
+@pytest.mark.slow
 def test_quick_run_writes_its_files(tmp_path):
     assert load_script().main([str(tmp_path), "--designs", "mixpe-w4a8", "--quick"]) == 0
     for name in ("roofline_ops.csv", "roofline.png", "batch_sweep.csv", "batch_sweep.png", "summary.md"):

@@ -1,3 +1,4 @@
+import pytest
 """experiments/serving_azure.py runs on a few requests and records what it replayed."""
 
 import importlib.util
@@ -8,6 +9,7 @@ import pandas as pd
 SCRIPT = Path(__file__).resolve().parent.parent / "experiments" / "serving_azure.py"
 
 
+@pytest.mark.slow
 def test_serving_experiment_writes_its_files(tmp_path):
     spec = importlib.util.spec_from_file_location("serving_azure", SCRIPT)
     module = importlib.util.module_from_spec(spec)

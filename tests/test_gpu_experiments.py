@@ -23,6 +23,7 @@ def _load(name):
     return module
 
 
+@pytest.mark.slow
 def test_quant_speedup_quick(tmp_path):
     qs = _load("gpu_quant_speedup")
     out = qs.run(tmp_path, ("a100-like",), quick=True)
@@ -41,6 +42,7 @@ def test_quant_speedup_quick(tmp_path):
     assert 1 < row.W4A16_speedup <= row.W4A16_roofline_speedup * 1.01
 
 
+@pytest.mark.slow
 def test_e2e_quick(tmp_path):
     e2e = _load("gpu_e2e")
     out = e2e.run(tmp_path, ("a100-like",), quick=True)
@@ -57,6 +59,7 @@ def test_e2e_quick(tmp_path):
     assert (tmp_path / "e2e.md").read_text().count("|") > 10
 
 
+@pytest.mark.slow
 def test_tp_scaling_quick(tmp_path):
     """gpt-fast's published 8 x A100 rows load, and Llama-2-70B at TP 8 runs in quick mode."""
     tps = _load("tp_scaling")

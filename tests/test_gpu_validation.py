@@ -119,6 +119,7 @@ def test_error_is_computed_from_simulated_and_measured(subset_run):
     assert f"median |error| {s['median_abs_error_pct']:.1f} %" in md
 
 
+@pytest.mark.slow
 def test_fit_follows_its_two_steps():
     points = vg.measurements("subset")
     points = points + [p for p in vg.measurements("default") if (p.m, p.n, p.k) == (8192, 128, 128)]

@@ -94,6 +94,7 @@ def test_scaled_attention_runs_fill_whole_waves():
     assert vpk.scaled_instances(500, 2, 800, 132) == 500  # never more than the op has
 
 
+@pytest.mark.slow
 def test_script_runs_on_a_subset(tmp_path):
     out = vpk.run(tmp_path, subset=2)
     pts = out["points"]

@@ -68,6 +68,7 @@ def test_python_example_runs():
     assert namespace["r"].roofline_bound == "memory" and namespace["r"].energy_j > 0
 
 
+@pytest.mark.slow
 def test_slow_marker_selects_tests_when_the_readme_mentions_it():
     if "-m slow" not in README:
         return

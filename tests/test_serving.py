@@ -174,6 +174,7 @@ def test_throughput_never_exceeds_weight_streaming_bound(tiny, design, cache):
 
 # --------------------------------------------------------------------------- batching policies
 
+@pytest.mark.slow
 def test_continuous_batching_has_lower_mean_ttft_than_static_on_a_bursty_trace(tiny, design, cache):
     bursts = []
     rng = np.random.default_rng(7)

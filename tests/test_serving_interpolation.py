@@ -49,6 +49,7 @@ def test_interpolated_costs_are_close_to_simulated(tiny, design, cache):
         assert interp.sequence_cost(q, kv).time_ns == pytest.approx(exact.sequence_cost(q, kv).time_ns, rel=0.25)
 
 
+@pytest.mark.slow
 def test_interpolated_replay_simulates_fewer_ops_and_agrees(tiny, design):
     trace = synthetic_requests(40, rate_per_s=3000, seed=5,
                                prompt_tokens=LogNormalTokens(mean_tokens=300, sigma=0.8, max_tokens=1500),

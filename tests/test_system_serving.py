@@ -129,6 +129,7 @@ def test_capacity_bisection_reads_the_scale():
     assert result.curve["rate_scale"].is_monotonic_increasing
 
 
+@pytest.mark.slow
 def test_capacity_is_monotone_in_the_slo(tiny, design, cache):
     req = load_request_trace(CONV, limit=20)
     cfg = ServingConfig(cost_model="interpolated")
