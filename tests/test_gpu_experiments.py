@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from mixpe_sys import load_design, simulate_gemm
 from mixpe_sys.workload.models import load_model
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from experiment_module import load_experiment
 
 
 @pytest.mark.slow
 def test_quant_speedup_quick(tmp_path):
-    qs = _load("gpu_quant_speedup")
+    qs = load_experiment("gpu_quant_speedup")
     out = qs.run(tmp_path, ("a100-like",), quick=True)
     df = out["speedups"]
     assert list(df.m) == [1, 16, 256] and set(df.design) == {"a100-like"}
@@ -44,7 +31,7 @@ def test_quant_speedup_quick(tmp_path):
 
 @pytest.mark.slow
 def test_e2e_quick(tmp_path):
-    e2e = _load("gpu_e2e")
+    e2e = load_experiment("gpu_e2e")
     out = e2e.run(tmp_path, ("a100-like",), quick=True)
     dec = out["decode"].iloc[0]
     params = load_model("llama-2-7b").total_params
@@ -62,7 +49,7 @@ def test_e2e_quick(tmp_path):
 @pytest.mark.slow
 def test_tp_scaling_quick(tmp_path):
     """gpt-fast's published 8 x A100 rows load, and Llama-2-70B at TP 8 runs in quick mode."""
-    tps = _load("tp_scaling")
+    tps = load_experiment("tp_scaling")
     meas = tps.measured()
     # pytorch-labs/gpt-fast README, "Tensor Parallelism" (tokens/s, batch 1)
     assert dict(zip(zip(meas.model, meas.gpus), meas.tokens_per_s)) == {

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,19 +10,12 @@ import pytest
 from mixpe_sys import load_design, simulate_gemm
 from mixpe_sys.errors import TraceError
 from mixpe_sys.measurements import read_measurements
+from experiment_module import load_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-vk = _load("validate_kernels")
+vk = load_experiment("validate_kernels")
 
 
 def test_measure_script_stands_alone():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,20 +12,13 @@ from mixpe_sys.mapping.attention import plan_attention
 from mixpe_sys.measurements import read_measurements
 from mixpe_sys.sim.plan_run import run_plan
 from mixpe_sys.workload.attention import AttentionSpec
+from experiment_module import load_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "experiments" / "data"
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-vpk = _load("validate_public_kernels")
+vpk = load_experiment("validate_public_kernels")
 
 
 def test_xla_table_is_complete_and_transcribed_exactly():
