@@ -22,7 +22,7 @@ from ..workload.quant import QuantScheme
 from .config import CostModel, ServingConfig, ServingError
 from .interpolation import AnchorGrid, Cost, Interpolator, exact_cost
 from .iteration_ops import IterationOps, SeqWork, iteration_key
-from .lru import LruMemo
+from .lru import IterationMemo
 
 def bucket(n: int, per_octave: int) -> int:
     """``n`` padded up to the next of ``per_octave`` evenly spaced sizes per doubling.
@@ -41,7 +41,7 @@ ITERATION_CACHE_SIZE = 4096
 """Iteration compositions remembered (most recently used first)."""
 
 
-class IterationCostModel:
+class IterationCostModel(IterationMemo):
     """Time (ns) and energy (J) of serving iterations of ``model`` on ``design``.
 
     Parameters
@@ -75,7 +75,7 @@ class IterationCostModel:
         self._tokens: dict[int, Cost] = {}
         self._seqs: dict[tuple[int, int], Cost] = {}
         self._heads: dict[int, Cost] = {}
-        self._iterations: LruMemo[Cost] = LruMemo(ITERATION_CACHE_SIZE)
+        super().__init__(ITERATION_CACHE_SIZE)
         self._simulated_before = self.cache.simulated
 
     @property
@@ -122,21 +122,7 @@ class IterationCostModel:
         """Cost of an iteration doing ``works`` (in any order)."""
         return self.cost_of_key(iteration_key(works))
 
-    def cost_of_key(self, key: tuple[SeqWork, ...]) -> Cost:
-        """Cost of an iteration given its composition key (see :func:`iteration_key`)."""
-        return self._iterations.get(key, lambda: self._compute(key))
-
-    @property
-    def iteration_hits(self) -> int:
-        """Iterations whose cost was found memoised."""
-        return self._iterations.hits
-
-    @property
-    def iteration_misses(self) -> int:
-        """Iterations whose cost was computed."""
-        return self._iterations.misses
-
-    def _compute(self, key: tuple[SeqWork, ...]) -> Cost:
+    def compute_iteration(self, key: tuple[SeqWork, ...]) -> Cost:
         tokens, shapes, emitting = self._parts(key)
         if self.cache.workers > 1 and self._interp is None:
             self._prefetch(tokens, shapes, emitting)
@@ -191,5 +177,5 @@ class IterationCostModel:
         """Counters: DES runs, distinct parts and iteration-cache hits."""
         return {"simulated_ops": self.simulated_ops, "distinct_token_counts": len(self._tokens),
                 "distinct_sequence_shapes": len(self._seqs), "distinct_head_sizes": len(self._heads),
-                "iteration_cache_hits": self._iterations.hits, "iteration_cache_misses": self._iterations.misses}
+                "iteration_cache_hits": self.iteration_hits, "iteration_cache_misses": self.iteration_misses}
 

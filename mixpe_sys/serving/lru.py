@@ -30,3 +30,30 @@ class LruMemo(Generic[V]):
         if len(self._values) > self.size:
             self._values.popitem(last=False)
         return value
+
+
+class IterationMemo:
+    """Iteration costs memoised by composition key: subclasses call ``__init__`` and define
+    ``compute_iteration(key)``; ``cost_of_key`` looks a key up, computing it on a miss."""
+
+    def __init__(self, size: int):
+        self.iterations: LruMemo = LruMemo(size)
+
+    def compute_iteration(self, key):
+        """The cost of the iteration ``key`` (computed on a memo miss)."""
+        raise NotImplementedError
+
+    def cost_of_key(self, key):
+        """Cost of an iteration given its composition key
+        (see :func:`mixpe_sys.serving.iteration_ops.iteration_key`)."""
+        return self.iterations.get(key, lambda: self.compute_iteration(key))
+
+    @property
+    def iteration_hits(self) -> int:
+        """Iterations whose cost was found memoised."""
+        return self.iterations.hits
+
+    @property
+    def iteration_misses(self) -> int:
+        """Iterations whose cost was computed."""
+        return self.iterations.misses

@@ -26,7 +26,7 @@ from .pipeline import Pass, collectives_isolated, pipeline_time_ns
 from .presets import System
 from .stage_cost import ServingStageCosts
 from .topology import chip_node
-from ..serving.lru import LruMemo
+from ..serving.lru import IterationMemo
 
 
 def split_works(works: Sequence[SeqWork], parts: int) -> list[list[SeqWork]]:
@@ -42,7 +42,7 @@ def split_works(works: Sequence[SeqWork], parts: int) -> list[list[SeqWork]]:
     return groups
 
 
-class SystemIterationCost:
+class SystemIterationCost(IterationMemo):
     """Time (ns) and energy (J) of serving iterations on one replica.
 
     Parameters
@@ -64,23 +64,9 @@ class SystemIterationCost:
         self.live = not (reuse and collectives_isolated(plan, system.graph, system.config.collective))
         self.microbatches = system.config.pipeline_microbatches
         self._nodes = [chip_node(c) for c in plan.stages[0].chips]
-        self._iterations: LruMemo[Cost] = LruMemo(ITERATION_CACHE_SIZE)
+        super().__init__(ITERATION_CACHE_SIZE)
 
-    def cost_of_key(self, key: tuple[SeqWork, ...]) -> Cost:
-        """Cost of an iteration given its composition (see :func:`mixpe_sys.serving.iteration_ops.iteration_key`)."""
-        return self._iterations.get(key, lambda: self._compute(key))
-
-    @property
-    def iteration_hits(self) -> int:
-        """Iterations whose cost was found memoised."""
-        return self._iterations.hits
-
-    @property
-    def iteration_misses(self) -> int:
-        """Iterations whose cost was computed."""
-        return self._iterations.misses
-
-    def _compute(self, key: tuple[SeqWork, ...]) -> Cost:
+    def compute_iteration(self, key: tuple[SeqWork, ...]) -> Cost:
         plan = self.plan
         if plan.pp == 1:
             sp = self.stage_costs.stage_pass(plan.stages[0], key)
@@ -106,7 +92,7 @@ class SystemIterationCost:
 
     def stats(self) -> dict[str, int]:
         """Iteration-cache and collective counters."""
-        return {"iteration_cache_hits": self._iterations.hits, "iteration_cache_misses": self._iterations.misses,
+        return {"iteration_cache_hits": self.iteration_hits, "iteration_cache_misses": self.iteration_misses,
                 "collectives_simulated": self.timer.simulated}
 
 
