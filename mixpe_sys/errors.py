@@ -58,3 +58,12 @@ class TraceError(MixpeError):
 
 class FitError(MixpeError):
     """A model does not fit the memory of the chips it is given (message names bytes needed and available)."""
+
+
+def enum_choice(enum_cls, value, field: str, noun: str):
+    """``value`` as a member of ``enum_cls``, or a ConfigError naming ``field`` and the choices."""
+    try:
+        return enum_cls(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in enum_cls)
+        raise ConfigError(f"field '{field}': unknown {noun} {value!r} (choose from: {choices})") from None

@@ -23,7 +23,7 @@ import enum
 from dataclasses import dataclass
 
 from ..config_base import ConfigBase, param
-from ..errors import ConfigError
+from ..errors import enum_choice
 
 
 class LaunchMode(str, enum.Enum):
@@ -41,11 +41,7 @@ def launch_mode(value: LaunchMode | str) -> LaunchMode:
     ConfigError
         If it names no mode.
     """
-    try:
-        return LaunchMode(value)
-    except ValueError:
-        choices = ", ".join(m.value for m in LaunchMode)
-        raise ConfigError(f"field 'launch': unknown launch mode {value!r} (choose from: {choices})") from None
+    return enum_choice(LaunchMode, value, "launch", "launch mode")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,7 +28,7 @@ import enum
 from dataclasses import dataclass
 from math import ceil
 
-from ..errors import ConfigError
+from ..errors import ConfigError, enum_choice
 from .gemm_spec import GemmSpec
 from .quant import NumberFormat
 
@@ -60,11 +60,7 @@ class AttentionMode(str, enum.Enum):
 
 def attention_mode(value: AttentionMode | str) -> AttentionMode:
     """``value`` as an :class:`AttentionMode` (ConfigError naming the field if it names none)."""
-    try:
-        return AttentionMode(value)
-    except ValueError:
-        choices = ", ".join(m.value for m in AttentionMode)
-        raise ConfigError(f"field 'attention': unknown attention mode {value!r} (choose from: {choices})") from None
+    return enum_choice(AttentionMode, value, "attention", "attention mode")
 
 
 @dataclass(frozen=True, kw_only=True)
