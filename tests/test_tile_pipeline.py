@@ -1,5 +1,6 @@
 """The tile pipeline's recurrences against the same pipeline written as four SimPy
-processes coupled by SimPy queues (loader, array, dequant unit, writeback)."""
+processes coupled by SimPy queues (loader, array, dequant unit, writeback), and the
+static order in which the shared units serve the tiles' requests, by hand."""
 
 from __future__ import annotations
 
@@ -11,16 +12,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mixpe_sys import load_design, simulate_gemm
+from mixpe_sys.hw.accelerator import Accelerator
+from mixpe_sys.hw.dma import Dma
+from mixpe_sys.hw.fifo import FifoServer
+from mixpe_sys.hw.plan import Dataflow, GemmTiling, LoopOrder
 from mixpe_sys.hw.tile import ComputeTile
+from mixpe_sys.hw.tile_step import plan_timer
+from mixpe_sys.metrics.recorder import Recorder
+from mixpe_sys.mapping.layout import lay_out
 from mixpe_sys.metrics.records import StepRecord
 from mixpe_sys.sim.plan_run import run_plan
 
 
-def queued_pipeline(tile: ComputeTile, op_id: int, plan, steps, timer, shared: bool, watch=None) -> simpy.Event:
-    """Reference: one process per stage; bounded SimPy stores and containers between them (never
-    fast-forwarded: ``watch`` is None)."""
-    assert watch is None
-    env, dma, cyc = tile.env, tile.dma, tile.cycle_ns
+def queued_pipeline(env, tile: ComputeTile, op_id: int, plan, steps, timer, shared: bool) -> simpy.Event:
+    """Reference: one process per stage; bounded SimPy stores and containers between them, the
+    shared units booked when a stage reaches them."""
+    dma, cyc = tile.dma, tile.cycle_ns
     costs = {s.index: timer.step(s) for s in steps}
     tile._account(costs.values())
     cfg = tile.config
@@ -110,12 +117,14 @@ def queued_pipeline(tile: ComputeTile, op_id: int, plan, steps, timer, shared: b
 TILES = 4
 
 
-def one_tile(name: str, double_buffered: bool):
+def four_tiles(name: str, double_buffered: bool):
+    """``name`` on four tiles, without DRAM row-buffer timing (which rows are open depends on the order
+    of the accesses, which the reference does not keep)."""
     d = load_design(name)
     tile = d.tile
     if not double_buffered:
         tile = tile.replace(output_buffer=tile.output_buffer.replace(double_buffered=False))
-    return d.replace(num_tiles=TILES, tile=tile)
+    return d.replace(num_tiles=TILES, tile=tile, dram=d.dram.replace(row_buffer=None))
 
 
 cases = st.fixed_dictionaries({
@@ -125,24 +134,44 @@ cases = st.fixed_dictionaries({
 })
 
 
-def records(run):
-    return sorted(dataclasses.astuple(r) for r in run.recorder.steps)
+def uncontended(self, now_ns: float, service_ns: float, nbytes: int = 0) -> float:
+    """A shared unit that serves every request at once, as if it were the only one (the order in which
+    requests are booked then cannot matter)."""
+    self.busy_ns += service_ns
+    self.served_bytes += nbytes
+    return now_ns + service_ns
+
+
+def queued_run(plan, design):
+    """``plan`` run by :func:`queued_pipeline` on every tile, on a fresh accelerator."""
+    env = simpy.Environment()
+    recorder = Recorder(steps=True)
+    accel = Accelerator(env, design, recorder)
+    timer = plan_timer(plan, design)
+    share = accel.shared_activations and plan.share_activations
+    procs = [queued_pipeline(env, tile, 0, plan, steps, timer, share)
+             for tile, steps in zip(accel.tiles, plan.steps) if steps]
+    env.run(until=simpy.AllOf(env, procs))
+    return env.now, recorder, accel
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases)
-def test_recurrences_equal_queued_processes_on_one_tile(case):
-    design = one_tile(case["design"], case["double_buffered"])
+def test_recurrences_equal_queued_processes(case):
+    """With shared units that never make a request wait, the pipeline's recurrences give what four
+    SimPy processes per tile coupled by bounded queues give, time for time and record for record."""
+    design = four_tiles(case["design"], case["double_buffered"])
     plan = simulate_gemm(case["m"], case["n"], case["k"], design, batch=case["batch"]).plan
-    fast = run_plan(plan, design)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ComputeTile, "run_gemm", queued_pipeline)
-        slow = run_plan(plan, design, fast_forward=False)
-    assert fast.cost.time_ns == slow.cost.time_ns
-    assert records(fast) == records(slow)
+        mp.setattr(FifoServer, "reserve", uncontended)
+        fast = run_plan(plan, design, fast_forward=False)
+        slow_ns, slow_rec, accel = queued_run(plan, design)
+    assert fast.cost.time_ns == slow_ns
+    assert sorted(dataclasses.astuple(r) for r in fast.recorder.steps) == \
+        sorted(dataclasses.astuple(r) for r in slow_rec.steps)
     # the reference counts the post-GEMM queue's waits per step; the tiles add the converters' stalls
     per_tile: dict = {}
-    for r in slow.recorder.steps:
+    for r in slow_rec.steps:
         per_tile[r.tile] = per_tile.get(r.tile, 0.0) + r.dequant_stall_ns + r.cost.convert_stall_cycles * design.cycle_ns
     assert fast.cost.dequant_stall_ns == pytest.approx(max(per_tile.values()))
 
@@ -153,3 +182,36 @@ def test_without_step_records_the_totals_are_the_same():
     full, bare = run_plan(plan, design), run_plan(plan, design, record_steps=False)
     assert len(full.recorder.steps) == sum(len(s) for s in plan.steps) and not bare.recorder.steps
     assert bare.cost == full.cost and bare.busy_ns == full.busy_ns
+
+
+def test_shared_units_serve_requests_round_robin_in_a_static_order():
+    """The tiles' requests reach the shared units in the static order of :mod:`mixpe_sys.hw.tile`:
+    each tile's loads in step order with the store of step ``j`` right after the load of step
+    ``j + 2`` (double-buffered inputs), the tiles taking one request each in turn."""
+    design = load_design("int8").replace(num_tiles=2, global_buffer=None)
+    assert design.tile.weight_buffer.double_buffered and design.tile.activation_buffer.double_buffered
+    cols = design.tile.pe_array.cols
+    spec = simulate_gemm(16, 6 * cols, 64, design).spec
+    plan = lay_out(spec, design, GemmTiling(16, cols, 64, LoopOrder.M_OUTER, Dataflow.OUTPUT_STATIONARY, 0.0))
+    assert [len(s) for s in plan.steps] == [3, 3] and all(s.store_bytes for t in plan.steps for s in t)
+    booked = []
+    with pytest.MonkeyPatch.context() as mp:
+        def load(self, now, tile, buffer, addr, nbytes, _orig=Dma.book_load):
+            booked.append(("load", tile, addr))
+            return _orig(self, now, tile, buffer, addr, nbytes)
+
+        def store(self, now, tile, buffer, addr, nbytes, _orig=Dma.book_store):
+            booked.append(("store", tile, addr))
+            return _orig(self, now, tile, buffer, addr, nbytes)
+        mp.setattr(Dma, "book_load", load)
+        mp.setattr(Dma, "book_store", store)
+        run_plan(plan, design, fast_forward=False)
+    turns = []
+    for t, steps in enumerate(plan.steps):
+        # (an activation tile a tile holds already is not loaded again)
+        loads = [[("load", t, s.w_addr)] + ([("load", t, s.a_addr)] if s.a_key is not None else []) for s in steps]
+        stores = [[("store", t, s.store_addr)] for s in steps]
+        # L0 L1 L2 S0 (after the load of step 0 + 2), then S1 and S2 once the loads are done
+        turns.append([loads[0], loads[1], loads[2], stores[0], stores[1], stores[2]])
+    expected = [b for k in range(6) for t in range(2) for b in turns[t][k]]
+    assert booked == expected

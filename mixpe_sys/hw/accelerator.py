@@ -55,31 +55,39 @@ class Accelerator:
         return self.global_buffer is not None
 
     def start_gemm(self, op_id: int, plan: GemmPlan, fast_forward: bool = False) -> simpy.Event:
-        """Start every tile on its share of ``plan``; return an event fired when all finish (and, if the
-        plan has a second phase, ``plan.then``, once that has run after the first).
+        """Run every tile's share of ``plan`` (and, if the plan has a second phase, ``plan.then``
+        after the first has drained) from now; return an event fired when all is done.
+
+        The shared units serve the tiles' requests in a static order (:mod:`.tile`): round-robin
+        over the tiles, each taking its next request in turn, so the run is worked out request by
+        request (:meth:`run_gemm`) and the event only marks its end.
+        """
+        end = self.env.now
+        while plan is not None:
+            end = self.run_gemm(op_id, dataclasses.replace(plan, then=None), fast_forward, end)
+            plan = plan.then
+        return self.env.timeout(end - self.env.now)
+
+    def run_gemm(self, op_id: int, plan: GemmPlan, fast_forward: bool = False, start_ns: float = 0.0) -> float:
+        """Run one phase of ``plan`` on idle tiles from ``start_ns``; return when its last step is done (ns).
 
         ``fast_forward`` skips whole repeated periods of the run (:mod:`.steady_state`; runs too
-        short to look for them, and designs with DRAM row-buffer timing, are simulated in full):
-        every time, counter and record comes out as without it, bit for bit.
+        short to look for them, and designs with DRAM row-buffer timing, are run in full): every
+        time, counter and record comes out as without it, bit for bit.
         """
-        if plan.then is not None:
-            return self.env.process(self._phases(op_id, plan, fast_forward))
         share = self.shared_activations and plan.share_activations
         timer = plan_timer(plan, self.config)
-        watch = SteadyState(self.env, self.dram, self.dma, self.fifo_servers(), self.buffers(),
+        watch = SteadyState(self.dram, self.dma, self.fifo_servers(), self.buffers(),
                             self.recorder) if fast_forward and worth_watching(plan, self.config) else None
-        events = [tile.run_gemm(op_id, plan, steps, timer, share, watch)
-                  for tile, steps in zip(self.tiles, plan.steps) if steps]
+        pipes = [tile.run_gemm(op_id, plan, steps, timer, share, watch, start_ns)
+                 for tile, steps in zip(self.tiles, plan.steps) if steps]
         if watch is not None:
-            watch.attach([tile.pipeline for tile, steps in zip(self.tiles, plan.steps) if steps])
+            watch.attach(pipes)
             self.steady_state = watch
-        return simpy.AllOf(self.env, events)
-
-    def _phases(self, op_id: int, plan: GemmPlan, fast_forward: bool):
-        """Process body: each phase of ``plan`` after the previous one has drained."""
-        while plan is not None:
-            yield self.start_gemm(op_id, dataclasses.replace(plan, then=None), fast_forward)
-            plan = plan.then
+        live = pipes
+        while live:
+            live = [p for p in live if p.turn()]
+        return max((p.finish_ns for p in pipes), default=start_ns)
 
     def buffers(self) -> list[SramBuffer]:
         """Every SRAM buffer: each tile's weight, activation and output buffer, then the global buffer."""

@@ -1,18 +1,19 @@
-"""First-come-first-served servers timed by reservation.
+"""Servers timed by reservation, serving requests in the order they are booked.
 
-A request to a FIFO server whose service time is known when it arrives
-finishes at ``max(arrival, previous finish) + service``. Computing that at
-arrival gives exactly the times a ``simpy.Resource(capacity=1)`` queue would
-give for requests arriving in time order (SimPy runs processes in time order),
-with one timeout event per transfer instead of a request/hold/release chain
-per resource. ``tests/test_fifo.py`` checks the equivalence against SimPy.
+A request whose service time is known when it is booked finishes at
+``max(ready, previous finish) + service``. Booked in time order this gives
+exactly the times a ``simpy.Resource(capacity=1)`` queue gives (first come,
+first served; ``tests/test_fifo.py`` checks it against SimPy), with one event
+per transfer instead of a request/hold/release chain. The compute tiles book
+in a static order instead (:mod:`mixpe_sys.hw.tile`), which makes each finish
+a max-plus expression of the service times: monotone in every one of them.
 """
 
 from __future__ import annotations
 
 
 class FifoServer:
-    """One FIFO server (a DRAM channel, a link, an SRAM port) with busy-time accounting.
+    """One server (a DRAM channel, a link, an SRAM port) with busy-time accounting.
 
     Parameters
     ----------
@@ -30,7 +31,8 @@ class FifoServer:
         self.log = None  # (array of floats, id): every booking appends (id, service ns, bytes) while set
 
     def reserve(self, now_ns: float, service_ns: float, nbytes: int = 0) -> float:
-        """Queue a request arriving at ``now_ns`` needing ``service_ns``; return its finish time (ns)."""
+        """Book a request ready at ``now_ns`` needing ``service_ns`` after every request booked before it;
+        return its finish time (ns)."""
         start = self.free_at_ns if self.free_at_ns > now_ns else now_ns
         end = start + service_ns
         self.free_at_ns = end

@@ -26,7 +26,6 @@ increase. Results are identical to the full simulation, bit for bit.
 
 from __future__ import annotations
 
-import itertools
 import math
 from array import array
 from collections import deque
@@ -95,8 +94,6 @@ class SteadyState:
 
     Parameters
     ----------
-    env:
-        The SimPy environment.
     dram, dma:
         The accelerator's DRAM and DMA engine.
     servers:
@@ -107,8 +104,7 @@ class SteadyState:
         The run's recorder (skipped steps' records are added to it when it keeps them).
     """
 
-    def __init__(self, env, dram, dma, servers, buffers, recorder):
-        self.env = env
+    def __init__(self, dram, dma, servers, buffers, recorder):
         self.dram = dram
         self.dma = dma
         self.servers = list(servers)
@@ -116,7 +112,6 @@ class SteadyState:
         self.recorder = recorder
         self.pipelines: list = []
         self.pacer = None
-        self._seq = itertools.count()
         self.fifo_log = array("d")  # (server id, service ns, bytes) per booking of a FIFO server, while logging
         self.logging = False
         self.seen: list = []  # row activations of each logged booking (row-buffer timing)
@@ -142,10 +137,6 @@ class SteadyState:
         if self.pacer is not None:
             self.every = snapshot_spacing(self.pacer.steps)
 
-    def next_seq(self) -> int:
-        """Order number of a pipeline going to sleep (SimPy wakes equal times in this order)."""
-        return next(self._seq)
-
     def booked(self, pipeline, kind: int, step: int, now: float, staged_ns: float | None, from_dram: bool) -> None:
         """A pipeline booked a load, copy or store of ``step`` at ``now``; a staging lookup answered
         ``staged_ns`` (read from DRAM when ``from_dram``)."""
@@ -154,15 +145,23 @@ class SteadyState:
 
     # --- snapshots ---------------------------------------------------------------------------
 
-    def mark(self, now: float) -> float:
-        """The pacer is about to load an output block's first K step at ``now``: take a snapshot,
-        skip whole periods if one ends here; return the time skipped (ns, 0 if none).
+    def floor_ns(self) -> float:
+        """A time (ns) no later than any request still to be booked: the run's present, to which
+        every state is taken relative (an earlier time can only matter through a max with a later one)."""
+        return min(p.floor_ns() for p in self.pipelines)
+
+    def mark(self) -> float:
+        """The pacer is about to load an output block's first K step: take a snapshot relative to
+        :meth:`floor_ns`, skip whole periods if one ends here; return the time skipped (ns, 0 if none).
 
         Until two snapshots agree nothing is logged; from the later of them on, every booking and
         FIFO service is logged until a period from it checks out (or ``LOGGED_SNAPSHOTS`` snapshots
         pass without one)."""
         self.calls += 1
-        if self.calls % self.every or now <= 0.0 or not all(p.started for p in self.pipelines):
+        if self.calls % self.every:
+            return 0.0
+        now = self.floor_ns()
+        if not 0.0 < now < float("inf"):
             return 0.0
         if self.cooldown:
             self.cooldown -= 1
@@ -215,10 +214,7 @@ class SteadyState:
 
     def _signature(self, now: float, floor_ns: float, e: int) -> tuple:
         fifo = tuple(s.free_at_ns - now if s.free_at_ns > now else 0.0 for s in self.servers)
-        pipes = tuple(p.state_key(now, floor_ns) for p in self.pipelines)
-        sleeping = sorted((p.wake_ns, p.wake_seq, p.ff_index) for p in self.pipelines
-                          if p is not self.pacer and not p.done)
-        return e, fifo, pipes, tuple((w - now, k) for w, _, k in sleeping)
+        return e, fifo, tuple(p.state_key(now, floor_ns) for p in self.pipelines)
 
     def _counters(self) -> list[int]:
         out = [self.dram.read_bytes, self.dram.write_bytes]
@@ -395,8 +391,6 @@ class SteadyState:
         recorder = self.recorder
         if recorder.record_steps:
             self._add_records(recorder.steps[a.records:b.records], steps, period, n)
-        waking = sorted((p for p in self.pipelines if p is not self.pacer and not p.done),
-                        key=lambda p: (p.wake_ns, p.wake_seq))
         for p, ca, cb, d in zip(self.pipelines, a.cursors, b.cursors, steps):
             if d == 0:
                 continue
@@ -405,8 +399,6 @@ class SteadyState:
                                                      np.asarray(p.stall[ca[1]:cb[1]], dtype=np.float64), n)
             p.shift(now, dt, n * d, n * (cb[2] - ca[2]))
             self.skipped_steps += n * d
-        for p in waking:  # each plans again from its moved state, in the order it was to wake
-            p.process.interrupt("fast-forward")
         self.skipped_periods += n
         self.skipped_ns += dt
         self.history, self.order = {}, deque()

@@ -18,18 +18,25 @@ slow stage stalls the ones before it:
   output slot.
 
 Only the loader's and the writeback engine's transfers touch shared units
-(DRAM channels, links, the global buffer), whose FIFO servers must be booked
-in time order. The tile therefore runs as one SimPy process that sleeps until
-its next booking and works out the array and dequant times between bookings
-from the recurrences above: one event per transfer instead of one per queue
-hand-off, with the same times a process per stage gives.
+(DRAM channels, links, the global buffer). Those serve their requests in a
+static order, the order of the tiles' request sequences taken round-robin
+(:class:`mixpe_sys.hw.accelerator.Accelerator`): each tile's sequence is its
+loads in step order, a staged activation tile's copy out of the global buffer
+right after its load (a request of its own, so that the other tiles' loads,
+ready sooner, go before it), and the store of step ``j`` right after the load
+of step ``j + in_slots`` (the earliest load that cannot need it). Every request
+depends only on requests before it in that order, so the whole run is a
+max-plus recurrence worked out request by request, with no event queue:
+each finish is a max of earlier finishes plus service times, so no time can
+grow when a service time shrinks (more bandwidth, a faster clock), unlike
+first-come-first-served queueing, whose order changes with the timing
+(Graham's scheduling anomalies; Baccelli et al., *Synchronization and
+Linearity*, 1992, ch. 2).
 """
 
 from __future__ import annotations
 
 from collections import deque
-
-import simpy
 
 from ..metrics.recorder import BusyCounter, Recorder
 from ..metrics.records import StepRecord
@@ -86,10 +93,11 @@ class ComputeTile:
         self.pipeline: _Pipeline | None = None  # the GEMM pipeline run_gemm started last
 
     def run_gemm(self, op_id: int, plan: GemmPlan, steps, timer: StepTimer, shared_activations: bool,
-                 watch=None) -> simpy.Process:
-        """Start the pipeline on this tile's ``steps`` of ``plan``; return the process, which ends
-        when every step is written back. ``watch`` is the steady-state fast-forward
-        (:class:`mixpe_sys.hw.steady_state.SteadyState`) that sees the pipeline's bookings, or None.
+                 watch=None, start_ns: float = 0.0) -> "_Pipeline":
+        """Set up the pipeline of this tile's ``steps`` of ``plan``, idle at ``start_ns``; return it
+        (the accelerator takes its requests in turn, :meth:`_Pipeline.turn`). ``watch`` is the
+        steady-state fast-forward (:class:`mixpe_sys.hw.steady_state.SteadyState`) that sees the
+        pipeline's bookings, or None.
 
         Raises
         ------
@@ -99,9 +107,8 @@ class ComputeTile:
         costs = [timer.step(s) for s in steps]
         self._check_fits(plan, steps, costs)
         self._account(costs)
-        self.pipeline = _Pipeline(self, op_id, steps, costs, shared_activations, watch)
-        self.pipeline.process = self.env.process(self.pipeline.run())
-        return self.pipeline.process
+        self.pipeline = _Pipeline(self, op_id, steps, costs, shared_activations, watch, start_ns)
+        return self.pipeline
 
     def _check_fits(self, plan: GemmPlan, steps, costs) -> None:
         """Every tile a step loads, and the partial sums it writes, fit one slot of their buffer
@@ -150,7 +157,8 @@ class ComputeTile:
 class _Pipeline:
     """One tile's run of one GEMM: the stage recurrences and the bookings of shared units."""
 
-    def __init__(self, tile: ComputeTile, op_id: int, steps, costs, shared: bool, watch=None):
+    def __init__(self, tile: ComputeTile, op_id: int, steps, costs, shared: bool, watch=None,
+                 start_ns: float = 0.0):
         cfg = tile.config
         self.tile = tile
         self.op_id = op_id
@@ -169,57 +177,67 @@ class _Pipeline:
         self.stall = [0.0] * n
         # loader: steps [0, loaded) are in their buffers; a shared activation copy may be pending
         self.loaded = 0
-        self.loader_free_ns = 0.0
+        self.loader_free_ns = start_ns
         self.copy: tuple[float, float] | None = None  # (copy booking time ns, weight load end ns)
         # array and dequant unit: steps [0, computed) are through the array
         self.computed = 0
-        self.array_free_ns = 0.0
-        self.dq_take_ns = 0.0  # when the dequant unit took the previous step
-        self.dq_end_ns = 0.0  # when it finished the previous step
+        self.array_free_ns = start_ns
+        self.dq_take_ns = start_ns  # when the dequant unit took the previous step
+        self.dq_end_ns = start_ns  # when it finished the previous step
         self.out_taken = 0  # output slots taken so far
         self.out_freed: list[float] = []  # when each store freed its output slot (ns)
         # writeback: (ready ns, step) of steps waiting to be stored, in order
         self.pending: deque[tuple[float, int]] = deque()
-        self.writeback_free_ns = 0.0
-        self.finish_ns = 0.0  # when the last step done so far was done
-        # steady-state fast-forward: the watcher, this pipeline's process, when it sleeps until
-        # (ns) and the order in which it went to sleep (ties between equal wake times)
+        self.writeback_free_ns = start_ns
+        self.finish_ns = start_ns  # when the last step done so far was done
+        # steady-state fast-forward: the watcher and the pipeline's number in it
         self.watch = watch
-        self.ff_index = 0  # the pipeline's number in its watcher
-        self.process: simpy.Process | None = None
-        self.started = False
-        self.done = False
-        self.wake_ns = 0.0
-        self.wake_seq = 0
+        self.ff_index = 0
+        self.done = n == 0
 
-    def run(self):
-        """Process body: book transfers in time order until every step is done."""
-        env, n, watch = self.tile.env, len(self.steps), self.watch
-        self.started = True
-        while True:
-            self._advance_array()
-            action, when = self._next_action()
-            if action is None:
-                if self.computed < n or self.pending:  # pragma: no cover - the recurrences cannot deadlock
-                    raise RuntimeError(f"tile {self.tile.index}: pipeline stuck at step {self.computed} of {n}")
-                when = self.finish_ns
-            if when > env.now:
-                if watch is not None:
-                    self.wake_ns, self.wake_seq = when, watch.next_seq()
-                try:
-                    yield env.timeout(when - env.now)
-                except simpy.Interrupt:  # the fast-forward moved this pipeline on: plan again
-                    continue
-            if action is None:
-                self.done = True
-                return
-            if (watch is not None and watch.pacer is self and action == self._book_load
-                    and self.steps[self.loaded].kk == 0):
-                skip_ns = watch.mark(when)
-                if skip_ns:
-                    yield env.timeout(skip_ns)
-                    continue
-            action(when)
+    def turn(self) -> bool:
+        """Book this pipeline's next request on the shared units (a load, the copy of a staged
+        activation tile out of the global buffer, or a store); False once every step is done."""
+        self._advance_array()
+        if self.copy is not None:
+            self._book_copy(self.copy[0])
+            return True
+        n = len(self.steps)
+        pending = self.pending
+        if pending and (self.loaded >= n or pending[0][1] + self.in_slots < self.loaded):
+            t = pending[0][0]
+            self._book_store(t if t > self.writeback_free_ns else self.writeback_free_ns)
+            return True
+        if self.loaded < n:
+            i = self.loaded
+            t = self.loader_free_ns
+            if i >= self.in_slots:
+                j = i - self.in_slots
+                if j >= self.computed:  # pragma: no cover - the request order rules it out
+                    raise RuntimeError(f"tile {self.tile.index}: load {i} before step {j} is through the array")
+                t = max(t, self.compute_end[j])
+            watch = self.watch
+            if watch is not None and watch.pacer is self and self.steps[i].kk == 0 and watch.mark():
+                return self.turn()  # moved on by whole periods: the same turn, from the moved state
+            self._book_load(t)
+            return True
+        if self.computed < n:  # pragma: no cover - the recurrences cannot deadlock
+            raise RuntimeError(f"tile {self.tile.index}: pipeline stuck at step {self.computed} of {n}")
+        self.done = True
+        return False
+
+    def floor_ns(self) -> float:
+        """A time (ns) no later than any request this pipeline has still to book (inf when done)."""
+        if self.done:
+            return float("inf")
+        out = self.loader_free_ns if self.loaded < len(self.steps) else float("inf")
+        if self.copy is not None:
+            out = min(out, self.copy[0])
+        if self.pending:
+            out = min(out, self.pending[0][0])
+        if self.computed < self.loaded:
+            out = min(out, min(self.load_end[self.computed:self.loaded]))
+        return out
 
     # --- steady-state fast-forward (mixpe_sys.hw.steady_state) ---------------------------------
 
@@ -253,7 +271,7 @@ class _Pipeline:
         """The latest time (ns) the pipeline holds."""
         lo, ld, cp = self.window_start(), self.loaded, self.computed
         times = [self.loader_free_ns, self.array_free_ns, self.dq_take_ns, self.dq_end_ns, self.writeback_free_ns,
-                 self.finish_ns, self.wake_ns, *self.load_end[lo:ld], *self.compute_end[lo:cp], *self.out_freed[-2:],
+                 self.finish_ns, *self.load_end[lo:ld], *self.compute_end[lo:cp], *self.out_freed[-2:],
                  *(t for t, _ in self.pending), *(self.copy or ())]
         return max(times)
 
@@ -279,30 +297,8 @@ class _Pipeline:
         self.loader_free_ns, self.array_free_ns = sh(self.loader_free_ns), sh(self.array_free_ns)
         self.dq_take_ns, self.dq_end_ns = sh(self.dq_take_ns), sh(self.dq_end_ns)
         self.writeback_free_ns, self.finish_ns = sh(self.writeback_free_ns), sh(self.finish_ns)
-        self.wake_ns = sh(self.wake_ns)
         self.loaded += steps
         self.computed += steps
-
-    # --- choosing the next booking -------------------------------------------------------------
-
-    def _next_action(self):
-        """(bound method, time ns) of the earliest booking that is due, or (None, 0)."""
-        best, when = None, 0.0
-        if self.copy is not None:
-            best, when = self._book_copy, self.copy[0]
-        elif self.loaded < len(self.steps):
-            i = self.loaded
-            t = self.loader_free_ns
-            if i >= self.in_slots:
-                j = i - self.in_slots
-                t = max(t, self.compute_end[j]) if j < self.computed else None
-            if t is not None:
-                best, when = self._book_load, t
-        if self.pending:
-            t = max(self.pending[0][0], self.writeback_free_ns)
-            if best is None or t < when:
-                best, when = self._book_store, t
-        return best, when
 
     # --- bookings of shared units --------------------------------------------------------------
 
@@ -320,11 +316,9 @@ class _Pipeline:
                 staged_ns, staged_bytes = dma.stage(now, s.a_key, s.a_addr, s.a_bytes)
                 if self.watch is not None:
                     self.watch.booked(self, LOAD, i, now, staged_ns, staged_bytes > 0)
-                dram += staged_bytes
-                self.dram_read[i] = dram
-                self.copy = (max(now, staged_ns), done)
-                if staged_ns <= now:
-                    self._book_copy(now)
+                self.dram_read[i] = dram + staged_bytes
+                # the copy out of the global buffer is this tile's next request, once the tile is staged
+                self.copy = (staged_ns if staged_ns > now else now, done)
                 return
             done = max(done, dma.book_load(now, tile.index, tile.activation_buffer, s.a_addr, s.a_bytes))
             dram += s.a_bytes

@@ -15,8 +15,8 @@ smaller design simulates, on the same tiles (idle tiles book nothing; on a star 
 routes are the same), and keeps the fastest: it is never slower. A design with twice the DRAM
 bandwidth or clock also simulates the shortlist that the estimate on the halved design gives
 (:func:`halved_designs`); that covers the smaller design's own shortlist but not the one it
-takes from its own halving, so there the property rests on the same plan never running slower
-on faster hardware (see docs/timing.md for what FCFS queueing leaves)."""
+takes from its own halving. The same plan never runs slower on faster hardware: the shared
+units serve requests in a static order (:mod:`mixpe_sys.hw.tile`), a max-plus system."""
 
 from __future__ import annotations
 
