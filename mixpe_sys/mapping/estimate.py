@@ -17,6 +17,7 @@ from ..hw.config import AcceleratorConfig
 from ..hw.dram import streaming_channel_bytes_per_s
 from ..hw.plan import LoopOrder
 from ..hw.tile_step import StepTimer
+from .layout import k_rotation
 from ..metrics.records import StepCost
 from ..workload.gemm_spec import GemmSpec
 
@@ -259,17 +260,19 @@ def estimate(spec: GemmSpec, accel: AcceleratorConfig, d: _Design, timer: StepTi
     # the tiles start together: the first steps' distinct activation tiles are staged one after
     # another into the global buffer and delivered one after another out of it (without one,
     # every tile's first loads share the DRAM)
-    spans = [((blocks * t) // T, (blocks * (t + 1)) // T) for t in range(T)]
-    spans = [(lo, hi) for lo, hi in spans if hi > lo]
-    if shared:
-        rows = {_first_row(order, lo, nb_i, nb_j) for lo, _ in spans}
+    spans = [((blocks * t) // T, (blocks * (t + 1)) // T, t) for t in range(T)]
+    spans = [(lo, hi, t) for lo, hi, t in spans if hi > lo]
+    if shared:  # each tile starts its K loop at its own slice (k_rotation): its first tile is its own
+        rows = {(_first_row(order, lo, nb_i, nb_j), k_rotation(t, nk)) for lo, _, t in spans}
         gbuf_rate = min(d.link_bytes_per_ns, d.gbuf_bytes_per_cycle / cyc)
-        wave = max(len(rows) * a_first / min(gbuf_rate, d.dram_bytes_per_ns), len(spans) * a_first / gbuf_rate)
+        # (the first weight tiles come through the DRAM beside the stagings)
+        wave = max(len(rows) * a_first / gbuf_rate, len(spans) * a_first / gbuf_rate,
+                   (len(rows) * a_first + len(spans) * spec.weight_bytes(k_full, tn)) / d.dram_bytes_per_ns)
     else:
         wave = len(spans) * (a_first + spec.weight_bytes(k_full, tn)) / d.dram_bytes_per_ns
     wave = max(0.0, wave - max(staged_first, w_first))  # beyond the first load's own time
     start = wave + first_extra
-    busiest = start + max(tile_ns(lo, hi) for lo, hi in spans)
+    busiest = start + max(tile_ns(lo, hi) for lo, hi, _ in spans)
     mean_block = tile_ns(0, blocks) / blocks
     q, extra = divmod(blocks, T)
     # the busy tiles' last output stores are the tail's
