@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from ..workload.requests import requests_from_frame
 from .config import ServingConfig, ServingError
-from .replica import IterationCosts, Replica
+from .replica import IterationCosts, Replica, arrivals
 from .results import ReplayResult, iterations_frame, load_statement, requests_frame, summarise
 from .router import Router, RouterKind
 from .sequence import Sequence
@@ -203,18 +203,13 @@ class ClusterSimulator:
         seq.generated, seq.computed = 1, seq.prompt_tokens  # the first token is out; the prompt's K/V arrived
         self._add("decode", seq, dst)
 
-    def _arrivals(self):
-        env = self.env
-        for seq in self.seqs:
-            delay = seq.arrival_ns - env.now
-            if delay > 0:
-                yield env.timeout(delay)
-            if self.disagg is None:
-                self._add("serve", seq)
-            else:
-                proxy = Sequence(seq.request_id, seq.arrival_ns, seq.prompt_tokens, 1)
-                self._proxy[id(proxy)] = seq
-                self._add("prefill", proxy)
+    def _arrived(self, seq: Sequence) -> None:
+        if self.disagg is None:
+            self._add("serve", seq)
+        else:
+            proxy = Sequence(seq.request_id, seq.arrival_ns, seq.prompt_tokens, 1)
+            self._proxy[id(proxy)] = seq
+            self._add("prefill", proxy)
 
     def run(self) -> ClusterResult:
         """Run the replay to the last request's finish."""
@@ -225,7 +220,7 @@ class ClusterSimulator:
             for pool in self.pools.values():
                 for r in pool:
                     self.env.process(r.serve())
-            self.env.process(self._arrivals())
+            self.env.process(arrivals(self.env, self.seqs, self._arrived))
             self.env.run(until=self._all_done)
         finally:
             self._bar.close()
