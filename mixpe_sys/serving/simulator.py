@@ -23,13 +23,12 @@ from ..hw.precision import check_quant
 from ..sim.engine import CostCache
 from ..workload.models import ModelSpec
 from ..workload.quant import QuantScheme
-from ..workload.requests import requests_from_frame
-from .config import ServingConfig, ServingError
+from .config import ServingConfig
 from .iteration_cost import IterationCostModel
 from .kv_cache import kv_budget
 from .replica import Replica, arrivals
-from .results import ReplayResult, iterations_frame, requests_frame, summarise
-from .sequence import Sequence
+from .results import ReplayResult, iterations_frame, served_requests_frame, serving_fields, summarise
+from .sequence import Sequence, check_kv_fits, trace_sequences
 
 
 class ServingSimulator:
@@ -57,20 +56,13 @@ class ServingSimulator:
     def __init__(self, requests: pd.DataFrame, model: ModelSpec, design: AcceleratorConfig,
                  config: ServingConfig, *, quant: QuantScheme, cache: CostCache | None = None,
                  progress: bool | None = None, workers: int = 1, cache_dir=None, fast_forward: bool = True):
-        records = requests_from_frame(requests)
-        if not records:
-            raise ServingError("the request trace has no requests")
-        records.sort(key=lambda r: r.arrival_s)
+        self.seqs = trace_sequences(requests)
         self.model, self.design, self.config = model, design, config
         self.quant = quant
         check_quant(design, self.quant)
         self.budget = kv_budget(model, design, self.quant)
-        self.seqs = [Sequence(r.request_id, r.arrival_s * 1e9, r.prompt_tokens, r.output_tokens) for r in records]
-        for seq in self.seqs:
-            if seq.peak_kv_tokens > self.budget.capacity_tokens:
-                raise ServingError(f"request {seq.request_id} needs {seq.peak_kv_tokens} KV-cache tokens "
-                                   f"(prompt {seq.prompt_tokens} + output {seq.output_tokens} - 1) but the cache "
-                                   f"holds {self.budget.capacity_tokens} ({self.budget.kv_capacity_bytes} bytes)")
+        check_kv_fits(self.seqs, self.budget.capacity_tokens,
+                      f"the cache holds {self.budget.capacity_tokens} ({self.budget.kv_capacity_bytes} bytes)")
         self._own_cache = cache is None
         cache = CostCache(design, workers=workers, launch=config.launch, cache_dir=cache_dir,
                           fast_forward=fast_forward) if cache is None else cache
@@ -102,13 +94,10 @@ class ServingSimulator:
             self._bar.close()
             if self._own_cache:
                 self.costs.cache.close()
-        requests = requests_frame([(s.request_id, s.arrival_ns, s.first_token_ns, s.finish_ns, s.prompt_tokens,
-                                    s.output_tokens, s.preemptions) for s in self.seqs])
+        requests = served_requests_frame(self.seqs)
         iterations = iterations_frame(self.server.iterations)
         summary = {"model": self.model.name, "design": self.design.name, "quant": self.quant.name,
-                   "batching": self.config.batching.value, "max_batch": self.config.max_batch,
-                   "max_batched_tokens": self.config.max_batched_tokens,
-                   "chunked_prefill": self.config.chunked_prefill, "cost_model": self.config.cost_model.value,
+                   **serving_fields(self.config),
                    "launch": self.config.launch.value, "attention": self.config.attention.value}
         summary.update(summarise(requests, iterations))
         summary.update({"kv_capacity_tokens": self.budget.capacity_tokens,
