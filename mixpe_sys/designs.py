@@ -12,7 +12,7 @@ import copy
 import functools
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -124,6 +124,31 @@ def design_from_data(data: Any, *, source: str | None = None, lines: dict | None
     return design
 
 
+def read_preset_or_file(name_or_path: str | Path, what: str, names: list[str],
+                        read_preset: Callable[[str], tuple[Any, dict]]) -> tuple[Any, str, dict, Path | None]:
+    """``(data, source, key path -> line, path)`` of a shipped preset by name (one of ``names``, read by
+    ``read_preset(name)``; path None) or of a YAML/JSON file by path; ``what`` names the kind in messages.
+
+    Raises
+    ------
+    ConfigError
+        Neither a known name nor a file name, or an unreadable or malformed file.
+    """
+    text = str(name_or_path)
+    if text in names:
+        data, lines = read_preset(text)
+        return data, f"{what} preset {text}", lines, None
+    path = Path(text)
+    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
+        data, lines = read_config_data(path)
+        return data, str(path), lines, path
+    raise ConfigError(f"unknown {what} '{text}' (known: {', '.join(names)}; or give a YAML file)")
+
+
+def _design_preset(name: str) -> tuple[Any, dict]:
+    return _read_preset(_preset_dir(), name, "design", None, None)
+
+
 def load_design(name_or_path: str | Path) -> AcceleratorConfig:
     """A shipped design by name, or a design YAML/JSON file by path.
 
@@ -132,15 +157,8 @@ def load_design(name_or_path: str | Path) -> AcceleratorConfig:
     ConfigError
         Unknown name, unreadable or malformed file, unknown or bad field (message names file and line).
     """
-    text = str(name_or_path)
-    if text in design_names():
-        data, lines = _read_preset(_preset_dir(), text, "design", None, None)
-        return design_from_data(data, source=f"design preset {text}", lines=lines)
-    path = Path(text)
-    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
-        data, lines = read_config_data(path)
-        return design_from_data(data, source=str(path), lines=lines)
-    raise ConfigError(f"unknown design '{text}' (known: {', '.join(design_names())}; or give a YAML file)")
+    data, source, lines, _ = read_preset_or_file(name_or_path, "design", design_names(), _design_preset)
+    return design_from_data(data, source=source, lines=lines)
 
 
 def design_sources(name_or_path: str | Path, config_file: str | Path | None = None) -> list[tuple[str, dict]]:

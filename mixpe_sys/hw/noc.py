@@ -76,6 +76,17 @@ def _route(config: NocConfig, num_tiles: int, has_gbuf: bool, dram_bw: float, sr
     return edges, sum(g.edges[e]["latency_ns"] for e in edges)
 
 
+def book_links(links, now_ns: float, nbytes: float) -> float:
+    """Book ``nbytes`` from ``now_ns`` on every ``(FifoServer, bandwidth bytes/s)`` link of a route, each for
+    ``nbytes / bandwidth`` (cut-through); return the end of data on the busiest link (ns)."""
+    end = now_ns
+    for server, bw in links:
+        finish = server.reserve(now_ns, nbytes * 1e9 / bw, nbytes)
+        if finish > end:
+            end = finish
+    return end
+
+
 class Interconnect:
     """Links as FIFO servers; a transfer is cut-through: it occupies every link of
     its route for ``bytes / bandwidth`` and pays the sum of hop latencies."""
@@ -104,12 +115,7 @@ class Interconnect:
     def reserve(self, now_ns: float, src: str, dst: str, nbytes: int) -> tuple[float, float]:
         """Book ``nbytes`` from ``src`` to ``dst``; return (end of data on the busiest link ns, route latency ns)."""
         edges, latency = self.route(src, dst)
-        end = now_ns
-        for server, bw in edges:
-            finish = server.reserve(now_ns, nbytes * 1e9 / bw, nbytes)
-            if finish > end:
-                end = finish
-        return end, latency
+        return book_links(edges, now_ns, nbytes), latency
 
     def transfer(self, src: str, dst: str, nbytes: int):
         """SimPy process body: move ``nbytes`` from ``src`` to ``dst``."""

@@ -31,12 +31,11 @@ import pandas as pd
 import simpy
 from tqdm.auto import tqdm
 
-from ..workload.requests import requests_from_frame
 from .config import ServingConfig, ServingError
-from .replica import IterationCosts, Replica
-from .results import ReplayResult, iterations_frame, load_statement, requests_frame, summarise
+from .replica import IterationCosts, Replica, arrivals
+from .results import ReplayResult, iterations_frame, load_statement, served_requests_frame, serving_fields, summarise
 from .router import Router, RouterKind
-from .sequence import Sequence
+from .sequence import Sequence, check_kv_fits, trace_sequences
 
 REPLICA_COLUMNS = ("pool", "replica", "requests", "completed", "iterations", "busy_s", "utilization",
                    "output_tokens", "peak_waiting", "kv_peak_tokens", "kv_capacity_tokens", "mean_batch_sequences")
@@ -113,18 +112,10 @@ class ClusterSimulator:
                  kv_capacity_tokens: int, replicas: int = 1, router: RouterKind | str = RouterKind.ROUND_ROBIN,
                  disaggregation: Disaggregation | None = None, progress: bool | None = None,
                  labels: dict[str, Any] | None = None):
-        records = requests_from_frame(requests)
-        if not records:
-            raise ServingError("the request trace has no requests")
+        self.seqs = trace_sequences(requests)
         if replicas < 1:
             raise ServingError(f"replicas must be >= 1, got {replicas}")
-        records.sort(key=lambda r: r.arrival_s)
-        self.seqs = [Sequence(r.request_id, r.arrival_s * 1e9, r.prompt_tokens, r.output_tokens) for r in records]
-        for seq in self.seqs:
-            if seq.peak_kv_tokens > kv_capacity_tokens:
-                raise ServingError(f"request {seq.request_id} needs {seq.peak_kv_tokens} KV-cache tokens (prompt "
-                                   f"{seq.prompt_tokens} + output {seq.output_tokens} - 1) but a replica holds "
-                                   f"{kv_capacity_tokens}")
+        check_kv_fits(self.seqs, kv_capacity_tokens, f"a replica holds {kv_capacity_tokens}")
         self.config, self.costs, self.router_kind = config, costs, RouterKind(router)
         self.disagg = disaggregation
         self.progress, self.labels = progress, dict(labels or {})
@@ -203,18 +194,13 @@ class ClusterSimulator:
         seq.generated, seq.computed = 1, seq.prompt_tokens  # the first token is out; the prompt's K/V arrived
         self._add("decode", seq, dst)
 
-    def _arrivals(self):
-        env = self.env
-        for seq in self.seqs:
-            delay = seq.arrival_ns - env.now
-            if delay > 0:
-                yield env.timeout(delay)
-            if self.disagg is None:
-                self._add("serve", seq)
-            else:
-                proxy = Sequence(seq.request_id, seq.arrival_ns, seq.prompt_tokens, 1)
-                self._proxy[id(proxy)] = seq
-                self._add("prefill", proxy)
+    def _arrived(self, seq: Sequence) -> None:
+        if self.disagg is None:
+            self._add("serve", seq)
+        else:
+            proxy = Sequence(seq.request_id, seq.arrival_ns, seq.prompt_tokens, 1)
+            self._proxy[id(proxy)] = seq
+            self._add("prefill", proxy)
 
     def run(self) -> ClusterResult:
         """Run the replay to the last request's finish."""
@@ -225,15 +211,14 @@ class ClusterSimulator:
             for pool in self.pools.values():
                 for r in pool:
                     self.env.process(r.serve())
-            self.env.process(self._arrivals())
+            self.env.process(arrivals(self.env, self.seqs, self._arrived))
             self.env.run(until=self._all_done)
         finally:
             self._bar.close()
         return self._result(time.perf_counter() - wall)
 
     def _result(self, wall_s: float) -> ClusterResult:
-        requests = requests_frame([(s.request_id, s.arrival_ns, s.first_token_ns, s.finish_ns, s.prompt_tokens,
-                                    s.output_tokens, s.preemptions) for s in self.seqs])
+        requests = served_requests_frame(self.seqs)
         frames, rows = [], []
         span = float(requests["finish_s"].max() - requests["arrival_s"].min())
         for pool, replicas in self.pools.items():
@@ -249,10 +234,7 @@ class ClusterSimulator:
                              float(it["sequences"].mean()) if len(it) else math.nan))
         iterations = pd.concat(frames, ignore_index=True)
         summary: dict[str, Any] = dict(self.labels)
-        summary.update({"batching": self.config.batching.value, "max_batch": self.config.max_batch,
-                        "max_batched_tokens": self.config.max_batched_tokens,
-                        "chunked_prefill": self.config.chunked_prefill, "cost_model": self.config.cost_model.value,
-                        "router": self.router_kind.value,
+        summary.update({**serving_fields(self.config), "router": self.router_kind.value,
                         "replicas": sum(len(p) for p in self.pools.values()),
                         "prefill_replicas": len(self.pools.get("prefill", [])),
                         "decode_replicas": len(self.pools.get("decode", []))})

@@ -1,16 +1,18 @@
-"""One serving replica in a shared SimPy environment: its scheduler, KV cache and iteration loop.
+"""One serving replica in a SimPy environment: its scheduler, KV cache and iteration loop.
 
-The loop is the one of :class:`~.simulator.ServingSimulator`: ask the
-scheduler for the next iteration, hold for its cost, apply it (tokens at the
-end of the iteration), sleep when there is nothing to run until a request
-is added. Finished sequences are handed to a callback, so a cluster can
-count them or move them on (a prefill replica hands its sequences to the
-decode pool).
+The loop asks the scheduler for the next iteration, holds for its cost,
+applies it (tokens at the end of the iteration), and sleeps when there is
+nothing to run until a request is added. Finished sequences are handed to a
+callback, so a caller can count them or move them on (a prefill replica
+hands its sequences to the decode pool). :class:`~.simulator.ServingSimulator`
+runs one replica, :class:`~.cluster.ClusterSimulator` several;
+:func:`arrivals` is the process that hands each request over at its
+arrival time.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Callable, Iterable, Protocol
 
 import simpy
 
@@ -46,13 +48,16 @@ class Replica:
         Called as ``on_finish(replica, sequences, now_ns)`` after an iteration that finished sequences.
     on_iteration:
         Called as ``on_iteration(replica)`` after every iteration (before ``on_finish``).
+    name:
+        How error messages name the replica (None: ``replica INDEX``; empty: not at all).
     """
 
     def __init__(self, env, index: int, costs: IterationCosts, config: ServingConfig, kv_capacity_tokens: int,
                  on_finish: Callable[["Replica", list[Sequence], float], None],
-                 on_iteration: Callable[["Replica"], None] | None = None):
+                 on_iteration: Callable[["Replica"], None] | None = None, *, name: str | None = None):
         self.env, self.index, self.costs, self.on_finish = env, index, costs, on_finish
         self.on_iteration = on_iteration
+        self.name = f"replica {index}" if name is None else name
         self.kv = KvCache(kv_capacity_tokens)
         self.scheduler = Scheduler.create(config, self.kv)
         self.iterations: list[tuple] = []  # the rows of results.iterations_frame
@@ -91,7 +96,8 @@ class Replica:
             plan = scheduler.schedule()
             if plan is None:
                 if scheduler.waiting and not scheduler.running_count:
-                    raise RuntimeError(f"replica {self.index}: scheduler stalled with {len(scheduler.waiting)} "
+                    where = f"{self.name}: " if self.name else ""
+                    raise RuntimeError(f"{where}scheduler stalled with {len(scheduler.waiting)} "
                                        f"waiting requests and an idle server")
                 self._wake = env.event()
                 yield self._wake
@@ -109,3 +115,13 @@ class Replica:
             if finished:
                 self.finished += len(finished)
                 self.on_finish(self, finished, env.now)
+
+
+def arrivals(env, seqs: Iterable[Sequence], deliver: Callable[[Sequence], None]):
+    """SimPy process body: wait until each sequence's ``arrival_ns`` (in the given order) and call
+    ``deliver(seq)``; sequences due at the same time are delivered without a wait between them."""
+    for seq in seqs:
+        delay = seq.arrival_ns - env.now
+        if delay > 0:
+            yield env.timeout(delay)
+        deliver(seq)

@@ -60,6 +60,19 @@ def requests_frame(rows: list[tuple]) -> pd.DataFrame:
     return df.sort_values("request_id", kind="stable").reset_index(drop=True)
 
 
+def served_requests_frame(seqs) -> pd.DataFrame:
+    """Per-request table (see :func:`requests_frame`) of served :class:`~.sequence.Sequence` objects."""
+    return requests_frame([(s.request_id, s.arrival_ns, s.first_token_ns, s.finish_ns, s.prompt_tokens,
+                            s.output_tokens, s.preemptions) for s in seqs])
+
+
+def serving_fields(config: ServingConfig) -> dict[str, Any]:
+    """The summary's serving options: batching, batch and token limits, chunked prefill, cost model."""
+    return {"batching": config.batching.value, "max_batch": config.max_batch,
+            "max_batched_tokens": config.max_batched_tokens, "chunked_prefill": config.chunked_prefill,
+            "cost_model": config.cost_model.value}
+
+
 def iterations_frame(rows: list[tuple]) -> pd.DataFrame:
     """Per-iteration table from rows ``(start_ns, end_ns, sequences, prefill, decode, output, energy_j,
     kv_used_tokens, waiting)``."""

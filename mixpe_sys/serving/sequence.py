@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
+
+from ..workload.requests import requests_from_frame
+from .config import ServingError
 from .iteration_ops import SeqWork, iteration_key
 
 
@@ -80,6 +84,30 @@ class Sequence:
     def __repr__(self) -> str:
         return (f"Sequence(id={self.request_id}, prompt={self.prompt_tokens}, out={self.output_tokens}, "
                 f"generated={self.generated}, computed={self.computed}, allocated={self.allocated})")
+
+
+def trace_sequences(requests: pd.DataFrame) -> list[Sequence]:
+    """The trace's requests as sequences in arrival order (stable; arrival times in ns).
+
+    Raises
+    ------
+    ServingError
+        When the trace has no requests.
+    """
+    records = requests_from_frame(requests)
+    if not records:
+        raise ServingError("the request trace has no requests")
+    records.sort(key=lambda r: r.arrival_s)
+    return [Sequence(r.request_id, r.arrival_s * 1e9, r.prompt_tokens, r.output_tokens) for r in records]
+
+
+def check_kv_fits(seqs: list[Sequence], capacity_tokens: int, holder: str) -> None:
+    """Raise :class:`ServingError` for the first sequence whose peak KV context exceeds ``capacity_tokens``
+    (token slots); ``holder`` ends the message (``... but HOLDER``)."""
+    for seq in seqs:
+        if seq.peak_kv_tokens > capacity_tokens:
+            raise ServingError(f"request {seq.request_id} needs {seq.peak_kv_tokens} KV-cache tokens "
+                               f"(prompt {seq.prompt_tokens} + output {seq.output_tokens} - 1) but {holder}")
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,12 @@
 
 Two processes share one :class:`simpy.Environment` (time in ns):
 
-* arrivals: waits until each request's arrival time and hands it to the
-  scheduler, waking the server if it is idle;
-* server: asks the scheduler for the next iteration, holds for the
-  iteration's time from the :class:`IterationCostModel`, then applies it
-  (tokens produced at the end of the iteration), until every request has
-  finished.
+* arrivals (:func:`~.replica.arrivals`): waits until each request's arrival
+  time and hands it to the server, waking it if it is idle;
+* server (a :class:`~.replica.Replica`): asks the scheduler for the next
+  iteration, holds for the iteration's time from the
+  :class:`IterationCostModel`, then applies it (tokens produced at the end
+  of the iteration); the replay ends when every request has finished.
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ from ..hw.precision import check_quant
 from ..sim.engine import CostCache
 from ..workload.models import ModelSpec
 from ..workload.quant import QuantScheme
-from ..workload.requests import requests_from_frame
-from .config import ServingConfig, ServingError
+from .config import ServingConfig
 from .iteration_cost import IterationCostModel
-from .kv_cache import KvCache, kv_budget
-from .results import ReplayResult, iterations_frame, requests_frame, summarise
-from .scheduler import Scheduler
-from .sequence import Sequence
+from .kv_cache import kv_budget
+from .replica import Replica, arrivals
+from .results import ReplayResult, iterations_frame, served_requests_frame, serving_fields, summarise
+from .sequence import Sequence, check_kv_fits, trace_sequences
 
 
 class ServingSimulator:
@@ -57,85 +56,48 @@ class ServingSimulator:
     def __init__(self, requests: pd.DataFrame, model: ModelSpec, design: AcceleratorConfig,
                  config: ServingConfig, *, quant: QuantScheme, cache: CostCache | None = None,
                  progress: bool | None = None, workers: int = 1, cache_dir=None, fast_forward: bool = True):
-        records = requests_from_frame(requests)
-        if not records:
-            raise ServingError("the request trace has no requests")
-        records.sort(key=lambda r: r.arrival_s)
+        self.seqs = trace_sequences(requests)
         self.model, self.design, self.config = model, design, config
         self.quant = quant
         check_quant(design, self.quant)
         self.budget = kv_budget(model, design, self.quant)
-        self.seqs = [Sequence(r.request_id, r.arrival_s * 1e9, r.prompt_tokens, r.output_tokens) for r in records]
-        for seq in self.seqs:
-            if seq.peak_kv_tokens > self.budget.capacity_tokens:
-                raise ServingError(f"request {seq.request_id} needs {seq.peak_kv_tokens} KV-cache tokens "
-                                   f"(prompt {seq.prompt_tokens} + output {seq.output_tokens} - 1) but the cache "
-                                   f"holds {self.budget.capacity_tokens} ({self.budget.kv_capacity_bytes} bytes)")
+        check_kv_fits(self.seqs, self.budget.capacity_tokens,
+                      f"the cache holds {self.budget.capacity_tokens} ({self.budget.kv_capacity_bytes} bytes)")
         self._own_cache = cache is None
         cache = CostCache(design, workers=workers, launch=config.launch, cache_dir=cache_dir,
                           fast_forward=fast_forward) if cache is None else cache
         self.costs = IterationCostModel(model, design, quant=self.quant, config=config, cache=cache)
-        self.kv = KvCache(self.budget.capacity_tokens)
-        self.scheduler = Scheduler.create(config, self.kv)
         self.progress = progress
         self.env = simpy.Environment()
-        self._wake: simpy.Event | None = None
-        self._iterations: list[tuple] = []
+        self.server = Replica(self.env, 0, self.costs, config, self.budget.capacity_tokens, self._finished, name="")
+        self.kv, self.scheduler = self.server.kv, self.server.scheduler
+        self._remaining = len(self.seqs)
+        self._all_done = self.env.event()
+        self._bar = None
 
-    def _arrivals(self):
-        env = self.env
-        for seq in self.seqs:
-            delay = seq.arrival_ns - env.now
-            if delay > 0:
-                yield env.timeout(delay)
-            self.scheduler.add(seq)
-            if self._wake is not None and not self._wake.triggered:
-                self._wake.succeed()
-
-    def _server(self, bar):
-        env, scheduler, costs = self.env, self.scheduler, self.costs
-        remaining = len(self.seqs)
-        rows = self._iterations
-        while remaining:
-            plan = scheduler.schedule()
-            if plan is None:
-                if scheduler.waiting and not scheduler.running_count:
-                    raise RuntimeError(f"scheduler stalled with {len(scheduler.waiting)} waiting requests "
-                                       f"and an idle server")
-                self._wake = env.event()
-                yield self._wake
-                self._wake = None
-                continue
-            cost = costs.cost_of_key(plan.key())
-            start = env.now
-            kv_used = self.kv.used_tokens
-            yield env.timeout(cost.time_ns)
-            produced, finished = scheduler.complete(plan, env.now)
-            rows.append((start, env.now, len(plan.steps), plan.prefill_tokens, plan.decode_tokens, produced,
-                         cost.energy_j, kv_used, len(scheduler.waiting)))
-            if finished:
-                remaining -= len(finished)
-                bar.update(len(finished))
+    def _finished(self, replica: Replica, seqs: list[Sequence], now: float) -> None:
+        self._remaining -= len(seqs)
+        self._bar.update(len(seqs))
+        if not self._remaining:
+            self._all_done.succeed()
 
     def run(self) -> ReplayResult:
         """Run the replay to the last request's finish."""
         wall = time.perf_counter()
         disable = True if self.progress is False else (False if self.progress else None)
-        bar = tqdm(total=len(self.seqs), desc="replaying", unit="req", leave=False, delay=1.0, disable=disable)
+        self._bar = tqdm(total=len(self.seqs), desc="replaying", unit="req", leave=False, delay=1.0, disable=disable)
         try:
-            self.env.process(self._arrivals())
-            self.env.run(until=self.env.process(self._server(bar)))
+            self.env.process(arrivals(self.env, self.seqs, self.server.add))
+            self.env.process(self.server.serve())
+            self.env.run(until=self._all_done)
         finally:
-            bar.close()
+            self._bar.close()
             if self._own_cache:
                 self.costs.cache.close()
-        requests = requests_frame([(s.request_id, s.arrival_ns, s.first_token_ns, s.finish_ns, s.prompt_tokens,
-                                    s.output_tokens, s.preemptions) for s in self.seqs])
-        iterations = iterations_frame(self._iterations)
+        requests = served_requests_frame(self.seqs)
+        iterations = iterations_frame(self.server.iterations)
         summary = {"model": self.model.name, "design": self.design.name, "quant": self.quant.name,
-                   "batching": self.config.batching.value, "max_batch": self.config.max_batch,
-                   "max_batched_tokens": self.config.max_batched_tokens,
-                   "chunked_prefill": self.config.chunked_prefill, "cost_model": self.config.cost_model.value,
+                   **serving_fields(self.config),
                    "launch": self.config.launch.value, "attention": self.config.attention.value}
         summary.update(summarise(requests, iterations))
         summary.update({"kv_capacity_tokens": self.budget.capacity_tokens,

@@ -1,6 +1,7 @@
 """Inter-chip links as FIFO servers: transfers over a route contend for its links.
 
-The same rule as the on-chip interconnect (:class:`mixpe_sys.hw.noc.Interconnect`):
+The same rule as the on-chip interconnect (:class:`mixpe_sys.hw.noc.Interconnect`; both book a
+route with :func:`mixpe_sys.hw.noc.book_links`):
 a transfer of ``n`` bytes is cut-through; it occupies every link of its route
 for ``n / bandwidth`` in first-come-first-served order and arrives after the
 data has left the busiest link plus the sum of the hop latencies. Two
@@ -14,6 +15,7 @@ from collections import defaultdict
 import networkx as nx
 
 from ..hw.fifo import FifoServer
+from ..hw.noc import book_links
 from .topology import route
 
 
@@ -52,11 +54,7 @@ class Fabric:
         if src == dst or nbytes <= 0:
             return now
         servers, latency = self.route(src, dst)
-        end = now
-        for server, bw in servers:
-            finish = server.reserve(now, nbytes * 1e9 / bw, nbytes)
-            if finish > end:
-                end = finish
+        end = book_links(servers, now, nbytes)
         self.sent_bytes[src] += nbytes
         return end + latency
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 
-from ..config_base import parse_yaml_with_lines, read_config_data
-from ..designs import design_names, load_design
+from ..config_base import parse_yaml_with_lines
+from ..designs import design_names, load_design, read_preset_or_file
 from ..errors import ConfigError
 from ..hw.config import AcceleratorConfig
 from .config import LinkConfig, SystemConfig, TopologyConfig, TopologyKind
@@ -67,6 +68,10 @@ def system_names() -> list[str]:
     return sorted(p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".yaml"))
 
 
+def _system_preset(name: str) -> tuple[Any, dict]:
+    return parse_yaml_with_lines((_preset_dir() / f"{name}.yaml").read_text(encoding="utf-8"), f"system preset {name}")
+
+
 def resolve(config: SystemConfig, base_dir: Path | None = None, source: str | None = None) -> System:
     """Load the config's chip design (a preset, or a file relative to ``base_dir``) and build its graph."""
     name = config.design
@@ -95,16 +100,8 @@ def load_system(name_or_path: str | Path) -> System:
     ConfigError
         Unknown name, unreadable or malformed file, unknown or bad field (message names file and line).
     """
-    text = str(name_or_path)
-    if text in system_names():
-        source = f"system preset {text}"
-        data, lines = parse_yaml_with_lines((_preset_dir() / f"{text}.yaml").read_text(encoding="utf-8"), source)
-        return system_from_data(data, source=source, lines=lines)
-    path = Path(text)
-    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
-        data, lines = read_config_data(path)
-        return system_from_data(data, source=str(path), lines=lines, base_dir=path.resolve().parent)
-    raise ConfigError(f"unknown system '{text}' (known: {', '.join(system_names())}; or give a YAML file)")
+    data, source, lines, path = read_preset_or_file(name_or_path, "system", system_names(), _system_preset)
+    return system_from_data(data, source=source, lines=lines, base_dir=None if path is None else path.resolve().parent)
 
 
 def system_of_design(design: AcceleratorConfig, *, num_chips: int, tp: int = 1, pp: int = 1,
