@@ -25,13 +25,13 @@ from functools import lru_cache
 from math import ceil
 
 from ..errors import MappingError
-from ..hw.accelerator import plan_time_lower_bound_ns, plan_time_ns
+from ..hw.accelerator import plan_time_ns
 from ..hw.config import AcceleratorConfig
 from ..hw.plan import GemmTiling, LoopOrder
 from ..hw.tile_step import StepTimer, pe_rate
 from ..workload.gemm_spec import GemmSpec
 from .estimate import Estimator, design_figures
-from .layout import lay_out
+from .layout import lay_out, lower_bound_ns
 
 #: the mapper accepts a tiling this much slower (estimated) than the fastest if it moves fewer DRAM bytes
 #: (or as many in fewer tile steps)
@@ -257,9 +257,8 @@ def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict
     cands.sort(key=lambda c: (c[0], c[1], c[2], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk))
     best = None
     for i, c in enumerate(cands):
-        plan = lay_out(spec, accel, c[5])
-        if best is not None and plan_time_lower_bound_ns(plan, accel) > best[0]:
+        if best is not None and lower_bound_ns(spec, accel, c[5], timers[c[5].dataflow]) > best[0]:
             continue
-        run = (plan_time_ns(plan, accel), c[1], c[2], -c[5].tiles, i)
+        run = (plan_time_ns(lay_out(spec, accel, c[5]), accel), c[1], c[2], -c[5].tiles, i)
         best = run if best is None else min(best, run)
     return cands[best[4]][5]
