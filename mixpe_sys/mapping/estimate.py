@@ -136,30 +136,52 @@ def _traffic_on(spec: GemmSpec, T: int, order: LoopOrder, tm: int, tn: int, tk: 
             w_run, w_edge_runs = nb_i, (nb_j, nb_j - 1)
             a_run, a_edge_runs = (nb_j, (1, 0)) if nb_i == 1 else (1, (nb_i, nb_i - 1))
         # over the busy tiles' shares [lo, hi): the runs each touches, and how many of them use the edge tile
-        lo, hi = _busy_spans(blocks, T)
-        w_lo, w_hi, a_lo, a_hi = lo // w_run, -(-hi // w_run), lo // a_run, -(-hi // a_run)
-        w_loads, a_loads = int((w_hi - w_lo).sum()), int((a_hi - a_lo).sum())
-        w_edges = int(_periodic(w_lo, w_hi, w_edge_runs[0], w_edge_runs[1], 1).sum())
-        a_edges = int(_periodic(a_lo, a_hi, a_edge_runs[0], a_edge_runs[1], 1).sum())
+        w_loads = a_loads = w_edges = a_edges = 0
+        for lo, hi in _busy_spans(blocks, T):
+            w_lo, w_hi, a_lo, a_hi = lo // w_run, -(-hi // w_run), lo // a_run, -(-hi // a_run)
+            w_loads += _total(w_hi - w_lo)
+            a_loads += _total(a_hi - a_lo)
+            w_edges += _total(_periodic(w_lo, w_hi, w_edge_runs[0], w_edge_runs[1], 1))
+            a_edges += _total(_periodic(a_lo, a_hi, a_edge_runs[0], a_edge_runs[1], 1))
         w_traffic = (w_loads - w_edges) * w_full + w_edges * w_edge
         a_deliveries = (a_loads - a_edges) * a_full + a_edges * a_edge
     traffic = ceil(w_traffic + (a_total if shared else a_deliveries)) + spec.batch * spec.output_bytes(spec.m, spec.n)
     return traffic, a_deliveries, w_loads / blocks, a_loads / blocks
 
 
-def _busy_spans(blocks: int, T: int) -> tuple[np.ndarray, np.ndarray]:
+#: up to this many tiles, their shares of the output blocks are counted one by one; beyond, all at
+#: once in integer arrays (the same counts)
+ONE_BY_ONE_TILES = 8
+
+
+def _busy_spans(blocks: int, T: int) -> list[tuple]:
     """``(lo, hi)`` of the busy ones of ``T`` tiles: tile ``t`` gets output blocks
-    ``[blocks t // T, blocks (t + 1) // T)`` (as :func:`plan_gemm` shares them), in integer arrays."""
-    t = np.arange(T + 1, dtype=np.int64)
-    bounds = (blocks * t) // T
+    ``[blocks t // T, blocks (t + 1) // T)`` (as :func:`plan_gemm` shares them); one pair of ints per
+    busy tile, or for more than ``ONE_BY_ONE_TILES`` tiles one pair of integer arrays for all."""
+    if T <= ONE_BY_ONE_TILES:
+        spans = [((blocks * t) // T, (blocks * (t + 1)) // T) for t in range(T)]
+        return [(lo, hi) for lo, hi in spans if hi > lo]
+    bounds = (blocks * np.arange(T + 1, dtype=np.int64)) // T
     lo, hi = bounds[:-1], bounds[1:]
     busy = hi > lo
-    return lo[busy], hi[busy]
+    return [(lo[busy], hi[busy])]
+
+
+def _each(x) -> list[int]:
+    """The ints of ``x``: an int, or an integer array."""
+    return x.tolist() if isinstance(x, np.ndarray) else [x]
+
+
+def _total(x) -> int:
+    """The sum of ``x``: an int, or an integer array."""
+    return int(x.sum()) if isinstance(x, np.ndarray) else x
 
 
 def _clamp(x, length: int):
     """``min(max(x, 0), length)`` of an int or, elementwise, of an integer array."""
-    return (x + abs(x)) // 2 - (x - length + abs(x - length)) // 2
+    if isinstance(x, np.ndarray):
+        return np.minimum(np.maximum(x, 0), length)
+    return min(max(x, 0), length)
 
 
 def _periodic(lo, hi, period: int, start: int, length: int):
@@ -224,17 +246,20 @@ def _geometry(spec: GemmSpec, order: LoopOrder, tm: int, tn: int, tk: int, T: in
     # tiles that work on the same row block at once, and the fraction of its first block's
     # activation tiles a tile stages itself (the others find them staged)
     sharing = max(1, min(nb_j, T // (spec.batch * nb_i)))
-    lo, hi = _busy_spans(blocks, T)
-    rows = 0
-    if shared:
-        inst, row = _first_row(order, lo, nb_i, nb_j)
-        rows = len(np.unique(inst * nb_i + row))
-    counts = np.stack(_share_counts(order, lo, hi, nb_i, nb_j), axis=1)
-    shares = tuple(sorted(set(map(tuple, counts.tolist()))))
+    spans = _busy_spans(blocks, T)
+    firsts: set = set()  # (instance, row block) of each busy tile's first block, as one number
+    shares: set = set()
+    busy = 0
+    for lo, hi in spans:
+        busy += len(_each(lo))
+        if shared:
+            inst, row = _first_row(order, lo, nb_i, nb_j)
+            firsts.update(_each(inst * nb_i + row))
+        shares.update(zip(*map(_each, _share_counts(order, lo, hi, nb_i, nb_j))))
     return _Geometry(nb_i=nb_i, nb_j=nb_j, nk=nk, blocks=blocks, traffic=traffic, a_deliveries=a_deliveries,
                      w_frac=w_frac, a_frac=a_frac, tm=tm, tn=tn, m_edge=spec.m - (nb_i - 1) * tm,
                      n_edge=spec.n - (nb_j - 1) * tn, k_full=min(tk, spec.k), k_edge=spec.k - (nk - 1) * tk,
-                     own_share=max(1 / sharing, 1 / nk), spans=len(lo), rows=rows, shares=shares,
+                     own_share=max(1 / sharing, 1 / nk), spans=busy, rows=len(firsts), shares=tuple(sorted(shares)),
                      whole=_share_counts(order, 0, blocks, nb_i, nb_j))
 
 
