@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from mixpe_sys import MappingError, load_design, simulate_gemm
 from mixpe_sys.hw.accelerator import plan_time_lower_bound_ns, plan_time_ns
 from mixpe_sys.hw.config import Dataflow
+from mixpe_sys.hw.tile_step import StepTimer
 from mixpe_sys.mapping import estimate, gemm as mapping
 from mixpe_sys.mapping import layout
 from mixpe_sys.mapping.gemm import GemmSpec, GemmTiling, LoopOrder, choose_tiling, plan_gemm
@@ -98,6 +99,16 @@ def test_periodic_count_matches_brute_force(lo, span, period, start, length):
     hi = lo + span
     assert estimate._periodic(lo, hi, period, start, length) == \
         sum(1 for x in range(lo, hi) if start <= x % period < start + length)
+
+
+def test_periodic_count_of_arrays_is_elementwise():
+    """The counts also take integer arrays (the mapper counts every tile's share at once)."""
+    import numpy as np
+    lo, hi = np.arange(0, 60, 7), np.arange(0, 60, 7) + np.arange(9) * 5
+    for period, start, length in [(1, 0, 1), (5, 4, 1), (12, 3, 9), (40, 0, 40)]:
+        counts = estimate._periodic(lo, hi, period, start, length)
+        assert counts.tolist() == [sum(1 for x in range(a, b) if start <= x % period < start + length)
+                                   for a, b in zip(lo.tolist(), hi.tolist())]
 
 
 @settings(max_examples=100, deadline=None)
@@ -188,3 +199,21 @@ def test_the_lower_bound_never_exceeds_the_simulation(name, m, n, k, halvings):
     tiling = dataclasses.replace(r.plan.tiling, tiles=max(1, d.num_tiles >> halvings))
     plan = plan_gemm(r.spec, d, tiling)
     assert plan_time_lower_bound_ns(plan, d) <= plan_time_ns(plan, d)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["mixpe-w4a8", "a100-like", "paper-int8", "fp16", "paper-mixpe-w4a16"]),
+       st.integers(1, 300), st.integers(1, 700), st.integers(1, 700), st.integers(1, 3),
+       st.sampled_from([1, 8, 32, 128]), st.sampled_from([8, 64, 96, 512]), st.sampled_from([16, 64, 128, 1024]),
+       st.sampled_from(list(LoopOrder)), st.sampled_from([0, 1, 2]))
+def test_the_bound_without_the_layout_is_the_plans(name, m, n, k, batch, tm, tn, tk, order, halvings):
+    """The mapper bounds a tiling from its geometry alone: the same number as the bound of its steps."""
+    d = load_design(name)
+    q = d.native_quant
+    spec = GemmSpec(m=m, n=n, k=k, batch=batch, weight_bits=q.weight_bits, activation_bits=q.activation_bits,
+                    activation_format=q.activation_format, group_size=q.group_size if q.quantized_weights else 0,
+                    scale_bits=q.scale_bits, zero_bits=q.zero_bits)
+    for df in d.tile.pe_array.dataflows:
+        tiling = GemmTiling(tm, tn, max(tk, spec.group_size), order, df, 0.0, max(1, d.num_tiles >> halvings))
+        plan = plan_gemm(spec, d, tiling)
+        assert layout.lower_bound_ns(spec, d, tiling, StepTimer(d, spec, df)) == plan_time_lower_bound_ns(plan, d)

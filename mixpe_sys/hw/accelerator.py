@@ -123,8 +123,35 @@ def plan_time_lower_bound_ns(plan: GemmPlan, config: AcceleratorConfig) -> float
     fastest run it has (:mod:`mixpe_sys.mapping.tiling`).
     """
     timer = plan_timer(plan, config)
+    tiles = [([s.w_key is not None for s in steps], [s.a_key is not None for s in steps],
+              [timer.step(s).compute_cycles for s in steps], sum(s.w_bytes for s in steps),
+              sum(s.a_bytes for s in steps)) for steps in plan.steps if steps]
+    reads, writes = plan.dram_bytes(config.global_buffer is not None)
+    return steps_time_lower_bound_ns(config, plan.spec, plan.share_activations, tiles, reads, writes)
+
+
+def steps_time_lower_bound_ns(config: AcceleratorConfig, spec, share_activations: bool, tiles, reads: int,
+                              writes: int) -> float:
+    """:func:`plan_time_lower_bound_ns` of a plan given by what the bound reads of it.
+
+    Parameters
+    ----------
+    config:
+        The design.
+    spec:
+        The plan's GEMM (None for a vector op).
+    share_activations:
+        The plan's ``share_activations``.
+    tiles:
+        For each tile with steps: ``(weight loads, activation loads, cycles, weight bytes, activation
+        bytes)``: whether each step loads a weight tile and an activation tile, each step's cost in
+        cycles (``compute_cycles`` of its :class:`~mixpe_sys.metrics.records.StepCost`), in step
+        order, and the bytes of its steps' loads.
+    reads, writes:
+        The plan's DRAM bytes (``GemmPlan.dram_bytes`` with a global buffer when the design has one).
+    """
     cyc, tile, dram = config.cycle_ns, config.tile, config.dram
-    gbuf = config.global_buffer if plan.share_activations else None
+    gbuf = config.global_buffer if share_activations else None
     w_ns = dram.latency_ns + tile.weight_buffer.latency_cycles * cyc
     # a shared activation tile may be staged already: only its copy out of the global buffer is certain
     a_ns = (gbuf.latency_cycles * cyc if gbuf is not None else dram.latency_ns) + tile.activation_buffer.latency_cycles * cyc
@@ -134,24 +161,21 @@ def plan_time_lower_bound_ns(plan: GemmPlan, config: AcceleratorConfig) -> float
     one_link = config.noc is not None and config.noc.topology is not Topology.RING
     link = config.noc.link_bandwidth_bytes_per_s * 1e-9 if one_link else float("inf")
     w_port, a_port = (b.bytes_per_cycle / cyc for b in (tile.weight_buffer, tile.activation_buffer))
+    # a step's load: the longer of its loads' fixed latencies (0 without a load)
+    load_ns = {(w, a): max(w_ns if w else 0.0, a_ns if a else 0.0) for w in (False, True) for a in (False, True)}
     bound = 0.0
-    for steps in plan.steps:
-        if not steps:
-            continue
-        loads = [max(w_ns if s.w_key is not None else 0.0, a_ns if s.a_key is not None else 0.0) for s in steps]
-        array = [timer.step(s).compute_cycles * cyc for s in steps]
-        w_bytes = sum(s.w_bytes for s in steps)
-        a_bytes = sum(s.a_bytes for s in steps)
+    for w_new, a_new, cycles, w_bytes, a_bytes in tiles:
+        loads = [load_ns[key] for key in zip(w_new, a_new)]
+        array = [c * cyc for c in cycles]
         served = max((w_bytes + a_bytes) / link, w_bytes / w_port, a_bytes / a_port)
         bound = max(bound, max(sum(loads) + array[-1], loads[0] + sum(array), served + array[-1]) + store_ns)
-    reads, writes = plan.dram_bytes(config.global_buffer is not None)
     dram_rate = dram.channel_bandwidth_bytes_per_s * dram.channels * 1e-9
     if one_link:  # the DRAM's interconnect port
         dram_rate = min(dram_rate, (config.noc.dram_link_bandwidth_bytes_per_s or dram.bandwidth_bytes_per_s) * 1e-9)
     dram_ns = (reads + writes) / dram_rate
-    if dram.row_buffer is not None and plan.spec is not None:
+    if dram.row_buffer is not None and spec is not None:
         # every DRAM row the operands and the output occupy is opened at least once (all start closed)
-        rows = int(0.99 * sum(plan.spec.compulsory_bytes()) / dram.row_buffer.row_bytes)
+        rows = int(0.99 * sum(spec.compulsory_bytes()) / dram.row_buffer.row_bytes)
         dram_ns = max(dram_ns, ((reads + writes) * 1e9 / dram.channel_bandwidth_bytes_per_s
                                 + rows * row_activation_ns(dram)) / dram.channels)
     bound = max(bound, dram_ns + dram.latency_ns)

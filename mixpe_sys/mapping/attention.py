@@ -34,8 +34,9 @@ DRAM's sustained bandwidth.
 from __future__ import annotations
 
 import heapq
-from functools import lru_cache
+from functools import lru_cache, reduce
 from math import ceil
+from operator import add
 from typing import NamedTuple
 
 from ..errors import MappingError
@@ -89,6 +90,14 @@ def _fits(spec: AttentionSpec, accel: AcceleratorConfig, br: int, bc: int) -> st
 def _items(spec: AttentionSpec, br: int, bc: int, tiles: int, splits: int | None = None) -> tuple[list[_Item], int]:
     """The work items of a (Br, Bc) mapping and the key splits per Q block (None: the rule of the module
     docstring)."""
+    ranges, splits = _ranges(spec, br, bc, tiles, splits)
+    return [_Item(inst, *r) for inst in range(spec.instances) for r in ranges], splits
+
+
+@lru_cache(maxsize=4096)
+def _ranges(spec: AttentionSpec, br: int, bc: int, tiles: int, splits: int | None = None) -> tuple[tuple, int]:
+    """The work items of one instance as ``(qblock, split, row0, rows, kv0, kv1)`` (every instance has
+    the same), and the key splits per Q block (:func:`_items`; memoised, a pure function)."""
     nq = ceil(spec.rows / br)
     per_q = []
     for i in range(nq):
@@ -102,19 +111,21 @@ def _items(spec: AttentionSpec, br: int, bc: int, tiles: int, splits: int | None
     elif not 1 <= splits <= most:
         raise MappingError(f"field 'splits': {splits} key ranges for Q blocks of {most} key blocks")
     out = []
-    for inst in range(spec.instances):
-        for i, (row0, rows, nkv) in enumerate(per_q):
-            for s in range(splits):
-                lo, hi = (nkv * s) // splits, (nkv * (s + 1)) // splits
-                out.append(_Item(inst, i, s, row0, rows, lo, hi))
-    return out, splits
+    for i, (row0, rows, nkv) in enumerate(per_q):
+        for s in range(splits):
+            lo, hi = (nkv * s) // splits, (nkv * (s + 1)) // splits
+            out.append((i, s, row0, rows, lo, hi))
+    return tuple(out), splits
 
 
-def _block_keys(spec: AttentionSpec, item: _Item, j: int, bc: int) -> tuple[int, bool]:
-    """(keys loaded, masked) of key block ``j`` of ``item``."""
-    last_row_keys = spec.keys_for_row(item.row0 + item.rows - 1)
-    keys = min(bc, last_row_keys - j * bc)
-    return keys, j * bc + keys > spec.keys_for_row(item.row0)
+def _key_blocks(spec: AttentionSpec, row0: int, rows: int, j0: int, j1: int, bc: int) -> list[tuple[int, bool]]:
+    """(keys loaded, masked) of key blocks ``j0 .. j1 - 1`` of the Q block of rows ``row0 .. row0 + rows - 1``."""
+    last_row_keys, first_row_keys = spec.keys_for_row(row0 + rows - 1), spec.keys_for_row(row0)
+    out = []
+    for j in range(j0, j1):
+        keys = min(bc, last_row_keys - j * bc)
+        out.append((keys, j * bc + keys > first_row_keys))
+    return out
 
 
 def _assign(items: list[_Item], tiles: int) -> list[list[_Item]]:
@@ -135,7 +146,7 @@ def _estimate(spec: AttentionSpec, accel: AcceleratorConfig, timer: AttentionTim
     most the rule allows)."""
     d = design_figures(accel)
     tile, cyc = accel.tile, accel.cycle_ns
-    items, splits = _items(spec, br, bc, accel.num_tiles, splits)
+    ranges, splits = _ranges(spec, br, bc, accel.num_tiles, splits)
     acc = tile.accumulator_bits
 
     def load_ns(nbytes: int, port) -> float:
@@ -143,36 +154,46 @@ def _estimate(spec: AttentionSpec, accel: AcceleratorConfig, timer: AttentionTim
         return d.weight_ns + max(port_cycles(nbytes, port) * cyc, nbytes / d.link_bytes_per_ns,
                                  nbytes / d.dram_link_bytes_per_ns, nbytes / (d.channel_bytes_per_ns * spread))
 
+    def block_step(rows: int, keys: int, pos: int, n: int, masked: bool) -> tuple[float, int]:
+        """(ns, DRAM bytes) of the step at position ``pos`` of an item's ``n`` key blocks."""
+        c = timer.block(rows, keys, pos == 0, masked, pos == n - 1 and splits == 1)
+        kv = spec.kv_bytes(keys)
+        return max(c.compute_cycles * cyc, load_ns(kv, tile.weight_buffer)), kv
+
     memo: dict = {}
-    total = longest = 0.0
-    traffic = steps = 0
-    for it in items:
-        key = (it.row0, it.rows, it.kv0, it.kv1)
+    per_item = []  # (ns, DRAM bytes) of each item of one instance, in item order
+    for _, _, row0, rows, kv0, kv1 in ranges:
+        key = (row0, rows, kv0, kv1)
         hit = memo.get(key)
         if hit is None:
-            ns, moved = 0.0, spec.q_bytes(it.rows)
-            n = it.kv1 - it.kv0
-            full = None
-            for pos, j in enumerate(range(it.kv0, it.kv1)):
-                keys, masked = _block_keys(spec, it, j, bc)
-                last = pos == n - 1
-                if 0 < pos < n - 1 and not masked and keys == bc and full is not None:
-                    ns += full[0]
-                    moved += full[1]
-                    continue
-                c = timer.block(it.rows, keys, pos == 0, masked, last and splits == 1)
-                kv = spec.kv_bytes(keys)
-                step = (max(c.compute_cycles * cyc, load_ns(kv, tile.weight_buffer)), kv)
-                if 0 < pos < n - 1 and not masked and keys == bc:
-                    full = step
+            ns, moved = 0.0, spec.q_bytes(rows)
+            n = kv1 - kv0
+            # the middle key blocks that are full and unmasked (those of j <= full_j) cost alike: a run
+            # of positions 1 .. run_end (none when run_end < 1)
+            full_j = min(spec.keys_for_row(row0 + rows - 1) // bc, spec.keys_for_row(row0) // bc) - 1
+            run_end = max(0, min(n - 2, full_j - kv0))
+            for pos, (keys, masked) in enumerate(_key_blocks(spec, row0, rows, kv0, kv0 + 1, bc)):
+                step = block_step(rows, keys, pos, n, masked)
                 ns += step[0]
                 moved += step[1]
-            stored = spec.out_bytes(it.rows) if splits == 1 else spec.partial_bytes(it.rows, acc)
+            if run_end:
+                step = block_step(rows, bc, 1, n, False)
+                for _ in range(run_end):
+                    ns += step[0]
+                moved += run_end * step[1]
+            for pos, (keys, masked) in enumerate(_key_blocks(spec, row0, rows, kv0 + run_end + 1, kv1, bc),
+                                                 run_end + 1):
+                step = block_step(rows, keys, pos, n, masked)
+                ns += step[0]
+                moved += step[1]
+            stored = spec.out_bytes(rows) if splits == 1 else spec.partial_bytes(rows, acc)
             hit = memo[key] = (ns + d.store_ns, moved + stored)
-        total += hit[0]
-        longest = max(longest, hit[0])
-        traffic += hit[1]
-        steps += it.kv1 - it.kv0
+        per_item.append(hit)
+    # every instance has the same items: the sums run over them in item order, instance after instance
+    total = reduce(add, [ns for ns, _ in per_item] * spec.instances, 0.0)
+    longest = max(0.0, *(ns for ns, _ in per_item))
+    traffic = spec.instances * sum(moved for _, moved in per_item)
+    steps = spec.instances * sum(kv1 - kv0 for *_, kv0, kv1 in ranges)
     est = max(total / accel.num_tiles, longest, traffic / d.dram_bytes_per_ns)
     if splits > 1:  # the combine phase: each Q block's partials read back, the output written
         blocks = spec.instances * ceil(spec.rows / br)
@@ -205,7 +226,7 @@ def choose_blocks(spec: AttentionSpec, accel: AcceleratorConfig) -> Blocks:
             for bc in keys:
                 if _fits(spec, accel, br, bc) is not None:
                     continue
-                most = _items(spec, br, bc, accel.num_tiles)[1]
+                most = _ranges(spec, br, bc, accel.num_tiles)[1]
                 for splits in sorted({1, most}):
                     est, traffic, steps, splits = _estimate(spec, accel, timer, br, bc, splits)
                     cand = (est, traffic, steps, -br, -bc, df.value)
@@ -248,27 +269,31 @@ def plan_attention(spec: AttentionSpec, accel: AcceleratorConfig, blocks: Blocks
     def partial_addr(inst: int, i: int, s: int) -> int:
         return p_base + ((inst * nq + i) * splits + s) * part_full
 
+    kv_bytes: dict = {}  # bytes of a key block, by its keys
     per_tile = []
     for tile_items in _assign(items, accel.num_tiles):
         steps: list[TileStep] = []
         for it in tile_items:
             n = it.kv1 - it.kv0
             o_addr = o_base + it.inst * spec.out_bytes(spec.rows) + spec.out_bytes(it.row0)
-            for pos, j in enumerate(range(it.kv0, it.kv1)):
-                keys, masked = _block_keys(spec, it, j, bc)
+            a_addr = q_base + it.inst * spec.q_bytes(spec.rows) + spec.q_bytes(it.row0)
+            store_addr = o_addr if splits == 1 else partial_addr(it.inst, it.qblock, it.split)
+            blocks = _key_blocks(spec, it.row0, it.rows, it.kv0, it.kv1, bc)
+            for pos, (j, (keys, masked)) in enumerate(zip(range(it.kv0, it.kv1), blocks)):
                 last = pos == n - 1
                 store = 0
                 if last:
                     store = spec.out_bytes(it.rows) if splits == 1 else spec.partial_bytes(it.rows, acc)
+                kv = kv_bytes.get(keys)
+                if kv is None:
+                    kv = kv_bytes[keys] = spec.kv_bytes(keys)
                 steps.append(TileStep(
                     index=len(steps), inst=it.inst, i=it.qblock, j=j, kk=pos, m=it.rows, n=keys, k=spec.head_dim,
                     a_key=("q", it.inst, it.qblock) if pos == 0 else None,
                     a_bytes=spec.q_bytes(it.rows) if pos == 0 else 0,
-                    a_addr=q_base + it.inst * spec.q_bytes(spec.rows) + spec.q_bytes(it.row0),
-                    w_key=("kv", it.inst, j), w_bytes=spec.kv_bytes(keys),
+                    a_addr=a_addr, w_key=("kv", it.inst, j), w_bytes=kv,
                     w_addr=kv_base + (it.inst * nkv + j) * kv_block,
-                    store_bytes=store,
-                    store_addr=o_addr if splits == 1 else partial_addr(it.inst, it.qblock, it.split),
+                    store_bytes=store, store_addr=store_addr,
                     k_slice=it.split, masked=masked, normalize=last and splits == 1))
         per_tile.append(tuple(steps))
     tiling = GemmTiling(tm=br, tn=bc, tk=spec.head_dim, order=LoopOrder.M_OUTER, dataflow=b.dataflow,

@@ -13,13 +13,14 @@ from functools import lru_cache
 from math import ceil
 from typing import NamedTuple
 
+import numpy as np
+
 from ..hw.config import AcceleratorConfig
 from ..hw.dram import streaming_channel_bytes_per_s
 from ..hw.plan import LoopOrder
 from ..hw.tile_step import StepTimer
-from .layout import k_rotation
-from ..metrics.records import StepCost
 from ..workload.gemm_spec import GemmSpec
+from .layout import k_rotation
 
 
 class _Design(NamedTuple):
@@ -98,7 +99,13 @@ def _port_ns(d: _Design, nbytes: int, bytes_per_cycle: int) -> float:
 
 def _traffic(spec: GemmSpec, d: _Design, order: LoopOrder, tm: int, tn: int, tk: int,
              shared: bool) -> tuple[int, float, float, float]:
-    """DRAM bytes of a tiling as :func:`plan_gemm` lays it out, and how often operands are loaded.
+    """:func:`_traffic_on` the ``d.num_tiles`` tiles of the design whose figures are ``d``."""
+    return _traffic_on(spec, d.num_tiles, order, tm, tn, tk, shared)
+
+
+def _traffic_on(spec: GemmSpec, T: int, order: LoopOrder, tm: int, tn: int, tk: int,
+                shared: bool) -> tuple[int, float, float, float]:
+    """DRAM bytes of a tiling on ``T`` tiles as :func:`plan_gemm` lays it out, and how often operands are loaded.
 
     A tile reloads an operand tile whenever its key changes between consecutive steps, so with one
     K step an operand shared by consecutive output blocks stays resident; with a global buffer each
@@ -129,33 +136,66 @@ def _traffic(spec: GemmSpec, d: _Design, order: LoopOrder, tm: int, tn: int, tk:
         else:  # blocks (b, j, i)
             w_run, w_edge_runs = nb_i, (nb_j, nb_j - 1)
             a_run, a_edge_runs = (nb_j, (1, 0)) if nb_i == 1 else (1, (nb_i, nb_i - 1))
-        T = d.num_tiles
+        # over the busy tiles' shares [lo, hi): the runs each touches, and how many of them use the edge tile
         w_loads = a_loads = w_edges = a_edges = 0
-        for t in range(T):
-            lo, hi = (blocks * t) // T, (blocks * (t + 1)) // T
-            if hi > lo:  # the runs [lo, hi) touches, and how many of them use the edge tile
-                w_lo, w_hi, a_lo, a_hi = lo // w_run, -(-hi // w_run), lo // a_run, -(-hi // a_run)
-                w_loads += w_hi - w_lo
-                a_loads += a_hi - a_lo
-                w_edges += _periodic(w_lo, w_hi, w_edge_runs[0], w_edge_runs[1], 1)
-                a_edges += _periodic(a_lo, a_hi, a_edge_runs[0], a_edge_runs[1], 1)
+        for lo, hi in _busy_spans(blocks, T):
+            w_lo, w_hi, a_lo, a_hi = lo // w_run, -(-hi // w_run), lo // a_run, -(-hi // a_run)
+            w_loads += _total(w_hi - w_lo)
+            a_loads += _total(a_hi - a_lo)
+            w_edges += _total(_periodic(w_lo, w_hi, w_edge_runs[0], w_edge_runs[1], 1))
+            a_edges += _total(_periodic(a_lo, a_hi, a_edge_runs[0], a_edge_runs[1], 1))
         w_traffic = (w_loads - w_edges) * w_full + w_edges * w_edge
         a_deliveries = (a_loads - a_edges) * a_full + a_edges * a_edge
     traffic = ceil(w_traffic + (a_total if shared else a_deliveries)) + spec.batch * spec.output_bytes(spec.m, spec.n)
     return traffic, a_deliveries, w_loads / blocks, a_loads / blocks
 
 
-def _periodic(lo: int, hi: int, period: int, start: int, length: int) -> int:
-    """How many ``x`` in ``[lo, hi)`` have ``start <= x % period < start + length``."""
+#: up to this many tiles, their shares of the output blocks are counted one by one; beyond, all at
+#: once in integer arrays (the same counts)
+ONE_BY_ONE_TILES = 8
+
+
+def _busy_spans(blocks: int, T: int) -> list[tuple]:
+    """``(lo, hi)`` of the busy ones of ``T`` tiles: tile ``t`` gets output blocks
+    ``[blocks t // T, blocks (t + 1) // T)`` (as :func:`plan_gemm` shares them); one pair of ints per
+    busy tile, or for more than ``ONE_BY_ONE_TILES`` tiles one pair of integer arrays for all."""
+    if T <= ONE_BY_ONE_TILES:
+        spans = [((blocks * t) // T, (blocks * (t + 1)) // T) for t in range(T)]
+        return [(lo, hi) for lo, hi in spans if hi > lo]
+    bounds = (blocks * np.arange(T + 1, dtype=np.int64)) // T
+    lo, hi = bounds[:-1], bounds[1:]
+    busy = hi > lo
+    return [(lo[busy], hi[busy])]
+
+
+def _each(x) -> list[int]:
+    """The ints of ``x``: an int, or an integer array."""
+    return x.tolist() if isinstance(x, np.ndarray) else [x]
+
+
+def _total(x) -> int:
+    """The sum of ``x``: an int, or an integer array."""
+    return int(x.sum()) if isinstance(x, np.ndarray) else x
+
+
+def _clamp(x, length: int):
+    """``min(max(x, 0), length)`` of an int or, elementwise, of an integer array."""
+    if isinstance(x, np.ndarray):
+        return np.minimum(np.maximum(x, 0), length)
+    return min(max(x, 0), length)
+
+
+def _periodic(lo, hi, period: int, start: int, length: int):
+    """How many ``x`` in ``[lo, hi)`` have ``start <= x % period < start + length`` (ints, or integer
+    arrays elementwise)."""
     full_hi, rest_hi = divmod(hi, period)
     full_lo, rest_lo = divmod(lo, period)
-    return ((full_hi - full_lo) * length + min(max(rest_hi - start, 0), length)
-            - min(max(rest_lo - start, 0), length))
+    return (full_hi - full_lo) * length + _clamp(rest_hi - start, length) - _clamp(rest_lo - start, length)
 
 
-def _edge_blocks(order: LoopOrder, lo: int, hi: int, nb_i: int, nb_j: int) -> tuple[int, int, int]:
+def _edge_blocks(order: LoopOrder, lo, hi, nb_i: int, nb_j: int) -> tuple:
     """Of output blocks ``[lo, hi)`` in :func:`plan_gemm`'s enumeration: how many are in the last
-    row block, in the last column block, and in both."""
+    row block, in the last column block, and in both (ints, or integer arrays elementwise)."""
     per = nb_i * nb_j
     if order is LoopOrder.M_OUTER:  # block = (b nb_i + i) nb_j + j
         last_i = _periodic(lo, hi, per, (nb_i - 1) * nb_j, nb_j)
@@ -166,9 +206,222 @@ def _edge_blocks(order: LoopOrder, lo: int, hi: int, nb_i: int, nb_j: int) -> tu
     return last_i, last_j, _periodic(lo, hi, per, per - 1, 1)
 
 
+class _Geometry(NamedTuple):
+    """What :func:`estimate` needs of a tiling's geometry on ``T`` tiles (no design figure in it)."""
+
+    nb_i: int
+    nb_j: int
+    nk: int
+    blocks: int
+    traffic: int  # DRAM bytes (:func:`_traffic`)
+    a_deliveries: float  # activation bytes delivered to the tiles
+    w_frac: float  # weight loads per output block
+    a_frac: float  # activation loads per output block
+    tm: int  # the full block's rows and columns (at most the GEMM's)
+    tn: int
+    m_edge: int  # the last row block's rows, the last column block's columns
+    n_edge: int
+    k_full: int  # a full K slice, the last one
+    k_edge: int
+    own_share: float  # of its first block's activation tiles, the fraction a tile stages itself
+    spans: int  # busy tiles
+    rows: int  # distinct (instance, row block) of the busy tiles' first blocks (with a global buffer)
+    shares: tuple  # distinct block counts (:func:`_share_counts`) of the busy tiles' shares
+    whole: tuple  # the block counts of all the blocks
+
+
+def _share_counts(order: LoopOrder, lo, hi, nb_i: int, nb_j: int) -> tuple:
+    """Of output blocks ``[lo, hi)``: how many are full, in the last row block only, in the last column
+    block only, and in both (:func:`_edge_blocks`; ints, or integer arrays elementwise)."""
+    last_i, last_j, both = _edge_blocks(order, lo, hi, nb_i, nb_j)
+    return hi - lo - last_i - last_j + both, last_i - both, last_j - both, both
+
+
+@lru_cache(maxsize=1 << 16)
+def _geometry(spec: GemmSpec, order: LoopOrder, tm: int, tn: int, tk: int, T: int, shared: bool) -> _Geometry:
+    """The geometry of a tiling whose output blocks are shared over ``T`` tiles (memoised, a pure function)."""
+    nb_i, nb_j, nk = ceil(spec.m / tm), ceil(spec.n / tn), ceil(spec.k / tk)
+    blocks = spec.batch * nb_i * nb_j
+    traffic, a_deliveries, w_frac, a_frac = _traffic_on(spec, T, order, tm, tn, tk, shared)
+    tm, tn = min(tm, spec.m), min(tn, spec.n)
+    # tiles that work on the same row block at once, and the fraction of its first block's
+    # activation tiles a tile stages itself (the others find them staged)
+    sharing = max(1, min(nb_j, T // (spec.batch * nb_i)))
+    spans = _busy_spans(blocks, T)
+    firsts: set = set()  # (instance and row block as one number, first K slice) of each busy tile's first step
+    shares: set = set()
+    busy = 0
+    for lo, hi in spans:
+        busy += len(_each(lo))
+        shares.update(zip(*map(_each, _share_counts(order, lo, hi, nb_i, nb_j))))
+    if shared:  # each tile starts its K loop at its own slice (k_rotation): its first tile is its own
+        for t in range(T):
+            lo = (blocks * t) // T
+            if (blocks * (t + 1)) // T > lo:
+                inst, row = _first_row(order, lo, nb_i, nb_j)
+                firsts.add((inst * nb_i + row, k_rotation(t, nk)))
+    return _Geometry(nb_i=nb_i, nb_j=nb_j, nk=nk, blocks=blocks, traffic=traffic, a_deliveries=a_deliveries,
+                     w_frac=w_frac, a_frac=a_frac, tm=tm, tn=tn, m_edge=spec.m - (nb_i - 1) * tm,
+                     n_edge=spec.n - (nb_j - 1) * tn, k_full=min(tk, spec.k), k_edge=spec.k - (nk - 1) * tk,
+                     own_share=max(1 / sharing, 1 / nk), spans=busy, rows=len(firsts), shares=tuple(sorted(shares)),
+                     whole=_share_counts(order, 0, blocks, nb_i, nb_j))
+
+
+class Estimator:
+    """The estimates (:meth:`estimate`) of one GEMM's tilings on one design, memoising the step loads
+    and output-block times that tilings share.
+
+    Parameters
+    ----------
+    spec:
+        The GEMM.
+    accel:
+        The design.
+    d:
+        Its figures (:func:`design_figures`; its ``num_tiles`` is not used).
+    shared:
+        True when activation tiles are staged once in the global buffer for all tiles.
+    """
+
+    def __init__(self, spec: GemmSpec, accel: AcceleratorConfig, d: _Design, shared: bool):
+        self.spec, self.accel, self.d, self.shared = spec, accel, d, shared
+        self._loads: dict = {}
+        self._stores: dict = {}
+        self._blocks: dict = {}
+
+    def loads(self, m: int, n: int, k: int) -> tuple[float, float, float]:
+        """(weight load, activation load from the global buffer, activation load staged from DRAM) ns."""
+        hit = self._loads.get((m, n, k))
+        if hit is not None:
+            return hit
+        spec, d, tile = self.spec, self.d, self.accel.tile
+        w_bytes, a_bytes = spec.weight_bytes(k, n), spec.activation_bytes(m, k)
+        w_ns = d.weight_ns + max(_port_ns(d, w_bytes, tile.weight_buffer.bytes_per_cycle),
+                                 w_bytes / d.link_bytes_per_ns, w_bytes / d.dram_link_bytes_per_ns,
+                                 _dram_ns(d, w_bytes))
+        a_port = _port_ns(d, a_bytes, tile.activation_buffer.bytes_per_cycle)
+        if self.shared:
+            gbuf = _port_ns(d, a_bytes, d.gbuf_bytes_per_cycle)
+            hop = d.hop_ns + max(gbuf, a_bytes / d.link_bytes_per_ns, a_port)
+            staged = d.stage_ns + max(_dram_ns(d, a_bytes), a_bytes / d.dram_link_bytes_per_ns, gbuf) + hop
+        else:
+            hop = staged = d.activation_ns + max(a_port, a_bytes / d.link_bytes_per_ns,
+                                                 a_bytes / d.dram_link_bytes_per_ns, _dram_ns(d, a_bytes))
+        out = self._loads[m, n, k] = (w_ns, hop, staged)
+        return out
+
+    def store_ns(self, m: int, n: int) -> float:
+        """Time (ns) of an ``[m, n]`` output block's store."""
+        hit = self._stores.get((m, n))
+        if hit is not None:
+            return hit
+        d, tile = self.d, self.accel.tile
+        o_bytes = self.spec.output_bytes(m, n)
+        out = self._stores[m, n] = d.store_ns + max(_port_ns(d, o_bytes, tile.output_buffer.bytes_per_cycle),
+                                                    o_bytes / d.link_bytes_per_ns, o_bytes / d.dram_link_bytes_per_ns,
+                                                    _dram_ns(d, o_bytes))
+        return out
+
+    def block_ns(self, timer: StepTimer, g: _Geometry, m: int, n: int, staged_share: float) -> float:
+        """One ``[m, n]`` output block's K steps on a tile of tiling ``g``; ``staged_share`` of its
+        activation loads are staged."""
+        nk, k_full, k_edge, w_frac, a_frac = g.nk, g.k_full, g.k_edge, g.w_frac, g.a_frac
+        key = (timer, m, n, staged_share, nk, k_full, k_edge, w_frac, a_frac)
+        hit = self._blocks.get(key)
+        if hit is not None:
+            return hit
+        spec, d, shared = self.spec, self.d, self.shared
+        cyc = d.cycle_ns
+        total = slack = 0.0
+        for k, first_k, count in ((k_full if nk > 1 else k_edge, True, 1), (k_full, False, nk - 2),
+                                  (k_edge, False, 1 if nk > 1 else 0)):
+            if count <= 0:
+                continue
+            c = timer.gemm(m, n, k, True, first_k)
+            w_ns, hop, staged = self.loads(m, n, k)
+            array, dequant = c.compute_cycles * cyc, c.dequant_cycles * cyc
+            load = max(w_ns * w_frac, hop * a_frac)
+            if not shared:  # both operands come through the same DRAM channels
+                load = max(load, d.weight_ns + _dram_ns(d, ceil(spec.weight_bytes(k, n) * w_frac
+                                                                + spec.activation_bytes(m, k) * a_frac)))
+            period = max(load, array, dequant)
+            if staged_share:
+                period += staged_share * (max(w_ns * w_frac, staged * a_frac, array, dequant) - period)
+            total += count * period
+            slack = max(0.0, load - array)
+        if not self.accel.tile.output_buffer.double_buffered:
+            # the next block's first step waits for this block's output to be stored
+            total += max(0.0, self.store_ns(m, n) - slack)
+        self._blocks[key] = total
+        return total
+
+    def estimate(self, timer: StepTimer, order: LoopOrder, tm: int, tn: int, tk: int,
+                 T: int) -> tuple[float, int, int]:
+        """(estimated time s, tile steps, DRAM bytes) of a tiling on ``T`` tiles (:func:`estimate`)."""
+        spec, d, shared = self.spec, self.d, self.shared
+        cyc = d.cycle_ns
+        g = _geometry(spec, order, tm, tn, tk, T, shared)
+        blocks, nk, traffic = g.blocks, g.nk, g.traffic
+        tm, tn, m_edge, n_edge, k_full = g.tm, g.tn, g.m_edge, g.n_edge, g.k_full
+        sizes = {(a, b): self.block_ns(timer, g, a, b, 0.0) for a in {tm, m_edge} for b in {tn, n_edge}}
+        s_full, s_row, s_col, s_both = sizes[tm, tn], sizes[m_edge, tn], sizes[tm, n_edge], sizes[m_edge, n_edge]
+
+        def tile_ns(counts: tuple[int, int, int, int]) -> float:
+            """Own time of blocks of these counts on one tile, activations found staged."""
+            full, row, col, both = counts
+            return full * s_full + row * s_row + col * s_col + both * s_both
+
+        # the first block also stages its share of the activation tiles
+        first_extra = self.block_ns(timer, g, tm, tn, g.own_share) - s_full
+        w_first, _, staged_first = self.loads(tm, tn, k_full)
+        a_first = spec.activation_bytes(tm, k_full)
+        # the tiles start together: the first steps' distinct activation tiles are staged one after
+        # another into the global buffer and delivered one after another out of it (without one,
+        # every tile's first loads share the DRAM)
+        if shared:
+            gbuf_rate = min(d.link_bytes_per_ns, d.gbuf_bytes_per_cycle / cyc)
+            # (the first weight tiles come through the DRAM beside the stagings)
+            wave = max(g.rows * a_first / gbuf_rate, g.spans * a_first / gbuf_rate,
+                       (g.rows * a_first + g.spans * spec.weight_bytes(k_full, tn)) / d.dram_bytes_per_ns)
+        else:
+            wave = g.spans * (a_first + spec.weight_bytes(k_full, tn)) / d.dram_bytes_per_ns
+        wave = max(0.0, wave - max(staged_first, w_first))  # beyond the first load's own time
+        start = wave + first_extra
+        busiest = start + max(tile_ns(counts) for counts in g.shares)
+        mean_block = tile_ns(g.whole) / blocks
+        q, extra = divmod(blocks, T)
+        # the busy tiles' last output stores are the tail's
+        traffic_before_tail = traffic - g.spans * spec.output_bytes(tm, tn)
+        phases = []  # (pace of the busy tiles ns, DRAM bytes of the phase)
+        if q:
+            phases.append((start + q * mean_block, traffic_before_tail * q * T / blocks))
+        if extra:
+            phases.append((mean_block + (0.0 if q else start), traffic_before_tail * extra / blocks))
+        total = 0.0
+        dram_bound = False
+        for own, nbytes in phases:
+            dram = nbytes / d.dram_bytes_per_ns
+            dram_bound |= dram > own
+            total += max(own, dram)
+        # the periods above hold every step's load or array time, whichever is longer; a pipeline of
+        # steps also pays the shorter of the two once (the first load before the first array pass, or
+        # the last array pass after the last load), then the last output's store
+        last = timer.gemm(tm, tn, k_full, True, nk == 1)  # (the K slice a tile runs last depends on its rotation)
+        last_ns = max(last.compute_cycles, last.dequant_cycles) * cyc
+        tail = min(last_ns, max(w_first, staged_first)) + self.store_ns(tm, tn) + (d.weight_ns if dram_bound else 0.0)
+        bound = traffic / d.dram_link_bytes_per_ns
+        if shared:  # staging writes and deliveries share the global buffer's port; each has its link
+            a_staged = spec.batch * spec.activation_bytes(spec.m, spec.k)
+            a_deliveries = g.a_deliveries
+            bound = max(bound, _port_ns(d, ceil(a_deliveries + a_staged), d.gbuf_bytes_per_cycle),
+                        a_deliveries / d.link_bytes_per_ns, a_staged / d.link_bytes_per_ns)
+        return max(max(total, busiest) + tail, bound) * 1e-9, blocks * nk, traffic
+
+
 def estimate(spec: GemmSpec, accel: AcceleratorConfig, d: _Design, timer: StepTimer,
-              order: LoopOrder, tm: int, tn: int, tk: int, shared: bool) -> tuple[float, int, int]:
-    """(estimated time s, tile steps, DRAM bytes) of a tiling, following how the tiles run it.
+             order: LoopOrder, tm: int, tn: int, tk: int, shared: bool) -> tuple[float, int, int]:
+    """(estimated time s, tile steps, DRAM bytes) of a tiling on ``d.num_tiles`` tiles, following how
+    the tiles run it (:class:`Estimator` memoises what the tilings of one GEMM share).
 
     A tile's loader keeps one load in flight and prefetches into the free half of each buffer,
     so a tile step takes the longest of its array time, its dequant time and its loads (fixed
@@ -183,127 +436,12 @@ def estimate(spec: GemmSpec, accel: AcceleratorConfig, d: _Design, timer: StepTi
     bounded below by the global buffer's port and links and the DRAM's interconnect port; the
     last step's array time and its output store follow.
     """
-    tile = accel.tile
-    cyc = d.cycle_ns
-    nb_i, nb_j, nk = ceil(spec.m / tm), ceil(spec.n / tn), ceil(spec.k / tk)
-    blocks = spec.batch * nb_i * nb_j
-    T = d.num_tiles
-    traffic, a_deliveries, w_frac, a_frac = _traffic(spec, d, order, tm, tn, tk, shared)
-    tm, tn = min(tm, spec.m), min(tn, spec.n)
-    m_edge, n_edge = spec.m - (nb_i - 1) * tm, spec.n - (nb_j - 1) * tn
-    k_full, k_edge = min(tk, spec.k), spec.k - (nk - 1) * tk
-    # tiles that work on the same row block at once, and the fraction of its first block's
-    # activation tiles a tile stages itself (the others find them staged)
-    sharing = max(1, min(nb_j, T // (spec.batch * nb_i)))
-    own_share = max(1 / sharing, 1 / nk)
-
-    def cost(m: int, n: int, k: int, first_k: bool) -> StepCost:
-        return timer.gemm(m, n, k, True, first_k)
-
-    def loads(m: int, n: int, k: int) -> tuple[float, float, float]:
-        """(weight load, activation load from the global buffer, activation load staged from DRAM) ns."""
-        w_bytes, a_bytes = spec.weight_bytes(k, n), spec.activation_bytes(m, k)
-        w_ns = d.weight_ns + max(_port_ns(d, w_bytes, tile.weight_buffer.bytes_per_cycle),
-                                 w_bytes / d.link_bytes_per_ns, w_bytes / d.dram_link_bytes_per_ns,
-                                 _dram_ns(d, w_bytes))
-        a_port = _port_ns(d, a_bytes, tile.activation_buffer.bytes_per_cycle)
-        if shared:
-            gbuf = _port_ns(d, a_bytes, d.gbuf_bytes_per_cycle)
-            hop = d.hop_ns + max(gbuf, a_bytes / d.link_bytes_per_ns, a_port)
-            staged = d.stage_ns + max(_dram_ns(d, a_bytes), a_bytes / d.dram_link_bytes_per_ns, gbuf) + hop
-        else:
-            hop = staged = d.activation_ns + max(a_port, a_bytes / d.link_bytes_per_ns,
-                                                 a_bytes / d.dram_link_bytes_per_ns, _dram_ns(d, a_bytes))
-        return w_ns, hop, staged
-
-    def store_ns(m: int, n: int) -> float:
-        o_bytes = spec.output_bytes(m, n)
-        return d.store_ns + max(_port_ns(d, o_bytes, tile.output_buffer.bytes_per_cycle), o_bytes / d.link_bytes_per_ns,
-                                o_bytes / d.dram_link_bytes_per_ns, _dram_ns(d, o_bytes))
-
-    def block_ns(m: int, n: int, staged_share: float) -> float:
-        """One output block's K steps on a tile; ``staged_share`` of its activation loads are staged."""
-        total = slack = 0.0
-        for k, first_k, count in ((k_full if nk > 1 else k_edge, True, 1), (k_full, False, nk - 2),
-                                  (k_edge, False, 1 if nk > 1 else 0)):
-            if count <= 0:
-                continue
-            c = cost(m, n, k, first_k)
-            w_ns, hop, staged = loads(m, n, k)
-            array, dequant = c.compute_cycles * cyc, c.dequant_cycles * cyc
-            load = max(w_ns * w_frac, hop * a_frac)
-            if not shared:  # both operands come through the same DRAM channels
-                load = max(load, d.weight_ns + _dram_ns(d, ceil(spec.weight_bytes(k, n) * w_frac
-                                                                + spec.activation_bytes(m, k) * a_frac)))
-            period = max(load, array, dequant)
-            if staged_share:
-                period += staged_share * (max(w_ns * w_frac, staged * a_frac, array, dequant) - period)
-            total += count * period
-            slack = max(0.0, load - array)
-        if not tile.output_buffer.double_buffered:
-            # the next block's first step waits for this block's output to be stored
-            total += max(0.0, store_ns(m, n) - slack)
-        return total
-
-    sizes = {(a, b): block_ns(a, b, 0.0) for a in {tm, m_edge} for b in {tn, n_edge}}
-
-    def tile_ns(lo: int, hi: int) -> float:
-        """Own time of the blocks ``[lo, hi)`` on one tile, activations found staged."""
-        last_i, last_j, both = _edge_blocks(order, lo, hi, nb_i, nb_j)
-        return ((hi - lo - last_i - last_j + both) * sizes[tm, tn] + (last_i - both) * sizes[m_edge, tn]
-                + (last_j - both) * sizes[tm, n_edge] + both * sizes[m_edge, n_edge])
-
-    # the first block also stages its share of the activation tiles
-    first_extra = block_ns(tm, tn, own_share) - sizes[tm, tn]
-    w_first, _, staged_first = loads(tm, tn, k_full)
-    a_first = spec.activation_bytes(tm, k_full)
-    # the tiles start together: the first steps' distinct activation tiles are staged one after
-    # another into the global buffer and delivered one after another out of it (without one,
-    # every tile's first loads share the DRAM)
-    spans = [((blocks * t) // T, (blocks * (t + 1)) // T, t) for t in range(T)]
-    spans = [(lo, hi, t) for lo, hi, t in spans if hi > lo]
-    if shared:  # each tile starts its K loop at its own slice (k_rotation): its first tile is its own
-        rows = {(_first_row(order, lo, nb_i, nb_j), k_rotation(t, nk)) for lo, _, t in spans}
-        gbuf_rate = min(d.link_bytes_per_ns, d.gbuf_bytes_per_cycle / cyc)
-        # (the first weight tiles come through the DRAM beside the stagings)
-        wave = max(len(rows) * a_first / gbuf_rate, len(spans) * a_first / gbuf_rate,
-                   (len(rows) * a_first + len(spans) * spec.weight_bytes(k_full, tn)) / d.dram_bytes_per_ns)
-    else:
-        wave = len(spans) * (a_first + spec.weight_bytes(k_full, tn)) / d.dram_bytes_per_ns
-    wave = max(0.0, wave - max(staged_first, w_first))  # beyond the first load's own time
-    start = wave + first_extra
-    busiest = start + max(tile_ns(lo, hi) for lo, hi, _ in spans)
-    mean_block = tile_ns(0, blocks) / blocks
-    q, extra = divmod(blocks, T)
-    # the busy tiles' last output stores are the tail's
-    traffic_before_tail = traffic - len(spans) * spec.output_bytes(tm, tn)
-    phases = []  # (pace of the busy tiles ns, DRAM bytes of the phase)
-    if q:
-        phases.append((start + q * mean_block, traffic_before_tail * q * T / blocks))
-    if extra:
-        phases.append((mean_block + (0.0 if q else start), traffic_before_tail * extra / blocks))
-    total = 0.0
-    dram_bound = False
-    for own, nbytes in phases:
-        dram = nbytes / d.dram_bytes_per_ns
-        dram_bound |= dram > own
-        total += max(own, dram)
-    # the periods above hold every step's load or array time, whichever is longer; a pipeline of
-    # steps also pays the shorter of the two once (the first load before the first array pass, or
-    # the last array pass after the last load), then the last output's store
-    last = cost(tm, tn, k_full, nk == 1)  # (the K slice a tile runs last depends on its rotation)
-    last_ns = max(last.compute_cycles, last.dequant_cycles) * cyc
-    tail = min(last_ns, max(w_first, staged_first)) + store_ns(tm, tn) + (d.weight_ns if dram_bound else 0.0)
-    bound = traffic / d.dram_link_bytes_per_ns
-    if shared:  # staging writes and deliveries share the global buffer's port; each has its link
-        a_staged = spec.batch * spec.activation_bytes(spec.m, spec.k)
-        bound = max(bound, _port_ns(d, ceil(a_deliveries + a_staged), d.gbuf_bytes_per_cycle),
-                    a_deliveries / d.link_bytes_per_ns, a_staged / d.link_bytes_per_ns)
-    return max(max(total, busiest) + tail, bound) * 1e-9, blocks * nk, traffic
+    return Estimator(spec, accel, d, shared).estimate(timer, order, tm, tn, tk, d.num_tiles)
 
 
-def _first_row(order: LoopOrder, block: int, nb_i: int, nb_j: int) -> tuple[int, int]:
-    """(instance, row block) of output block number ``block`` in :func:`plan_gemm`'s enumeration."""
+def _first_row(order: LoopOrder, block, nb_i: int, nb_j: int) -> tuple:
+    """(instance, row block) of output block number ``block`` in :func:`plan_gemm`'s enumeration (ints,
+    or integer arrays elementwise)."""
     if order is LoopOrder.M_OUTER:
         return divmod(block // nb_j, nb_i)
     return block // (nb_i * nb_j), block % nb_i

@@ -6,8 +6,10 @@ from __future__ import annotations
 from math import ceil
 
 from ..errors import MappingError
+from ..hw.accelerator import steps_time_lower_bound_ns
 from ..hw.config import AcceleratorConfig
 from ..hw.plan import GemmPlan, GemmTiling, LoopOrder, TileStep
+from ..hw.tile_step import StepTimer
 from ..workload.gemm_spec import GemmSpec
 
 _ALIGN_BYTES = 4096
@@ -27,48 +29,129 @@ def lay_out(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> Gem
     """
     tm, tn, tk = tiling.tm, tiling.tn, tiling.tk
     nb_i, nb_j, nk = ceil(spec.m / tm), ceil(spec.n / tn), ceil(spec.k / tk)
-    if tiling.order is LoopOrder.M_OUTER:
-        blocks = [(b, i, j) for b in range(spec.batch) for i in range(nb_i) for j in range(nb_j)]
-    else:
-        blocks = [(b, i, j) for b in range(spec.batch) for j in range(nb_j) for i in range(nb_i)]
+    blocks, T = _blocks(spec, accel, tiling)
+    ms, ns, ks = _block_sizes(spec, tiling)
     a_full, w_full = spec.activation_bytes(tm, tk), spec.weight_bytes(tk, tn)
     a_base = 0
     w_base = _align(spec.batch * nb_i * nk * a_full)
     o_base = w_base + _align(spec.batch * nb_j * nk * w_full)
     o_full = spec.output_bytes(tm, tn)
-    T = tiling.tiles or accel.num_tiles
-    if T > accel.num_tiles:
-        raise MappingError(f"field 'tiles': the tiling uses {T} compute tiles, the design '{accel.name}' has "
-                           f"{accel.num_tiles}")
+    a_bytes_of = {(m, k): spec.activation_bytes(m, k) for m in set(ms) for k in set(ks)}
+    w_bytes_of = {(k, n): spec.weight_bytes(k, n) for k in set(ks) for n in set(ns)}
     per_tile: list[tuple[TileStep, ...]] = []
     for t in range(T):
         lo, hi = (len(blocks) * t) // T, (len(blocks) * (t + 1)) // T
         steps: list[TileStep] = []
         prev_a = prev_w = None
         rotation = k_rotation(t, nk)
+        k_order = [(pos, (pos + rotation) % nk) for pos in range(nk)]
         for b, i, j in blocks[lo:hi]:
-            m = min(tm, spec.m - i * tm)
-            n = min(tn, spec.n - j * tn)
-            for pos in range(nk):
-                kk = (pos + rotation) % nk
-                k = min(tk, spec.k - kk * tk)
+            m, n = ms[i], ns[j]
+            a_row, w_col = (b * nb_i + i) * nk, (b * nb_j + j) * nk
+            store_addr = o_base + ((b * nb_i + i) * nb_j + j) * o_full
+            for pos, kk in k_order:
+                k = ks[kk]
                 a_key, w_key = (b, i, kk), (b, j, kk)
                 load_a, load_w = a_key != prev_a, w_key != prev_w
                 prev_a, prev_w = a_key, w_key
-                a_bytes = spec.activation_bytes(m, k) if load_a else 0
-                w_bytes = spec.weight_bytes(k, n) if load_w else 0
-                last = pos == nk - 1
                 steps.append(TileStep(
                     index=len(steps), inst=b, i=i, j=j, kk=pos, k_slice=kk, m=m, n=n, k=k,
-                    a_key=a_key if load_a else None, a_bytes=a_bytes,
-                    a_addr=a_base + ((b * nb_i + i) * nk + kk) * a_full,
-                    w_key=w_key if load_w else None, w_bytes=w_bytes,
-                    w_addr=w_base + ((b * nb_j + j) * nk + kk) * w_full,
-                    store_bytes=spec.output_bytes(m, n) if last else 0,
-                    store_addr=o_base + ((b * nb_i + i) * nb_j + j) * o_full))
+                    a_key=a_key if load_a else None, a_bytes=a_bytes_of[m, k] if load_a else 0,
+                    a_addr=a_base + (a_row + kk) * a_full,
+                    w_key=w_key if load_w else None, w_bytes=w_bytes_of[k, n] if load_w else 0,
+                    w_addr=w_base + (w_col + kk) * w_full,
+                    store_bytes=spec.output_bytes(m, n) if pos == nk - 1 else 0,
+                    store_addr=store_addr))
         per_tile.append(tuple(steps))
     per_tile += [()] * (accel.num_tiles - T)
     return GemmPlan(spec=spec, tiling=tiling, steps=tuple(per_tile))
+
+
+def lower_bound_ns(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling, timer: StepTimer) -> float:
+    """:func:`~mixpe_sys.hw.accelerator.plan_time_lower_bound_ns` of ``lay_out(spec, accel, tiling)``
+    (the same float) without laying the steps out; ``timer``: the step timer of the tiling's dataflow.
+
+    What the bound reads of the steps follows from the layout: with several K steps every step
+    loads both operands (consecutive steps differ in their K slice); with one, a step loads an
+    operand whose row (column) block differs from the previous step's. Every activation tile is
+    loaded by some tile, so with a global buffer the DRAM reads every one of them once.
+    """
+    nb_i, nb_j, nk = ceil(spec.m / tiling.tm), ceil(spec.n / tiling.tn), ceil(spec.k / tiling.tk)
+    blocks, T = _blocks(spec, accel, tiling)
+    ms, ns, ks = _block_sizes(spec, tiling)
+    # an operand block's bytes over all its K slices
+    a_all = {m: sum(spec.activation_bytes(m, k) for k in ks) for m in set(ms)}
+    w_all = {n: sum(spec.weight_bytes(k, n) for k in ks) for n in set(ns)}
+    cycles_of: dict = {}
+
+    def cycles(m: int, n: int, k: int, activations_new: bool, first_k: bool) -> int:
+        key = (m, n, k, activations_new, first_k)
+        hit = cycles_of.get(key)
+        if hit is None:
+            hit = cycles_of[key] = timer.gemm(m, n, k, activations_new, first_k).compute_cycles
+        return hit
+
+    tiles = []
+    w_reads = a_loaded = 0
+    for t in range(T):
+        lo, hi = (len(blocks) * t) // T, (len(blocks) * (t + 1)) // T
+        if hi <= lo:
+            continue
+        w_bytes = a_bytes = 0
+        steps: list[int] = []
+        if nk > 1:
+            rotation = k_rotation(t, nk)
+            k_order = [(pos, (pos + rotation) % nk) for pos in range(nk)]
+            patterns: dict = {}  # each block's steps' cycles, by block shape
+            for _, i, j in blocks[lo:hi]:
+                m, n = ms[i], ns[j]
+                pattern = patterns.get((m, n))
+                if pattern is None:
+                    pattern = patterns[m, n] = [cycles(m, n, ks[kk], True, pos == 0) for pos, kk in k_order]
+                steps += pattern
+                w_bytes += w_all[n]
+                a_bytes += a_all[m]
+            w_new = a_new = [True] * len(steps)
+        else:
+            w_new, a_new = [], []
+            prev_a = prev_w = None
+            for b, i, j in blocks[lo:hi]:
+                m, n = ms[i], ns[j]
+                load_a, load_w = (b, i) != prev_a, (b, j) != prev_w
+                prev_a, prev_w = (b, i), (b, j)
+                a_new.append(load_a)
+                w_new.append(load_w)
+                steps.append(cycles(m, n, ks[0], load_a, True))
+                w_bytes += w_all[n] if load_w else 0
+                a_bytes += a_all[m] if load_a else 0
+        tiles.append((w_new, a_new, steps, w_bytes, a_bytes))
+        w_reads += w_bytes
+        a_loaded += a_bytes
+    a_reads = spec.batch * sum(a_all[m] for m in ms) if accel.global_buffer is not None else a_loaded
+    writes = spec.batch * sum(spec.output_bytes(m, n) for m in ms for n in ns)
+    return steps_time_lower_bound_ns(accel, spec, True, tiles, w_reads + a_reads, writes)
+
+
+def _blocks(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> tuple[list[tuple[int, int, int]], int]:
+    """The output blocks ``(inst, i, j)`` in the loop order, and the number of tiles sharing them."""
+    nb_i, nb_j = ceil(spec.m / tiling.tm), ceil(spec.n / tiling.tn)
+    if tiling.order is LoopOrder.M_OUTER:
+        blocks = [(b, i, j) for b in range(spec.batch) for i in range(nb_i) for j in range(nb_j)]
+    else:
+        blocks = [(b, i, j) for b in range(spec.batch) for j in range(nb_j) for i in range(nb_i)]
+    T = tiling.tiles or accel.num_tiles
+    if T > accel.num_tiles:
+        raise MappingError(f"field 'tiles': the tiling uses {T} compute tiles, the design '{accel.name}' has "
+                           f"{accel.num_tiles}")
+    return blocks, T
+
+
+def _block_sizes(spec: GemmSpec, tiling: GemmTiling) -> tuple[list[int], list[int], list[int]]:
+    """The rows of each row block, the columns of each column block and the length of each K slice."""
+    tm, tn, tk = tiling.tm, tiling.tn, tiling.tk
+    return ([min(tm, spec.m - i * tm) for i in range(ceil(spec.m / tm))],
+            [min(tn, spec.n - j * tn) for j in range(ceil(spec.n / tn))],
+            [min(tk, spec.k - kk * tk) for kk in range(ceil(spec.k / tk))])
 
 
 #: 1 / golden ratio: multiples of it modulo 1 spread evenly however many are taken

@@ -25,13 +25,13 @@ from functools import lru_cache
 from math import ceil
 
 from ..errors import MappingError
-from ..hw.accelerator import plan_time_lower_bound_ns, plan_time_ns
+from ..hw.accelerator import plan_time_ns
 from ..hw.config import AcceleratorConfig
 from ..hw.plan import GemmTiling, LoopOrder
 from ..hw.tile_step import StepTimer, pe_rate
 from ..workload.gemm_spec import GemmSpec
-from .estimate import design_figures, estimate
-from .layout import lay_out
+from .estimate import Estimator, design_figures
+from .layout import lay_out, lower_bound_ns
 
 #: the mapper accepts a tiling this much slower (estimated) than the fastest if it moves fewer DRAM bytes
 #: (or as many in fewer tile steps)
@@ -172,14 +172,12 @@ def _candidates(spec: GemmSpec, accel: AcceleratorConfig, T: int, slots: tuple[i
     return cands
 
 
-def _estimated(spec: GemmSpec, accel: AcceleratorConfig, d, timers: dict, geometries: list[tuple], T: int,
-               shared: bool) -> list[tuple]:
+def _estimated(estimator: Estimator, timers: dict, geometries: list[tuple], T: int) -> list[tuple]:
     """``(estimate s, DRAM bytes, steps, order, dataflow, tiling)`` of each of ``geometries`` on ``T`` tiles of
-    the design whose figures are ``d``."""
-    d = d._replace(num_tiles=T)
+    the design of ``estimator``."""
     out = []
     for tm, tn, tk, order, df, _ in geometries:
-        est, steps, traffic = estimate(spec, accel, d, timers[df], order, tm, tn, tk, shared)
+        est, steps, traffic = estimator.estimate(timers[df], order, tm, tn, tk, T)
         out.append((est, traffic, steps, order.value, df.value, GemmTiling(tm, tn, tk, order, df, est, T)))
     return out
 
@@ -219,17 +217,17 @@ def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict
     tilings this design shortlists on its own estimate. Larger GEMMs (regular, and estimated well)
     take the estimate's pick over all classes.
     """
-    d = design_figures(accel)
+    own_design = Estimator(spec, accel, design_figures(accel), shared)
     small = {t: [g for g in geoms if g[5] <= SHORTLIST_MAX_STEPS] for t, geoms in geometries.items()}
     if not any(small.values()):
-        every = [c for t, geoms in geometries.items() for c in _estimated(spec, accel, d, timers, geoms, t, shared)]
+        every = [c for t, geoms in geometries.items() for c in _estimated(own_design, timers, geoms, t)]
         return _class_shortlist(every)[0][5]
-    others = [design_figures(v) for v in halved_designs(accel)]
+    others = [Estimator(spec, accel, design_figures(v), shared) for v in halved_designs(accel)]
     short: dict[tuple, tuple] = {}
     for t, geoms in small.items():
         if not geoms:
             continue
-        own = _estimated(spec, accel, d, timers, geoms, t, shared)
+        own = _estimated(own_design, timers, geoms, t)
         if sum(g[5] for g in geoms) <= SIMULATE_ALL_STEPS:  # small GEMMs, whose estimates err most
             short.update(((c[5].tm, c[5].tn, c[5].tk, c[3], c[4], t), c) for c in own)
             continue
@@ -239,7 +237,7 @@ def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict
         reach = 2 * (1 + SHORTLIST_WITHIN) * min(c[0] for c in own)
         near = [i for i, c in enumerate(own) if c[0] <= reach]
         for other in others:
-            theirs = _estimated(spec, accel, other, timers, [geoms[i] for i in near], t, shared)
+            theirs = _estimated(other, timers, [geoms[i] for i in near], t)
             where = {id(c): i for i, c in zip(near, theirs)}
             picked |= {id(own[where[id(c)]]) for c in _class_shortlist(theirs)}
         for c in own:
@@ -252,16 +250,15 @@ def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict
     for t, geoms in geometries.items():
         big = [g for g in geoms if g[5] > SHORTLIST_MAX_STEPS]
         if big:
-            top = _class_shortlist(_estimated(spec, accel, d, timers, big, t, shared))[0]
+            top = _class_shortlist(_estimated(own_design, timers, big, t))[0]
             short[top[5].tm, top[5].tn, top[5].tk, top[3], top[4], t] = top
     cands = list(short.values())
     # best estimates first; a tiling whose lower bound is above the fastest run so far cannot win
     cands.sort(key=lambda c: (c[0], c[1], c[2], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk))
     best = None
     for i, c in enumerate(cands):
-        plan = lay_out(spec, accel, c[5])
-        if best is not None and plan_time_lower_bound_ns(plan, accel) > best[0]:
+        if best is not None and lower_bound_ns(spec, accel, c[5], timers[c[5].dataflow]) > best[0]:
             continue
-        run = (plan_time_ns(plan, accel), c[1], c[2], -c[5].tiles, i)
+        run = (plan_time_ns(lay_out(spec, accel, c[5]), accel), c[1], c[2], -c[5].tiles, i)
         best = run if best is None else min(best, run)
     return cands[best[4]][5]
