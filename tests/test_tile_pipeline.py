@@ -18,8 +18,8 @@ from mixpe_sys.hw.fifo import FifoServer
 from mixpe_sys.hw.plan import Dataflow, GemmTiling, LoopOrder
 from mixpe_sys.hw.tile import ComputeTile
 from mixpe_sys.hw.tile_step import plan_timer
-from mixpe_sys.metrics.recorder import Recorder
 from mixpe_sys.mapping.layout import lay_out
+from mixpe_sys.metrics.recorder import Recorder
 from mixpe_sys.metrics.records import StepRecord
 from mixpe_sys.sim.plan_run import run_plan
 
