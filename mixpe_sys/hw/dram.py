@@ -18,14 +18,21 @@ def channel_spans(addr: int, nbytes: int, interleave_bytes: int, channels: int) 
         return []
     end = addr + nbytes
     first, last = addr // interleave_bytes, (end - 1) // interleave_bytes
-    spans = []
-    for b in range(first, min(last, first + channels - 1) + 1):
-        share = ((last - b) // channels + 1) * interleave_bytes
-        if b == first:
-            share -= addr - first * interleave_bytes
-        if (last - b) % channels == 0:
-            share -= (last + 1) * interleave_bytes - end
-        spans.append((b % channels, share, b))
+    n = last - first + 1  # blocks touched
+    if n == 1:
+        return [(first % channels, nbytes, first)]
+    if n <= channels:  # one block in each of n channels
+        spans = [(b % channels, interleave_bytes, b) for b in range(first, last + 1)]
+    else:  # channel first + t holds q + 1 blocks for t < r, q blocks otherwise
+        q, r = divmod(n, channels)
+        more, fewer, split = (q + 1) * interleave_bytes, q * interleave_bytes, first + r
+        spans = [(b % channels, more if b < split else fewer, b) for b in range(first, first + channels)]
+    # less the part of the first block before addr, and of the last block after end
+    c, share, b = spans[0]
+    spans[0] = (c, share - (addr - first * interleave_bytes), b)
+    t = (n - 1) % channels  # the span holding the last block
+    c, share, b = spans[t]
+    spans[t] = (c, share - ((last + 1) * interleave_bytes - end), b)
     return spans
 
 

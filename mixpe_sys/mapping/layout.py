@@ -38,6 +38,9 @@ def lay_out(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> Gem
     o_full = spec.output_bytes(tm, tn)
     a_bytes_of = {(m, k): spec.activation_bytes(m, k) for m in set(ms) for k in set(ks)}
     w_bytes_of = {(k, n): spec.weight_bytes(k, n) for k in set(ks) for n in set(ns)}
+    # every operand tile's key, made once (the steps that load a tile share its key)
+    a_keys = [[[(b, i, kk) for kk in range(nk)] for i in range(nb_i)] for b in range(spec.batch)]
+    w_keys = [[[(b, j, kk) for kk in range(nk)] for j in range(nb_j)] for b in range(spec.batch)]
     per_tile: list[tuple[TileStep, ...]] = []
     for t in range(T):
         lo, hi = (len(blocks) * t) // T, (len(blocks) * (t + 1)) // T
@@ -48,10 +51,11 @@ def lay_out(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> Gem
         for b, i, j in blocks[lo:hi]:
             m, n = ms[i], ns[j]
             a_row, w_col = (b * nb_i + i) * nk, (b * nb_j + j) * nk
+            a_block_keys, w_block_keys = a_keys[b][i], w_keys[b][j]
             store_addr = o_base + ((b * nb_i + i) * nb_j + j) * o_full
             for pos, kk in k_order:
                 k = ks[kk]
-                a_key, w_key = (b, i, kk), (b, j, kk)
+                a_key, w_key = a_block_keys[kk], w_block_keys[kk]
                 load_a, load_w = a_key != prev_a, w_key != prev_w
                 prev_a, prev_w = a_key, w_key
                 steps.append(TileStep(
