@@ -9,7 +9,7 @@ last round of output blocks; :func:`_traffic` counts the DRAM bytes exactly as
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, reduce
 from math import ceil
 from typing import NamedTuple
 
@@ -24,7 +24,9 @@ from .layout import k_rotation
 
 
 class _Design(NamedTuple):
-    """What the estimate needs of a design, computed once per tiling choice."""
+    """What the estimate needs of a design, computed once per tiling choice; the float figures may
+    instead be arrays, one entry per design of a set that differs only in clock and DRAM
+    bandwidth (:func:`stacked_figures`): every estimate is then an array of the same entries."""
 
     cycle_ns: float
     num_tiles: int
@@ -43,12 +45,13 @@ class _Design(NamedTuple):
 
 
 @lru_cache(maxsize=256)
-def _mean_route_ns(noc, num_tiles: int, has_gbuf: bool, dram_bw: float, src: str, to_tiles: bool) -> float:
+def _mean_route_ns(noc, num_tiles: int, has_gbuf: bool, src: str, to_tiles: bool) -> float:
     """Mean latency (ns) of the interconnect routes from ``src`` to every tile (or to the global buffer)."""
     import networkx as nx
 
     from ..hw.noc import GBUF_NODE, build_topology, tile_node
-    g = build_topology(noc, num_tiles, has_gbuf, dram_bw)
+    # (a link's latency does not depend on the bandwidths: any DRAM bandwidth gives the same routes)
+    g = build_topology(noc, num_tiles, has_gbuf, 1.0)
     dsts = [tile_node(t) for t in range(num_tiles)] if to_tiles else [GBUF_NODE]
     return sum(nx.shortest_path_length(g, src, d, weight="latency_ns") for d in dsts) / len(dsts)
 
@@ -62,7 +65,7 @@ def design_figures(accel: AcceleratorConfig) -> _Design:
     def route(src: str, to_tiles: bool) -> float:
         if noc is None:
             return 0.0
-        return _mean_route_ns(noc, accel.num_tiles, gbuf is not None, dram.bandwidth_bytes_per_s, src, to_tiles)
+        return _mean_route_ns(noc, accel.num_tiles, gbuf is not None, src, to_tiles)
 
     inf = float("inf")
     to_tile = route(DRAM_NODE, True)
@@ -83,6 +86,31 @@ def design_figures(accel: AcceleratorConfig) -> _Design:
         activation_ns=dram.latency_ns + to_tile + tile.activation_buffer.latency_cycles * cyc,
         stage_ns=stage, hop_ns=hop,
         store_ns=dram.latency_ns + to_tile + tile.output_buffer.latency_cycles * cyc)
+
+
+#: the figures that must be the same for every design of a stack (:func:`stacked_figures`)
+_COUNTS = ("num_tiles", "channels", "interleave", "gbuf_bytes_per_cycle")
+
+
+def stacked_figures(designs: list[AcceleratorConfig]) -> _Design:
+    """The figures (:func:`design_figures`) of ``designs``, which differ only in clock and DRAM
+    bandwidth, as one :class:`_Design` of arrays (ns, bytes/ns; one entry per design, in order)."""
+    figs = [design_figures(a) for a in designs]
+    fields = {}
+    for name in _Design._fields:
+        values = [getattr(f, name) for f in figs]
+        if name in _COUNTS:
+            if any(v != values[0] for v in values):
+                raise ValueError(f"stacked designs differ in {name}: {values}")
+            fields[name] = values[0]
+        else:
+            fields[name] = np.array(values, dtype=float)
+    return _Design(**fields)
+
+
+def _mx(*xs):
+    """The largest of ``xs`` (floats, or arrays elementwise)."""
+    return reduce(np.maximum, xs)
 
 
 def _dram_ns(d: _Design, nbytes: int) -> float:
@@ -296,16 +324,16 @@ class Estimator:
             return hit
         spec, d, tile = self.spec, self.d, self.accel.tile
         w_bytes, a_bytes = spec.weight_bytes(k, n), spec.activation_bytes(m, k)
-        w_ns = d.weight_ns + max(_port_ns(d, w_bytes, tile.weight_buffer.bytes_per_cycle),
+        w_ns = d.weight_ns + _mx(_port_ns(d, w_bytes, tile.weight_buffer.bytes_per_cycle),
                                  w_bytes / d.link_bytes_per_ns, w_bytes / d.dram_link_bytes_per_ns,
                                  _dram_ns(d, w_bytes))
         a_port = _port_ns(d, a_bytes, tile.activation_buffer.bytes_per_cycle)
         if self.shared:
             gbuf = _port_ns(d, a_bytes, d.gbuf_bytes_per_cycle)
-            hop = d.hop_ns + max(gbuf, a_bytes / d.link_bytes_per_ns, a_port)
-            staged = d.stage_ns + max(_dram_ns(d, a_bytes), a_bytes / d.dram_link_bytes_per_ns, gbuf) + hop
+            hop = d.hop_ns + _mx(gbuf, a_bytes / d.link_bytes_per_ns, a_port)
+            staged = d.stage_ns + _mx(_dram_ns(d, a_bytes), a_bytes / d.dram_link_bytes_per_ns, gbuf) + hop
         else:
-            hop = staged = d.activation_ns + max(a_port, a_bytes / d.link_bytes_per_ns,
+            hop = staged = d.activation_ns + _mx(a_port, a_bytes / d.link_bytes_per_ns,
                                                  a_bytes / d.dram_link_bytes_per_ns, _dram_ns(d, a_bytes))
         out = self._loads[m, n, k] = (w_ns, hop, staged)
         return out
@@ -317,7 +345,7 @@ class Estimator:
             return hit
         d, tile = self.d, self.accel.tile
         o_bytes = self.spec.output_bytes(m, n)
-        out = self._stores[m, n] = d.store_ns + max(_port_ns(d, o_bytes, tile.output_buffer.bytes_per_cycle),
+        out = self._stores[m, n] = d.store_ns + _mx(_port_ns(d, o_bytes, tile.output_buffer.bytes_per_cycle),
                                                     o_bytes / d.link_bytes_per_ns, o_bytes / d.dram_link_bytes_per_ns,
                                                     _dram_ns(d, o_bytes))
         return out
@@ -340,18 +368,18 @@ class Estimator:
             c = timer.gemm(m, n, k, True, first_k)
             w_ns, hop, staged = self.loads(m, n, k)
             array, dequant = c.compute_cycles * cyc, c.dequant_cycles * cyc
-            load = max(w_ns * w_frac, hop * a_frac)
+            load = _mx(w_ns * w_frac, hop * a_frac)
             if not shared:  # both operands come through the same DRAM channels
-                load = max(load, d.weight_ns + _dram_ns(d, ceil(spec.weight_bytes(k, n) * w_frac
+                load = _mx(load, d.weight_ns + _dram_ns(d, ceil(spec.weight_bytes(k, n) * w_frac
                                                                 + spec.activation_bytes(m, k) * a_frac)))
-            period = max(load, array, dequant)
+            period = _mx(load, array, dequant)
             if staged_share:
-                period += staged_share * (max(w_ns * w_frac, staged * a_frac, array, dequant) - period)
-            total += count * period
-            slack = max(0.0, load - array)
+                period = period + staged_share * (_mx(w_ns * w_frac, staged * a_frac, array, dequant) - period)
+            total = total + count * period
+            slack = _mx(0.0, load - array)
         if not self.accel.tile.output_buffer.double_buffered:
             # the next block's first step waits for this block's output to be stored
-            total += max(0.0, self.store_ns(m, n) - slack)
+            total = total + _mx(0.0, self.store_ns(m, n) - slack)
         self._blocks[key] = total
         return total
 
@@ -379,15 +407,15 @@ class Estimator:
         # another into the global buffer and delivered one after another out of it (without one,
         # every tile's first loads share the DRAM)
         if shared:
-            gbuf_rate = min(d.link_bytes_per_ns, d.gbuf_bytes_per_cycle / cyc)
+            gbuf_rate = np.minimum(d.link_bytes_per_ns, d.gbuf_bytes_per_cycle / cyc)
             # (the first weight tiles come through the DRAM beside the stagings)
-            wave = max(g.rows * a_first / gbuf_rate, g.spans * a_first / gbuf_rate,
+            wave = _mx(g.rows * a_first / gbuf_rate, g.spans * a_first / gbuf_rate,
                        (g.rows * a_first + g.spans * spec.weight_bytes(k_full, tn)) / d.dram_bytes_per_ns)
         else:
             wave = g.spans * (a_first + spec.weight_bytes(k_full, tn)) / d.dram_bytes_per_ns
-        wave = max(0.0, wave - max(staged_first, w_first))  # beyond the first load's own time
+        wave = _mx(0.0, wave - _mx(staged_first, w_first))  # beyond the first load's own time
         start = wave + first_extra
-        busiest = start + max(tile_ns(counts) for counts in g.shares)
+        busiest = start + _mx(*(tile_ns(counts) for counts in g.shares))
         mean_block = tile_ns(g.whole) / blocks
         q, extra = divmod(blocks, T)
         # the busy tiles' last output stores are the tail's
@@ -401,21 +429,21 @@ class Estimator:
         dram_bound = False
         for own, nbytes in phases:
             dram = nbytes / d.dram_bytes_per_ns
-            dram_bound |= dram > own
-            total += max(own, dram)
+            dram_bound = dram_bound | (dram > own)
+            total = total + _mx(own, dram)
         # the periods above hold every step's load or array time, whichever is longer; a pipeline of
         # steps also pays the shorter of the two once (the first load before the first array pass, or
         # the last array pass after the last load), then the last output's store
         last = timer.gemm(tm, tn, k_full, True, nk == 1)  # (the K slice a tile runs last depends on its rotation)
         last_ns = max(last.compute_cycles, last.dequant_cycles) * cyc
-        tail = min(last_ns, max(w_first, staged_first)) + self.store_ns(tm, tn) + (d.weight_ns if dram_bound else 0.0)
+        tail = np.minimum(last_ns, _mx(w_first, staged_first)) + self.store_ns(tm, tn) + np.where(dram_bound, d.weight_ns, 0.0)
         bound = traffic / d.dram_link_bytes_per_ns
         if shared:  # staging writes and deliveries share the global buffer's port; each has its link
             a_staged = spec.batch * spec.activation_bytes(spec.m, spec.k)
             a_deliveries = g.a_deliveries
-            bound = max(bound, _port_ns(d, ceil(a_deliveries + a_staged), d.gbuf_bytes_per_cycle),
+            bound = _mx(bound, _port_ns(d, ceil(a_deliveries + a_staged), d.gbuf_bytes_per_cycle),
                         a_deliveries / d.link_bytes_per_ns, a_staged / d.link_bytes_per_ns)
-        return max(max(total, busiest) + tail, bound) * 1e-9, blocks * nk, traffic
+        return _mx(_mx(total, busiest) + tail, bound) * 1e-9, blocks * nk, traffic
 
 
 def estimate(spec: GemmSpec, accel: AcceleratorConfig, d: _Design, timer: StepTimer,

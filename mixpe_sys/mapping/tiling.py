@@ -7,16 +7,15 @@ random shapes on the shipped designs; its errors are largest for small or oddly 
 whose few steps are dominated by latencies and the uneven last round). Ranking a shortlist by
 the simulation removes those errors where they matter.
 
-More hardware is never slower by construction where the shortlist allows it: a tiling may use
-tiles ``0 .. t - 1`` of a design for ``t`` in :func:`tile_counts` (all, half, a quarter, ...),
-and the shortlist of each such class depends on the class alone (its candidates and estimates do
-not see the tiles beyond it). A design with twice the tiles therefore simulates every tiling the
-smaller design simulates, on the same tiles (idle tiles book nothing; on a star interconnect the
-routes are the same), and keeps the fastest: it is never slower. A design with twice the DRAM
-bandwidth or clock also simulates the shortlist that the estimate on the halved design gives
-(:func:`halved_designs`); that covers the smaller design's own shortlist but not the one it
-takes from its own halving. The same plan never runs slower on faster hardware: the shared
-units serve requests in a static order (:mod:`mixpe_sys.hw.tile`), a max-plus system."""
+More hardware is never slower by construction: a tiling may use tiles ``0 .. t - 1`` of a design
+for ``t`` in :func:`tile_counts` (all, half, a quarter, ...), and what each such class simulates
+depends on the class alone (its candidates and estimates do not see the tiles beyond it) and on
+the estimates on the design's clock and DRAM bandwidth halved zero or more times down to fixed
+floors (:func:`slower_designs`). A design with twice the tiles, clock or DRAM bandwidth therefore
+simulates every tiling the smaller design simulates (on the same tiles: idle tiles book nothing;
+on a star interconnect the routes are the same) and keeps the fastest; and the same plan never
+runs slower on faster hardware, because the shared units serve requests in a static order
+(:mod:`mixpe_sys.hw.tile`), a max-plus system. So it is never slower."""
 
 from __future__ import annotations
 
@@ -24,13 +23,15 @@ from fractions import Fraction
 from functools import lru_cache
 from math import ceil
 
+import numpy as np
+
 from ..errors import MappingError
 from ..hw.accelerator import plan_time_ns
 from ..hw.config import AcceleratorConfig
 from ..hw.plan import GemmTiling, LoopOrder
 from ..hw.tile_step import StepTimer, pe_rate
 from ..workload.gemm_spec import GemmSpec
-from .estimate import Estimator, design_figures
+from .estimate import Estimator, stacked_figures
 from .layout import lay_out, lower_bound_ns
 
 #: the mapper accepts a tiling this much slower (estimated) than the fastest if it moves fewer DRAM bytes
@@ -173,88 +174,106 @@ def _candidates(spec: GemmSpec, accel: AcceleratorConfig, T: int, slots: tuple[i
 
 
 def _estimated(estimator: Estimator, timers: dict, geometries: list[tuple], T: int) -> list[tuple]:
-    """``(estimate s, DRAM bytes, steps, order, dataflow, tiling)`` of each of ``geometries`` on ``T`` tiles of
-    the design of ``estimator``."""
+    """``(estimates s, DRAM bytes, steps, order, dataflow, tiling)`` of each of ``geometries`` on ``T`` tiles on
+    the designs of ``estimator`` (an array of estimates, one per design; the tiling holds the first's)."""
     out = []
     for tm, tn, tk, order, df, _ in geometries:
         est, steps, traffic = estimator.estimate(timers[df], order, tm, tn, tk, T)
-        out.append((est, traffic, steps, order.value, df.value, GemmTiling(tm, tn, tk, order, df, est, T)))
+        est = np.atleast_1d(est)
+        out.append((est, traffic, steps, order.value, df.value, GemmTiling(tm, tn, tk, order, df, float(est[0]), T)))
     return out
 
 
-def _class_shortlist(cands: list[tuple]) -> list[tuple]:
-    """The tilings of one tile-count class to simulate: the estimate's pick (within ``TIME_SLACK`` of
-    the fastest estimate, the least DRAM traffic, then fewer steps) and the best estimates (see
-    ``SHORTLIST*``)."""
-    best_est = min(c[0] for c in cands)
+def _class_shortlist(cands: list[tuple], at: int = 0) -> list[tuple]:
+    """The tilings of one tile-count class to simulate, by the estimates on design number ``at``: the
+    estimate's pick (within ``TIME_SLACK`` of the fastest estimate, the least DRAM traffic, then fewer
+    steps) and the best estimates (see ``SHORTLIST*``)."""
+    best_est = min(c[0][at] for c in cands)
     limit = best_est * (1 + TIME_SLACK)
-    pick = min(((c[1], c[2], c[0], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk), i)
-               for i, c in enumerate(cands) if c[0] <= limit)
+    pick = min(((c[1], c[2], c[0][at], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk), i)
+               for i, c in enumerate(cands) if c[0][at] <= limit)
     pick = cands[pick[-1]]
-    ranked = sorted(cands, key=lambda c: (c[0], c[1], c[2], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk))
-    short = [pick] + [c for c in ranked if c is not pick and c[0] <= best_est * (1 + SHORTLIST_WITHIN)]
-    return short[:SHORTLIST]
+    near = [c for c in cands if c is not pick and c[0][at] <= best_est * (1 + SHORTLIST_WITHIN)]
+    near.sort(key=lambda c: (c[0][at], c[1], c[2], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk))
+    return ([pick] + near)[:SHORTLIST]
 
 
-def halved_designs(accel: AcceleratorConfig) -> tuple[AcceleratorConfig, AcceleratorConfig]:
-    """``accel`` with half the DRAM bandwidth, and with half the clock."""
-    dram = accel.dram.replace(bandwidth_bytes_per_s=accel.dram.bandwidth_bytes_per_s / 2)
-    return accel.replace(dram=dram), accel.replace(frequency_hz=accel.frequency_hz / 2)
+#: the slowest DRAM (bytes/s) and clock (Hz) :func:`slower_designs` halves down to (absolute, so that
+#: the designs a design with twice the bandwidth or clock halves down to include this design's)
+FLOOR_DRAM_BYTES_PER_S = 32e9
+FLOOR_FREQUENCY_HZ = 250e6
+
+
+def _halvings(value: float, floor: float) -> list[float]:
+    """``value`` and its halvings while they stay at or above ``floor`` (``value`` alone below it)."""
+    out = [value]
+    while out[-1] / 2 >= floor:
+        out.append(out[-1] / 2)
+    return out
+
+
+def slower_designs(accel: AcceleratorConfig) -> list[AcceleratorConfig]:
+    """``accel`` (first) and it with every combination of its DRAM bandwidth and clock halved zero or
+    more times down to ``FLOOR_DRAM_BYTES_PER_S`` and ``FLOOR_FREQUENCY_HZ``.
+
+    A design with twice the DRAM bandwidth or twice the clock (both at or above the floors) has
+    every one of these designs among its own, so it shortlists at least every tiling this design
+    shortlists (:func:`_shortlist_winner`)."""
+    out = []
+    for bw in _halvings(accel.dram.bandwidth_bytes_per_s, FLOOR_DRAM_BYTES_PER_S):
+        dram = accel.dram if bw == accel.dram.bandwidth_bytes_per_s else accel.dram.replace(bandwidth_bytes_per_s=bw)
+        for hz in _halvings(accel.frequency_hz, FLOOR_FREQUENCY_HZ):
+            out.append(accel if dram is accel.dram and hz == accel.frequency_hz
+                       else accel.replace(dram=dram, frequency_hz=hz))
+    return out
 
 
 def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict[int, list[tuple]], timers: dict,
                       shared: bool) -> GemmTiling:
-    """The tiling to use among the candidate ``geometries`` of each tile-count class.
+    """The tiling to use among the candidate ``geometries`` of each tile-count class: the fastest
+    simulated run of a set of tilings (ties: less traffic, fewer steps, more tiles).
 
-    When some candidate has at most ``SHORTLIST_MAX_STEPS`` tile steps, the candidates of more steps
-    are dropped and, per class, either every candidate (when they have at most
-    ``SIMULATE_ALL_STEPS`` steps in all) or those of at most ``SIMULATE_UP_TO_STEPS`` steps and the
-    shortlists (:func:`_class_shortlist`) by the estimate on this design and on it with half the DRAM
-    bandwidth and with half the clock (:func:`halved_designs`) are simulated; the fastest run wins (ties: less traffic, fewer steps,
-    more tiles). What a class simulates depends on that class alone, so a design with twice the
-    tiles simulates every tiling this design simulates; a class simulated whole is the same on a
-    design with twice the DRAM bandwidth or clock, and otherwise that design simulates at least the
-    tilings this design shortlists on its own estimate. Larger GEMMs (regular, and estimated well)
-    take the estimate's pick over all classes.
+    The set, per class, by the estimates on this design and on each of :func:`slower_designs`
+    (one array of estimates per tiling): when some candidate has at most ``SHORTLIST_MAX_STEPS``
+    tile steps, either every such candidate (when they have at most ``SIMULATE_ALL_STEPS`` steps in
+    all) or those of at most ``SIMULATE_UP_TO_STEPS`` steps and each slower design's shortlist
+    (:func:`_class_shortlist`) of them; and of the candidates of more steps, each slower design's
+    pick. The set depends on the class and on the designs of :func:`slower_designs` alone, so a
+    design with twice the tiles, the DRAM bandwidth or the clock simulates every tiling this one
+    simulates, and since the same plan never runs slower on it, it is never slower.
     """
-    own_design = Estimator(spec, accel, design_figures(accel), shared)
-    small = {t: [g for g in geoms if g[5] <= SHORTLIST_MAX_STEPS] for t, geoms in geometries.items()}
-    if not any(small.values()):
-        every = [c for t, geoms in geometries.items() for c in _estimated(own_design, timers, geoms, t)]
-        return _class_shortlist(every)[0][5]
-    others = [Estimator(spec, accel, design_figures(v), shared) for v in halved_designs(accel)]
+    designs = slower_designs(accel)
+    estimator = Estimator(spec, accel, stacked_figures(designs), shared)
     short: dict[tuple, tuple] = {}
-    for t, geoms in small.items():
-        if not geoms:
-            continue
-        own = _estimated(own_design, timers, geoms, t)
-        if sum(g[5] for g in geoms) <= SIMULATE_ALL_STEPS:  # small GEMMs, whose estimates err most
-            short.update(((c[5].tm, c[5].tn, c[5].tk, c[3], c[4], t), c) for c in own)
-            continue
-        picked = {id(c) for c in _class_shortlist(own)} | {id(c) for c in own if c[2] <= SIMULATE_UP_TO_STEPS}
-        # halving a resource at most doubles each part of an estimate: only tilings estimated within
-        # twice the shortlist's reach can make a halved design's shortlist
-        reach = 2 * (1 + SHORTLIST_WITHIN) * min(c[0] for c in own)
-        near = [i for i, c in enumerate(own) if c[0] <= reach]
-        for other in others:
-            theirs = _estimated(other, timers, [geoms[i] for i in near], t)
-            where = {id(c): i for i, c in zip(near, theirs)}
-            picked |= {id(own[where[id(c)]]) for c in _class_shortlist(theirs)}
-        for c in own:
-            if id(c) in picked:
-                short[c[5].tm, c[5].tn, c[5].tk, c[3], c[4], t] = c
-    # a tiling of more steps (more, smaller blocks: every tile busy) can beat every small one by far,
-    # e.g. W4A16 256 x 4096 x 4096 on a100-like: 16 blocks of 512 steps in all against 104 blocks of
-    # 1,664 steps, 5.6x faster: each class's best-estimated larger tiling is simulated too (per class,
-    # so a design with twice the tiles still simulates every tiling this one does)
+
+    def keep(c: tuple, t: int) -> None:
+        short[c[5].tm, c[5].tn, c[5].tk, c[3], c[4], t] = c
+
     for t, geoms in geometries.items():
+        small = [g for g in geoms if g[5] <= SHORTLIST_MAX_STEPS]
         big = [g for g in geoms if g[5] > SHORTLIST_MAX_STEPS]
+        if small:
+            own = _estimated(estimator, timers, small, t)
+            if sum(g[5] for g in small) <= SIMULATE_ALL_STEPS:  # small GEMMs, whose estimates err most
+                for c in own:
+                    keep(c, t)
+            else:
+                for c in own:
+                    if c[2] <= SIMULATE_UP_TO_STEPS:
+                        keep(c, t)
+                for at in range(len(designs)):
+                    for c in _class_shortlist(own, at):
+                        keep(c, t)
         if big:
-            top = _class_shortlist(_estimated(own_design, timers, big, t))[0]
-            short[top[5].tm, top[5].tn, top[5].tk, top[3], top[4], t] = top
+            # a tiling of more steps (more, smaller blocks: every tile busy) can beat every small one
+            # by far, e.g. W4A16 256 x 4096 x 4096 on a100-like: 16 blocks of 512 steps in all against
+            # 104 blocks of 1,664 steps, 5.6x faster
+            theirs = _estimated(estimator, timers, big, t)
+            for at in range(len(designs)):
+                keep(_class_shortlist(theirs, at)[0], t)
     cands = list(short.values())
     # best estimates first; a tiling whose lower bound is above the fastest run so far cannot win
-    cands.sort(key=lambda c: (c[0], c[1], c[2], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk))
+    cands.sort(key=lambda c: (c[0][0], c[1], c[2], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk))
     best = None
     for i, c in enumerate(cands):
         if best is not None and lower_bound_ns(spec, accel, c[5], timers[c[5].dataflow]) > best[0]:
