@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from mixpe_sys import design_names, load_design, simulate_gemm
 from mixpe_sys.mapping.gemm import plan_gemm
+from mixpe_sys.mapping.tiling import slower_designs
 from mixpe_sys.sim.gemm import simulate_gemm as simulate_gemm_spec
 
 DESIGNS = {name: load_design(name) for name in ("mixpe-w4a8", "mixpe-w4a16", "paper-int8", "paper-mixpe-w4a8")}
@@ -153,9 +154,32 @@ def test_more_dram_bandwidth_is_never_slower(g):
     # 2 % slower at twice the bandwidth when FCFS was allowed 2 %: the same tiling both ways
     ("paper-mixpe-w4a8", 256, 399, 597, 2, "dram"),
     ("mixpe-w4a8", 256, 257, 114, 1, "dram"),
+    # found by benchmarks/more_hardware.py (seed 1) when GEMMs of more than 512 tile steps took the
+    # estimate's pick unsimulated, and the shortlists came from one halving only: 8.6 % slower on twice
+    # the tiles (the estimate tied 132 and 264 tiles), 4.8 % at twice the clock, 3.6 % at twice the
+    # DRAM bandwidth (the smaller design's tiling came from its own halved design's shortlist)
+    ("h100-like", 639, 732, 4890, 1, "tiles"),
+    ("a100-like", 639, 732, 4890, 1, "clock"),
+    ("mixpe-w4a16", 1006, 23, 2757, 1, "dram"),
 ])
 def test_inversions_found_before_are_gone(name, m, n, k, batch, resource):
     _more_hardware_is_never_slower(resource, {"design": name, "m": m, "n": n, "k": k, "batch": batch})
+
+
+def test_slower_designs_halve_down_to_the_floors_and_nest():
+    """409.6 GB/s halves to 204.8, 102.4 and 51.2 GB/s (25.6 is below the 32 GB/s floor), 1 GHz to
+    500 and 250 MHz: 4 x 3 designs, the design itself first; the designs of twice the bandwidth or
+    clock are these and one more row."""
+    design = load_design("mixpe-w4a8")
+    assert (design.dram.bandwidth_bytes_per_s, design.frequency_hz) == (409.6e9, 1e9)
+    slower = slower_designs(design)
+    assert slower[0] is design
+    figures = {(d.dram.bandwidth_bytes_per_s, d.frequency_hz) for d in slower}
+    assert figures == {(bw * 1e9, hz * 1e6) for bw in (409.6, 204.8, 102.4, 51.2) for hz in (1000, 500, 250)}
+    for resource in ("dram", "clock"):
+        more = {(d.dram.bandwidth_bytes_per_s, d.frequency_hz) for d in slower_designs(MORE[resource](design))}
+        assert figures < more and len(more) == len(figures) + (3 if resource == "dram" else 4)
+        assert set(slower) <= set(slower_designs(MORE[resource](design)))
 
 
 def test_twice_the_tiles_keeps_the_smaller_designs_plan_exactly():

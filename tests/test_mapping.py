@@ -217,3 +217,22 @@ def test_the_bound_without_the_layout_is_the_plans(name, m, n, k, batch, tm, tn,
         tiling = GemmTiling(tm, tn, max(tk, spec.group_size), order, df, 0.0, max(1, d.num_tiles >> halvings))
         plan = plan_gemm(spec, d, tiling)
         assert layout.lower_bound_ns(spec, d, tiling, StepTimer(d, spec, df)) == plan_time_lower_bound_ns(plan, d)
+
+
+def test_stacked_figures_are_each_designs_own():
+    """One estimate pass over several designs gives, entry by entry, each design's own estimate."""
+    from mixpe_sys.hw.plan import LoopOrder
+    from mixpe_sys.hw.tile_step import StepTimer
+    from mixpe_sys.mapping.estimate import Estimator, design_figures, stacked_figures
+    from mixpe_sys.mapping.tiling import slower_designs
+    design = load_design("a100-like")
+    designs = slower_designs(design)
+    spec = GemmSpec(m=300, n=1000, k=2048, weight_bits=16, activation_bits=16, output_bits=16,
+                    activation_format=NumberFormat.FP)
+    stacked = Estimator(spec, design, stacked_figures(designs), True)
+    for df in design.tile.pe_array.dataflows:
+        timer = StepTimer(design, spec, df)
+        together, steps, traffic = stacked.estimate(timer, LoopOrder.M_OUTER, 128, 128, 256, 54)
+        for i, d in enumerate(designs):
+            alone = Estimator(spec, d, design_figures(d), True).estimate(timer, LoopOrder.M_OUTER, 128, 128, 256, 54)
+            assert (together[i], steps, traffic) == alone
