@@ -413,7 +413,10 @@ class Estimator:
                        (g.rows * a_first + g.spans * spec.weight_bytes(k_full, tn)) / d.dram_bytes_per_ns)
         else:
             wave = g.spans * (a_first + spec.weight_bytes(k_full, tn)) / d.dram_bytes_per_ns
-        wave = _mx(0.0, wave - _mx(staged_first, w_first))  # beyond the first load's own time
+        # a lone tile's first loads take their fixed latencies and their own bytes' time; started
+        # together, the last tile's take the latencies and the whole wave's bytes' time
+        fixed = d.stage_ns + d.hop_ns if shared else d.activation_ns
+        wave = _mx(0.0, wave - _mx(staged_first - fixed, w_first - d.weight_ns))
         start = wave + first_extra
         busiest = start + _mx(*(tile_ns(counts) for counts in g.shares))
         mean_block = tile_ns(g.whole) / blocks
