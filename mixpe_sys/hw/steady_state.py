@@ -81,7 +81,7 @@ _UNITS_PER_BINADE = 2 ** 53  # multiples of u in [0, 2^e): u = 2^(e-53)
 @dataclass
 class _Snapshot:
     now: float
-    cursors: list  # per pipeline: (loaded, computed, out_taken, window start)
+    cursors: list  # per pipeline: (loaded, computed, out_taken, window start, booked loads)
     fifo_pos: int
     book_pos: int
     records: int
@@ -170,7 +170,8 @@ class SteadyState:
         sig = self._signature(now, math.ldexp(1.0, e - 1), e)
         snap = _Snapshot(
             now=now,
-            cursors=[(p.loaded, p.computed, p.out_taken, p.window_start()) for p in self.pipelines],
+            cursors=[(p.loaded, p.computed, p.out_taken, p.window_start(), p.booked_loads())
+                     for p in self.pipelines],
             fifo_pos=len(self.fifo_log) // 3, book_pos=len(self.bookings), records=len(self.recorder.steps),
             counters=self._counters(), open_rows=self.dram.open_rows())
         if not self.logging:
@@ -249,9 +250,9 @@ class SteadyState:
                 if not p.done:
                     return None
                 continue
-            if cb[3] < ca[0]:  # a step in flight at b was loaded before a
+            if cb[3] < ca[4]:  # a step in flight at b had its load booked before a
                 return None
-            n = min(n, self._periods_of_steps(p, ca[3], cb[0], d))
+            n = min(n, self._periods_of_steps(p, ca[3], cb[4], d))  # up to a pending copy's step
             if n <= 0:
                 return None
         n, staged, rows = self._check_bookings(a, b, steps, period, n)

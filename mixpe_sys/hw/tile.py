@@ -241,6 +241,11 @@ class _Pipeline:
 
     # --- steady-state fast-forward (mixpe_sys.hw.steady_state) ---------------------------------
 
+    def booked_loads(self) -> int:
+        """Steps whose loads are booked: those in their buffers, and the one whose staged
+        activation copy is still to be booked (its load start and DRAM bytes are set)."""
+        return self.loaded + (self.copy is not None)
+
     def window_start(self) -> int:
         """The first step whose times the pipeline may still read or record."""
         lo = min(self.computed, max(self.loaded - self.in_slots, 0))
@@ -256,11 +261,11 @@ class _Pipeline:
         def exact(x):
             return x - now if x >= floor_ns else ("abs", x)
 
-        lo, ld, cp = self.window_start(), self.loaded, self.computed
+        lo, ld, cp, bk = self.window_start(), self.loaded, self.computed, self.booked_loads()
         r0 = max(self.out_taken - self.out_slots, 0)
         return (ld - lo, cp - ld, ld == len(self.steps), self.out_taken - len(self.out_freed),
-                tuple(exact(x) for x in self.load_start[lo:ld]), tuple(exact(x) for x in self.load_end[lo:ld]),
-                tuple(self.dram_read[lo:ld]), tuple(exact(x) for x in self.compute_start[lo:cp]),
+                tuple(exact(x) for x in self.load_start[lo:bk]), tuple(exact(x) for x in self.load_end[lo:ld]),
+                tuple(self.dram_read[lo:bk]), tuple(exact(x) for x in self.compute_start[lo:cp]),
                 tuple(exact(x) for x in self.compute_end[lo:cp]), tuple(self.stall[lo:cp]),
                 tuple(live(x) for x in self.out_freed[r0:]), tuple((live(t), i - ld) for t, i in self.pending),
                 None if self.copy is None else (live(self.copy[0]), live(self.copy[1])),
@@ -281,10 +286,10 @@ class _Pipeline:
         def sh(x):
             return x + dt_ns if x >= now else x
 
-        lo, ld, cp = self.window_start(), self.loaded, self.computed
-        for arr in (self.load_start, self.load_end):
-            arr[lo + steps:ld + steps] = [x + dt_ns for x in arr[lo:ld]]
-        self.dram_read[lo + steps:ld + steps] = self.dram_read[lo:ld]
+        lo, ld, cp, bk = self.window_start(), self.loaded, self.computed, self.booked_loads()
+        self.load_start[lo + steps:bk + steps] = [x + dt_ns for x in self.load_start[lo:bk]]
+        self.load_end[lo + steps:ld + steps] = [x + dt_ns for x in self.load_end[lo:ld]]
+        self.dram_read[lo + steps:bk + steps] = self.dram_read[lo:bk]
         for arr in (self.compute_start, self.compute_end):
             arr[lo + steps:cp + steps] = [x + dt_ns for x in arr[lo:cp]]
         self.stall[lo + steps:cp + steps] = self.stall[lo:cp]
