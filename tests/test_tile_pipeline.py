@@ -29,7 +29,7 @@ def queued_pipeline(env, tile: ComputeTile, op_id: int, plan, steps, timer, shar
     shared units booked when a stage reaches them."""
     dma, cyc = tile.dma, tile.cycle_ns
     costs = {s.index: timer.step(s) for s in steps}
-    tile._account(costs.values())
+    tile.account(costs.values())
     cfg = tile.config
     in_slots = 2 if cfg.weight_buffer.double_buffered and cfg.activation_buffer.double_buffered else 1
     out_slots = 2 if cfg.output_buffer.double_buffered else 1

@@ -106,7 +106,7 @@ class ComputeTile:
         """
         costs = [timer.step(s) for s in steps]
         self._check_fits(plan, steps, costs)
-        self._account(costs)
+        self.account(costs)
         self.pipeline = _Pipeline(self, op_id, steps, costs, shared_activations, watch, start_ns)
         return self.pipeline
 
@@ -125,7 +125,7 @@ class ComputeTile:
         if gbuf is not None and plan.share_activations:
             gbuf.check_fits(a_max, "activation")
 
-    def _account(self, costs) -> None:
+    def account(self, costs) -> None:
         """Add the steps' busy cycles of the tile's own units and array-side SRAM traffic."""
         cyc = self.cycle_ns
         arr = vec = dq = a_p = w_p = o_p = 0

@@ -3,7 +3,7 @@
 A step's cycles come from the hardware's own :class:`~mixpe_sys.hw.tile_step.StepTimer`,
 the one the simulation uses; :func:`estimate` paces each tile's steps by their loads and
 array time, shares the DRAM among the busy tiles and accounts for the uneven
-last round of output blocks; :func:`_traffic` counts the DRAM bytes exactly as
+last round of output blocks; :func:`dram_traffic` counts the DRAM bytes exactly as
 :func:`~mixpe_sys.mapping.layout.lay_out` lays the plan out.
 """
 
@@ -125,13 +125,7 @@ def _port_ns(d: _Design, nbytes: int, bytes_per_cycle: int) -> float:
     return ceil(nbytes / bytes_per_cycle) * d.cycle_ns if nbytes > 0 else 0.0
 
 
-def _traffic(spec: GemmSpec, d: _Design, order: LoopOrder, tm: int, tn: int, tk: int,
-             shared: bool) -> tuple[int, float, float, float]:
-    """:func:`_traffic_on` the ``d.num_tiles`` tiles of the design whose figures are ``d``."""
-    return _traffic_on(spec, d.num_tiles, order, tm, tn, tk, shared)
-
-
-def _traffic_on(spec: GemmSpec, T: int, order: LoopOrder, tm: int, tn: int, tk: int,
+def dram_traffic(spec: GemmSpec, T: int, order: LoopOrder, tm: int, tn: int, tk: int,
                 shared: bool) -> tuple[int, float, float, float]:
     """DRAM bytes of a tiling on ``T`` tiles as :func:`plan_gemm` lays it out, and how often operands are loaded.
 
@@ -170,8 +164,8 @@ def _traffic_on(spec: GemmSpec, T: int, order: LoopOrder, tm: int, tn: int, tk: 
             w_lo, w_hi, a_lo, a_hi = lo // w_run, -(-hi // w_run), lo // a_run, -(-hi // a_run)
             w_loads += _total(w_hi - w_lo)
             a_loads += _total(a_hi - a_lo)
-            w_edges += _total(_periodic(w_lo, w_hi, w_edge_runs[0], w_edge_runs[1], 1))
-            a_edges += _total(_periodic(a_lo, a_hi, a_edge_runs[0], a_edge_runs[1], 1))
+            w_edges += _total(periodic_count(w_lo, w_hi, w_edge_runs[0], w_edge_runs[1], 1))
+            a_edges += _total(periodic_count(a_lo, a_hi, a_edge_runs[0], a_edge_runs[1], 1))
         w_traffic = (w_loads - w_edges) * w_full + w_edges * w_edge
         a_deliveries = (a_loads - a_edges) * a_full + a_edges * a_edge
     traffic = ceil(w_traffic + (a_total if shared else a_deliveries)) + spec.batch * spec.output_bytes(spec.m, spec.n)
@@ -213,7 +207,7 @@ def _clamp(x, length: int):
     return min(max(x, 0), length)
 
 
-def _periodic(lo, hi, period: int, start: int, length: int):
+def periodic_count(lo, hi, period: int, start: int, length: int):
     """How many ``x`` in ``[lo, hi)`` have ``start <= x % period < start + length`` (ints, or integer
     arrays elementwise)."""
     full_hi, rest_hi = divmod(hi, period)
@@ -221,17 +215,17 @@ def _periodic(lo, hi, period: int, start: int, length: int):
     return (full_hi - full_lo) * length + _clamp(rest_hi - start, length) - _clamp(rest_lo - start, length)
 
 
-def _edge_blocks(order: LoopOrder, lo, hi, nb_i: int, nb_j: int) -> tuple:
+def edge_blocks(order: LoopOrder, lo, hi, nb_i: int, nb_j: int) -> tuple:
     """Of output blocks ``[lo, hi)`` in :func:`plan_gemm`'s enumeration: how many are in the last
     row block, in the last column block, and in both (ints, or integer arrays elementwise)."""
     per = nb_i * nb_j
     if order is LoopOrder.M_OUTER:  # block = (b nb_i + i) nb_j + j
-        last_i = _periodic(lo, hi, per, (nb_i - 1) * nb_j, nb_j)
-        last_j = _periodic(lo, hi, nb_j, nb_j - 1, 1)
+        last_i = periodic_count(lo, hi, per, (nb_i - 1) * nb_j, nb_j)
+        last_j = periodic_count(lo, hi, nb_j, nb_j - 1, 1)
     else:  # block = (b nb_j + j) nb_i + i
-        last_i = _periodic(lo, hi, nb_i, nb_i - 1, 1)
-        last_j = _periodic(lo, hi, per, (nb_j - 1) * nb_i, nb_i)
-    return last_i, last_j, _periodic(lo, hi, per, per - 1, 1)
+        last_i = periodic_count(lo, hi, nb_i, nb_i - 1, 1)
+        last_j = periodic_count(lo, hi, per, (nb_j - 1) * nb_i, nb_i)
+    return last_i, last_j, periodic_count(lo, hi, per, per - 1, 1)
 
 
 class _Geometry(NamedTuple):
@@ -241,7 +235,7 @@ class _Geometry(NamedTuple):
     nb_j: int
     nk: int
     blocks: int
-    traffic: int  # DRAM bytes (:func:`_traffic`)
+    traffic: int  # DRAM bytes (:func:`dram_traffic`)
     a_deliveries: float  # activation bytes delivered to the tiles
     w_frac: float  # weight loads per output block
     a_frac: float  # activation loads per output block
@@ -260,8 +254,8 @@ class _Geometry(NamedTuple):
 
 def _share_counts(order: LoopOrder, lo, hi, nb_i: int, nb_j: int) -> tuple:
     """Of output blocks ``[lo, hi)``: how many are full, in the last row block only, in the last column
-    block only, and in both (:func:`_edge_blocks`; ints, or integer arrays elementwise)."""
-    last_i, last_j, both = _edge_blocks(order, lo, hi, nb_i, nb_j)
+    block only, and in both (:func:`edge_blocks`; ints, or integer arrays elementwise)."""
+    last_i, last_j, both = edge_blocks(order, lo, hi, nb_i, nb_j)
     return hi - lo - last_i - last_j + both, last_i - both, last_j - both, both
 
 
@@ -270,7 +264,7 @@ def _geometry(spec: GemmSpec, order: LoopOrder, tm: int, tn: int, tk: int, T: in
     """The geometry of a tiling whose output blocks are shared over ``T`` tiles (memoised, a pure function)."""
     nb_i, nb_j, nk = ceil(spec.m / tm), ceil(spec.n / tn), ceil(spec.k / tk)
     blocks = spec.batch * nb_i * nb_j
-    traffic, a_deliveries, w_frac, a_frac = _traffic_on(spec, T, order, tm, tn, tk, shared)
+    traffic, a_deliveries, w_frac, a_frac = dram_traffic(spec, T, order, tm, tn, tk, shared)
     tm, tn = min(tm, spec.m), min(tn, spec.n)
     # tiles that work on the same row block at once, and the fraction of its first block's
     # activation tiles a tile stages itself (the others find them staged)
