@@ -100,13 +100,22 @@ class Accelerator:
         return [*self.dram.channels, *links, *(b.port for b in self.buffers())]
 
 
-def plan_time_ns(plan: GemmPlan, config: AcceleratorConfig) -> float:
-    """Device time (ns) of ``plan`` on a fresh accelerator, idle to drained: the simulation itself,
-    without records (the mapper ranks its shortlisted tilings by it)."""
+def drained(plan: GemmPlan, config: AcceleratorConfig) -> Accelerator:
+    """A fresh accelerator that recorded no step rows, after running ``plan`` from idle until it drained
+    (its ``env.now`` is the device time, ns; its counters and busy times are the run's). The tiles
+    let go of their pipelines, so the plan's steps are not kept."""
     env = simpy.Environment()
     accel = Accelerator(env, config, Recorder(steps=False))
     env.run(until=accel.start_gemm(0, plan))
-    return env.now
+    for tile in accel.tiles:
+        tile.pipeline = None
+    return accel
+
+
+def plan_time_ns(plan: GemmPlan, config: AcceleratorConfig) -> float:
+    """Device time (ns) of ``plan`` on a fresh accelerator, idle to drained: the simulation itself,
+    without records."""
+    return drained(plan, config).env.now
 
 
 def plan_time_lower_bound_ns(plan: GemmPlan, config: AcceleratorConfig) -> float:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from ..hw.config import AcceleratorConfig
 from ..mapping.attention import plan_attention
-from ..mapping.gemm import peak_macs_per_s, plan_gemm
+from ..mapping.gemm import peak_macs_per_s
+from ..mapping.tiling import choose_tiling, simulated
 from ..mapping.vector import plan_vector
 from ..metrics.records import OpCost
 from ..workload.ops import Op, OpKind
 from ..workload.quant import NumberFormat
-from .plan_run import run_plan
+from .plan_run import run_cost, run_plan
 
 __all__ = ["OpCost", "op_roofline_ns", "simulate_op"]
 
@@ -30,13 +31,17 @@ def op_roofline_ns(op: Op, design: AcceleratorConfig) -> tuple[float, float]:
 
 def simulate_op(op: Op, design: AcceleratorConfig, fast_forward: bool = True) -> OpCost:
     """Map ``op`` (array or vector unit) and run it in a fresh simulation (``fast_forward``: see
-    :func:`mixpe_sys.sim.plan_run.run_plan`; the same cost either way)."""
+    :func:`mixpe_sys.sim.plan_run.run_plan`; the same cost either way). A GEMM's cost is that of the
+    mapper's own run of the tiling it chose (:func:`mixpe_sys.mapping.tiling.simulated`), not run again."""
+    memory, compute = op_roofline_ns(op, design)
+    what = dict(macs=op.macs, memory_time_ns=memory, compute_time_ns=compute, weight_bits=op.weight_bits,
+                activation_bits=op.activation_bits, activation_fp=op.activation_format is NumberFormat.FP)
     if op.kind is OpKind.ATTENTION:
         plan = plan_attention(op.attention_spec(), design)
+    elif op.kind.on_array:
+        spec = op.gemm_spec()
+        run = simulated(spec, design, choose_tiling(spec, design))
+        return run_cost(run.accel, run.tile_steps, **what).cost
     else:
-        plan = plan_gemm(op.gemm_spec(), design) if op.kind.on_array else plan_vector(op, design)
-    memory, compute = op_roofline_ns(op, design)
-    return run_plan(plan, design, macs=op.macs, memory_time_ns=memory, compute_time_ns=compute,
-                    weight_bits=op.weight_bits, activation_bits=op.activation_bits,
-                    activation_fp=op.activation_format is NumberFormat.FP, record_steps=False,
-                    fast_forward=fast_forward).cost
+        plan = plan_vector(op, design)
+    return run_plan(plan, design, record_steps=False, fast_forward=fast_forward, **what).cost

@@ -56,10 +56,20 @@ def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0, *, macs:
         the recorder and the units' busy times.
     """
     env = simpy.Environment()
-    recorder = Recorder(steps=record_steps)
-    accel = Accelerator(env, design, recorder)
+    accel = Accelerator(env, design, Recorder(steps=record_steps))
     env.run(until=accel.start_gemm(op_id, plan, fast_forward))
-    device_ns = env.now
+    return run_cost(accel, sum(len(s) for s in plan.steps), macs=macs, memory_time_ns=memory_time_ns,
+                    compute_time_ns=compute_time_ns, weight_bits=weight_bits, activation_bits=activation_bits,
+                    activation_fp=activation_fp)
+
+
+def run_cost(accel: Accelerator, tile_steps: int, *, macs: int = 0, memory_time_ns: float = 0.0,
+             compute_time_ns: float = 0.0, weight_bits: int = 0, activation_bits: int = 0,
+             activation_fp: bool = False) -> PlanRun:
+    """The :class:`PlanRun` of an accelerator that has run an op of ``tile_steps`` tile steps from idle
+    until it drained (at its ``env.now``); the other parameters as :func:`run_plan`'s."""
+    design, recorder = accel.config, accel.recorder
+    device_ns = accel.env.now
     time_ns = device_ns  # a run's kernel launch cost is added by mixpe_sys.sim.launch.with_launch
     cycles = round(time_ns / design.cycle_ns)
     tiles = accel.tiles
@@ -80,7 +90,7 @@ def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0, *, macs:
         stall_cycles=max(0, cycles - compute_cycles),
         dequant_cycles=max(t.dequant_busy_cycles for t in tiles),
         dequant_stall_ns=max(t.dequant_stall_ns for t in tiles), macs=macs,
-        tile_steps=sum(len(s) for s in plan.steps),
+        tile_steps=tile_steps,
         dram_read_bytes=accel.dram.read_bytes, dram_write_bytes=accel.dram.write_bytes,
         sram_read_bytes=counts[0] + counts[1] + counts[2] + dma_reads + g_r,
         sram_write_bytes=counts[3] + dma_writes + g_w,
