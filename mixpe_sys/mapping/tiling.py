@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import MappingError
+from ..limits import MAX_TILE_STEPS
 from ..hw.accelerator import Accelerator, drained
 from ..hw.config import AcceleratorConfig
 from ..hw.plan import GemmTiling, LoopOrder
@@ -254,7 +255,9 @@ def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict
     tile steps, either every such candidate (when they have at most ``SIMULATE_ALL_STEPS`` steps in
     all) or those of at most ``SIMULATE_UP_TO_STEPS`` steps and each slower design's shortlist
     (:func:`_class_shortlist`) of them; and of the candidates of more steps, each slower design's
-    pick. The set depends on the class and on the designs of :func:`slower_designs` alone, so a
+    pick; of these, those of at most ``MAX_TILE_STEPS`` steps (:mod:`mixpe_sys.limits`; when none is,
+    the best estimate, which a run refuses). The set depends on the class and on the designs of
+    :func:`slower_designs` alone, so a
     design with twice the tiles, the DRAM bandwidth or the clock simulates every tiling this one
     simulates, and since the same plan never runs slower on it, it is never slower.
     """
@@ -288,10 +291,15 @@ def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict
             for at in range(len(designs)):
                 keep(_class_shortlist(theirs, at)[0], t)
     cands = list(short.values())
+    if all(c[2] > MAX_TILE_STEPS for c in cands):
+        # too many steps to run (mixpe_sys.checks refuses it, naming the count): the best estimate
+        return _class_shortlist(cands)[0][5]
     # best estimates first; a tiling whose lower bound is above the fastest run so far cannot win
     cands.sort(key=lambda c: (c[0][0], c[1], c[2], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk))
     best = None
     for i, c in enumerate(cands):
+        if c[2] > MAX_TILE_STEPS:
+            continue
         if best is not None and lower_bound_ns(spec, accel, c[5], timers[c[5].dataflow]) > best[0]:
             continue
         run = (simulated(spec, accel, c[5]).accel.env.now, c[1], c[2], -c[5].tiles, i)
