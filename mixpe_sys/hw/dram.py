@@ -102,15 +102,7 @@ class Dram:
             service = share * ns_per_byte
             if open_rows is not None:
                 service += self._activations(open_rows[c], block, share) * self._activation_ns
-            ch = channels[c]
-            if ch.log is not None:
-                finish = ch.reserve(now_ns, service, share)
-            else:  # FifoServer.reserve inlined: a transfer books up to one share per channel (96 on HBM3)
-                free = ch.free_at_ns
-                finish = (free if free > now_ns else now_ns) + service
-                ch.free_at_ns = finish
-                ch.busy_ns += service
-                ch.served_bytes += share
+            finish = channels[c].reserve(now_ns, service, share)
             if finish > end:
                 end = finish
         if write:
