@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 import re
 import types
 import typing
@@ -152,7 +153,8 @@ def coerce(tp: Any, value: Any, path: tuple, lm: LineMap) -> Any:
             return value
         raise lm.error(path, f"expected true or false, got {_describe(value)}")
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                (isinstance(value, float) and not math.isfinite(value)) or int(value) != value:
             raise lm.error(path, f"expected an integer, got {_describe(value)}")
         return int(value)
     if tp is float:

@@ -41,6 +41,8 @@ FILES = {
     "tiles.yaml": "dram: {channels: 4}\nnum_tiles: 1000000000000\n",
     "freq.yaml": "frequency_hz: 1.0e30\n",
     "freq300.yaml": "frequency_hz: 1.0e300\n",
+    "nanint.yaml": "dram:\n  capacity_bytes: .nan\n",
+    "infint.yaml": "num_tiles: .inf\n",
     "w3.yaml": "quant:\n  weight_bits: 3\n",
     "channels.yaml": "dram:\n  channels: 1000000000\n",
     "tiny.yaml": "tile:\n  weight_buffer: {capacity_bytes: 64}\n",
@@ -92,6 +94,9 @@ CASES = [
     ("num-tiles-huge", ["gemm", "--config", "tiles.yaml"], ["tiles.yaml:2:", "field 'num_tiles'", "<= 4096"]),
     ("frequency-1e30", ["gemm", "--config", "freq.yaml"], ["freq.yaml:1:", "field 'frequency_hz'"]),
     ("frequency-1e300", ["run", "--config", "freq300.yaml"], ["freq300.yaml:1:", "field 'frequency_hz'"]),
+    # found by the slow fuzz draw: int() of a NaN or infinity raised before the message was written
+    ("integer-nan", ["gemm", "--config", "nanint.yaml"], ["nanint.yaml:2:", "field 'dram.capacity_bytes'", "integer"]),
+    ("integer-inf", ["gemm", "--config", "infint.yaml"], ["infint.yaml:1:", "field 'num_tiles'", "integer"]),
     ("design-weight-bits-3", ["gemm", "--config", "w3.yaml"], ["w3.yaml:2:", "field 'quant.weight_bits'", "3-bit"]),
     ("dram-channels-huge", ["gemm", "--config", "channels.yaml"], ["channels.yaml:2:", "field 'dram.channels'"]),
     ("link-bandwidth-tiny", ["gemm", "--config", "linkbw.yaml"],
