@@ -182,6 +182,16 @@ def test_slower_designs_halve_down_to_the_floors_and_nest():
         assert set(slower) <= set(slower_designs(MORE[resource](design)))
 
 
+def test_slower_designs_stop_at_the_limits():
+    """1.5 byte/s per DRAM channel is a valid design; at half the bandwidth a channel would have 0.75,
+    below mixpe_sys.limits' 1 byte/s: only the clock is halved (1000, 500, 250 MHz), and the GEMM maps."""
+    design = load_design("mixpe-w4a8")
+    design = design.replace(dram=design.dram.replace(channels=1024, bandwidth_efficiency=1024 * 1.5 / 409.6e9))
+    assert [(d.dram.bandwidth_bytes_per_s, d.frequency_hz) for d in slower_designs(design)] == \
+        [(409.6e9, 1e9), (409.6e9, 5e8), (409.6e9, 2.5e8)]
+    assert simulate_gemm(64, 256, 256, design).device_time_s > 0
+
+
 def test_twice_the_tiles_keeps_the_smaller_designs_plan_exactly():
     """A plan on tiles 0 .. T-1 runs on a star design of 2T tiles exactly as on the design of T: the
     other tiles book nothing, and every route has the same two hops."""

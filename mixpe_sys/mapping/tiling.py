@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import MappingError
+from ..errors import ConfigError, MappingError
 from ..limits import MAX_TILE_STEPS
 from ..hw.accelerator import Accelerator, drained
 from ..hw.config import AcceleratorConfig
@@ -238,10 +238,14 @@ def slower_designs(accel: AcceleratorConfig) -> list[AcceleratorConfig]:
     shortlists (:func:`_shortlist_winner`)."""
     out = []
     for bw in _halvings(accel.dram.bandwidth_bytes_per_s, FLOOR_DRAM_BYTES_PER_S):
-        dram = accel.dram if bw == accel.dram.bandwidth_bytes_per_s else accel.dram.replace(bandwidth_bytes_per_s=bw)
         for hz in _halvings(accel.frequency_hz, FLOOR_FREQUENCY_HZ):
-            out.append(accel if dram is accel.dram and hz == accel.frequency_hz
-                       else accel.replace(dram=dram, frequency_hz=hz))
+            if bw == accel.dram.bandwidth_bytes_per_s and hz == accel.frequency_hz:
+                out.append(accel)
+                continue
+            try:
+                out.append(accel.replace(dram=accel.dram.replace(bandwidth_bytes_per_s=bw), frequency_hz=hz))
+            except ConfigError:  # below a limit of mixpe_sys.limits (the same for every design)
+                break
     return out
 
 
