@@ -123,7 +123,8 @@ def plan_time_lower_bound_ns(plan: GemmPlan, config: AcceleratorConfig) -> float
 
     The largest of, for each tile (:mod:`.tile`): its loader runs one load at a time and each load
     takes at least the fixed latencies on its way (DRAM, buffers; interconnect hops left out), so the
-    loads of its steps in turn, then the last step's array time; its array runs the steps one after
+    loads of its steps in turn, then the last step's array time, and its weight (activation) loads
+    in turn, each also its bytes through the slowest server on its way alone, then the same; its array runs the steps one after
     another, each no shorter than its step cost, after the first load; either way followed by the
     last output store's latencies; and its loads' bytes through its interconnect link and its buffers'
     DMA ports, then the last step's array time and the store. And for the DRAM: the plan's DRAM bytes
@@ -172,15 +173,21 @@ def steps_time_lower_bound_ns(config: AcceleratorConfig, spec, share_activations
     w_port, a_port = (b.bytes_per_cycle / cyc for b in (tile.weight_buffer, tile.activation_buffer))
     # a step's load: the longer of its loads' fixed latencies (0 without a load)
     load_ns = {(w, a): max(w_ns if w else 0.0, a_ns if a else 0.0) for w in (False, True) for a in (False, True)}
+    dram_rate = dram.channel_bandwidth_bytes_per_s * dram.channels * 1e-9
+    if one_link:  # the DRAM's interconnect port
+        dram_rate = min(dram_rate, (config.noc.dram_link_bandwidth_bytes_per_s or dram.bandwidth_bytes_per_s) * 1e-9)
+    # the slowest server a weight (activation) load passes, alone on it: bytes/ns
+    w_rate = min(link, w_port, dram_rate)
+    a_rate = min(link, a_port, gbuf.bytes_per_cycle / cyc if gbuf is not None else dram_rate)
     bound = 0.0
     for w_new, a_new, cycles, w_bytes, a_bytes in tiles:
         loads = [load_ns[key] for key in zip(w_new, a_new)]
         array = [c * cyc for c in cycles]
         served = max((w_bytes + a_bytes) / link, w_bytes / w_port, a_bytes / a_port)
-        bound = max(bound, max(sum(loads) + array[-1], loads[0] + sum(array), served + array[-1]) + store_ns)
-    dram_rate = dram.channel_bandwidth_bytes_per_s * dram.channels * 1e-9
-    if one_link:  # the DRAM's interconnect port
-        dram_rate = min(dram_rate, (config.noc.dram_link_bandwidth_bytes_per_s or dram.bandwidth_bytes_per_s) * 1e-9)
+        # one load at a time: each weight (activation) load its fixed latencies and its bytes' time
+        serial = max(sum(w_new) * w_ns + w_bytes / w_rate, sum(a_new) * a_ns + a_bytes / a_rate)
+        bound = max(bound, max(sum(loads) + array[-1], loads[0] + sum(array), served + array[-1],
+                               serial + array[-1]) + store_ns)
     dram_ns = (reads + writes) / dram_rate
     if dram.row_buffer is not None and spec is not None:
         # every DRAM row the operands and the output occupy is opened at least once (all start closed)
