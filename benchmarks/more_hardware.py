@@ -32,7 +32,8 @@ from refsec import reference_seconds, simpy_rate
 ROUNDING = 1e-9
 
 
-def _spec(design, m: int, n: int, k: int) -> GemmSpec:
+def spec_for(design, m: int, n: int, k: int) -> GemmSpec:
+    """The GEMM at the design's own quantization (weight groups only where K is a multiple of the group)."""
     q = run_quant(design)
     grouped = q.quantized_weights and q.group_size > 0 and k % q.group_size == 0
     return GemmSpec(m=m, n=n, k=k, weight_bits=q.weight_bits, activation_bits=q.activation_bits,
@@ -64,12 +65,12 @@ def main() -> None:
         for name in design_names():
             design = load_design(name)
             try:
-                base = simulate_gemm(_spec(design, m, n, k), design)
+                base = simulate_gemm(spec_for(design, m, n, k), design)
             except MixpeError:
                 continue
             errors.append(abs(base.plan.tiling.estimated_time_s / base.device_time_s - 1))
             for what, bigger in _more(design).items():
-                spec = _spec(bigger, m, n, k)
+                spec = spec_for(bigger, m, n, k)
                 ratio = simulate_gemm(spec, bigger).device_time_s / base.device_time_s
                 cases += 1
                 if ratio > 1 + ROUNDING:
