@@ -161,7 +161,7 @@ def coerce(tp: Any, value: Any, path: tuple, lm: LineMap) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise lm.error(path, f"expected a number, got {_describe(value)}")
         value = float(value)
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise lm.error(path, f"expected a finite number, got {_describe(value)}")
         return value
     if tp is str:

@@ -201,17 +201,25 @@ def _estimated(estimator: Estimator, timers: dict, geometries: list[tuple], T: i
     return out
 
 
+def _rank(c: tuple, at: int) -> tuple:
+    """Sort key of an estimated tiling ``c`` (:func:`_estimated`) by its estimate on design number
+    ``at``; ties: less DRAM traffic, fewer steps, more tiles, then the tiling itself."""
+    return (c[0][at], c[1], c[2], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk)
+
+
+def _class_pick(cands: list[tuple], at: int = 0) -> tuple:
+    """The estimate's pick on design number ``at``: within ``TIME_SLACK`` of the fastest estimate, the
+    least DRAM traffic, then fewer steps."""
+    limit = min(c[0][at] for c in cands) * (1 + TIME_SLACK)
+    return min((c for c in cands if c[0][at] <= limit), key=lambda c: (c[1], c[2], *_rank(c, at)))
+
+
 def _class_shortlist(cands: list[tuple], at: int = 0) -> list[tuple]:
     """The tilings of one tile-count class to simulate, by the estimates on design number ``at``: the
-    estimate's pick (within ``TIME_SLACK`` of the fastest estimate, the least DRAM traffic, then fewer
-    steps) and the best estimates (see ``SHORTLIST*``)."""
-    best_est = min(c[0][at] for c in cands)
-    limit = best_est * (1 + TIME_SLACK)
-    pick = min(((c[1], c[2], c[0][at], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk), i)
-               for i, c in enumerate(cands) if c[0][at] <= limit)
-    pick = cands[pick[-1]]
-    near = [c for c in cands if c is not pick and c[0][at] <= best_est * (1 + SHORTLIST_WITHIN)]
-    near.sort(key=lambda c: (c[0][at], c[1], c[2], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk))
+    estimate's pick (:func:`_class_pick`) and the best estimates (see ``SHORTLIST*``)."""
+    pick = _class_pick(cands, at)
+    reach = min(c[0][at] for c in cands) * (1 + SHORTLIST_WITHIN)
+    near = sorted((c for c in cands if c is not pick and c[0][at] <= reach), key=lambda c: _rank(c, at))
     return ([pick] + near)[:SHORTLIST]
 
 
@@ -293,13 +301,13 @@ def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict
             # 104 blocks of 1,664 steps, 5.6x faster
             theirs = _estimated(estimator, timers, big, t)
             for at in range(len(designs)):
-                keep(_class_shortlist(theirs, at)[0], t)
+                keep(_class_pick(theirs, at), t)
     cands = list(short.values())
     if all(c[2] > MAX_TILE_STEPS for c in cands):
         # too many steps to run (mixpe_sys.checks refuses it, naming the count): the best estimate
-        return _class_shortlist(cands)[0][5]
+        return _class_pick(cands)[5]
     # best estimates first; a tiling whose lower bound is above the fastest run so far cannot win
-    cands.sort(key=lambda c: (c[0][0], c[1], c[2], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk))
+    cands.sort(key=lambda c: _rank(c, 0))
     best = None
     for i, c in enumerate(cands):
         if c[2] > MAX_TILE_STEPS:
