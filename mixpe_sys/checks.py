@@ -14,7 +14,6 @@ field, never a hang or a silently wrong figure. The rules:
 
 from __future__ import annotations
 
-from math import ceil
 from typing import Iterable
 
 from .errors import ConfigError
@@ -31,8 +30,7 @@ from .workload.quant import NumberFormat, QuantScheme
 
 def gemm_tile_steps(spec: GemmSpec, design: AcceleratorConfig) -> int:
     """Tile steps the mapper's tiling of ``spec`` has on ``design`` (without building them)."""
-    tiling = choose_tiling(spec, design)
-    return spec.batch * ceil(spec.m / tiling.tm) * ceil(spec.n / tiling.tn) * ceil(spec.k / tiling.tk)
+    return choose_tiling(spec, design).tile_steps(spec)
 
 
 def check_gemm_spec(spec: GemmSpec, design: AcceleratorConfig, what: str = "GEMM") -> None:

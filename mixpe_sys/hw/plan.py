@@ -72,6 +72,10 @@ class GemmTiling:
     estimated_time_s: float
     tiles: int = 0
 
+    def tile_steps(self, spec: GemmSpec) -> int:
+        """Tile steps of ``spec`` under this tiling: one per output block and K slice."""
+        return spec.batch * -(-spec.m // self.tm) * -(-spec.n // self.tn) * -(-spec.k // self.tk)
+
 
 @dataclass(frozen=True)
 class GemmPlan:

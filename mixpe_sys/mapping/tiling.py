@@ -22,7 +22,6 @@ from __future__ import annotations
 from fractions import Fraction
 from functools import lru_cache
 from math import ceil
-from typing import NamedTuple
 
 import numpy as np
 
@@ -124,19 +123,12 @@ def _choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> GemmTiling:
         f"(a slot holds {slot} B, the smallest tile needs {need} B)")
 
 
-class SimulatedTiling(NamedTuple):
-    """A tiling's run (:func:`simulated`)."""
-
-    accel: Accelerator  # drained, recording no step rows (:func:`mixpe_sys.hw.accelerator.drained`)
-    tile_steps: int
-
-
 @lru_cache(maxsize=16)
-def simulated(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> SimulatedTiling:
-    """The run of ``tiling`` laid out on ``accel``, idle to drained (memoised, a pure function: the
-    mapper ranks its shortlist by these runs, and an op's cost reuses its winner's; read only)."""
-    plan = lay_out(spec, accel, tiling)
-    return SimulatedTiling(drained(plan, accel), sum(len(steps) for steps in plan.steps))
+def simulated(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> Accelerator:
+    """The accelerator after running ``tiling`` laid out on ``accel``, idle to drained
+    (:func:`~mixpe_sys.hw.accelerator.drained`; memoised, a pure function: the mapper ranks its
+    shortlist by these runs, and an op's cost reuses its winner's; read only)."""
+    return drained(lay_out(spec, accel, tiling), accel)
 
 
 def tile_counts(num_tiles: int) -> list[int]:
@@ -314,6 +306,6 @@ def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict
             continue
         if best is not None and lower_bound_ns(spec, accel, c[5], timers[c[5].dataflow]) > best[0]:
             continue
-        run = (simulated(spec, accel, c[5]).accel.env.now, c[1], c[2], -c[5].tiles, i)
+        run = (simulated(spec, accel, c[5]).env.now, c[1], c[2], -c[5].tiles, i)
         best = run if best is None else min(best, run)
     return cands[best[4]][5]
