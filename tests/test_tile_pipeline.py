@@ -103,10 +103,13 @@ def queued_pipeline(env, tile: ComputeTile, op_id: int, plan, steps, timer, shar
         for _ in range(sum(1 for s in steps if s.store_bytes)):
             item = yield wb_queue.get()
             s = item[0]
-            done = dma.book_store(env.now, tile.index, tile.output_buffer, s.store_addr, s.store_bytes)
+            if s.store_key is not None and shared:  # a split-K partial sum, kept in the global buffer
+                done = dma.book_keep(env.now, tile.index, tile.output_buffer, s.store_key, s.store_bytes)
+            else:
+                done = dma.book_store(env.now, tile.index, tile.output_buffer, s.store_addr, s.store_bytes)
             yield env.timeout(done - env.now)
             free_out.put(1)
-            record(item, env.now, s.store_bytes)
+            record(item, env.now, 0 if s.store_key is not None and shared else s.store_bytes)
 
     procs = [env.process(p()) for p in (loader, array, writeback)]
     if use_dequant:
@@ -143,15 +146,18 @@ def uncontended(self, now_ns: float, service_ns: float, nbytes: int = 0) -> floa
 
 
 def queued_run(plan, design):
-    """``plan`` run by :func:`queued_pipeline` on every tile, on a fresh accelerator."""
+    """``plan`` run by :func:`queued_pipeline` on every tile, on a fresh accelerator (a second phase,
+    ``plan.then``, once every tile has finished the first)."""
     env = simpy.Environment()
     recorder = Recorder(steps=True)
     accel = Accelerator(env, design, recorder)
-    timer = plan_timer(plan, design)
-    share = accel.shared_activations and plan.share_activations
-    procs = [queued_pipeline(env, tile, 0, plan, steps, timer, share)
-             for tile, steps in zip(accel.tiles, plan.steps) if steps]
-    env.run(until=simpy.AllOf(env, procs))
+    while plan is not None:
+        timer = plan_timer(plan, design)
+        share = accel.shared_activations and plan.share_activations
+        procs = [queued_pipeline(env, tile, 0, plan, steps, timer, share)
+                 for tile, steps in zip(accel.tiles, plan.steps) if steps]
+        env.run(until=simpy.AllOf(env, procs))
+        plan = plan.then
     return env.now, recorder, accel
 
 

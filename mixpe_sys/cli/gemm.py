@@ -73,7 +73,9 @@ def cmd_gemm(args) -> int:
                    f"core {e.core_j * 1e6:.3g} uJ)"),
         ("area", f"{area_mm2(design):.3f} mm^2 ({design.num_tiles} tiles, 28 nm)"),
         ("tiling", f"tm={t['tm']} tn={t['tn']} tk={t['tk']} {t['order']} {t['dataflow']}, "
-                   f"{t['tile_steps']} tile steps on {t['tiles']} of {design.num_tiles} tiles"),
+                   f"{t['tile_steps']} tile steps on {t['tiles']} of {design.num_tiles} tiles"
+                   + (f", K split {t['split_k']} ways (partial sums added in a second phase)"
+                      if t["split_k"] > 1 else "")),
     ])
     print_units(result.units)
     return 0

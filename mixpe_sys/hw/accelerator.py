@@ -131,17 +131,22 @@ def plan_time_lower_bound_ns(plan: GemmPlan, config: AcceleratorConfig) -> float
     over the peak bandwidth of all channels (or of the DRAM's interconnect port), with one row
     activation for every row the operands and the output occupy, plus one latency. The mapper skips simulating a tiling whose bound is above the
     fastest run it has (:mod:`mixpe_sys.mapping.tiling`).
+
+    Of a plan in two phases (``plan.then``) the bound is the first phase's, without the row
+    activations (the output's rows are opened by the second).
     """
     timer = plan_timer(plan, config)
     tiles = [([s.w_key is not None for s in steps], [s.a_key is not None for s in steps],
               [timer.step(s).compute_cycles for s in steps], sum(s.w_bytes for s in steps),
               sum(s.a_bytes for s in steps)) for steps in plan.steps if steps]
     reads, writes = plan.dram_bytes(config.global_buffer is not None)
-    return steps_time_lower_bound_ns(config, plan.spec, plan.share_activations, tiles, reads, writes)
+    spec = plan.spec if plan.then is None else None
+    kept = any(s.store_key is not None for _, s in plan.iter_steps())
+    return steps_time_lower_bound_ns(config, spec, plan.share_activations, tiles, reads, writes, kept)
 
 
 def steps_time_lower_bound_ns(config: AcceleratorConfig, spec, share_activations: bool, tiles, reads: int,
-                              writes: int) -> float:
+                              writes: int, kept_stores: bool = False) -> float:
     """:func:`plan_time_lower_bound_ns` of a plan given by what the bound reads of it.
 
     Parameters
@@ -159,6 +164,8 @@ def steps_time_lower_bound_ns(config: AcceleratorConfig, spec, share_activations
         order, and the bytes of its steps' loads.
     reads, writes:
         The plan's DRAM bytes (``GemmPlan.dram_bytes`` with a global buffer when the design has one).
+    kept_stores:
+        True when some stores go to the global buffer instead (``TileStep.store_key``).
     """
     cyc, tile, dram = config.cycle_ns, config.tile, config.dram
     gbuf = config.global_buffer if share_activations else None
@@ -166,6 +173,8 @@ def steps_time_lower_bound_ns(config: AcceleratorConfig, spec, share_activations
     # a shared activation tile may be staged already: only its copy out of the global buffer is certain
     a_ns = (gbuf.latency_cycles * cyc if gbuf is not None else dram.latency_ns) + tile.activation_buffer.latency_cycles * cyc
     store_ns = dram.latency_ns + tile.output_buffer.latency_cycles * cyc
+    if kept_stores and gbuf is not None:
+        store_ns = min(dram.latency_ns, gbuf.latency_cycles * cyc) + tile.output_buffer.latency_cycles * cyc
     # bytes/ns of the FIFO servers every load of a tile passes: its interconnect link, its buffers' DMA ports
     # (on a ring a tile has two links, and so has the DRAM)
     one_link = config.noc is not None and config.noc.topology is not Topology.RING

@@ -81,6 +81,15 @@ class Dma:
         end = max(gbuf.reserve_read(now, nbytes), noc_end, buffer.reserve_write(now, nbytes))
         return end + gbuf.latency_ns + noc_lat + buffer.latency_ns
 
+    def book_keep(self, now: float, tile: int, buffer: SramBuffer, key, nbytes: int) -> float:
+        """Book tile buffer -> global buffer for ``nbytes`` at ``now``, kept there under ``key`` (a split-K
+        partial sum, which :meth:`stage` then finds staged); return when it is written (ns)."""
+        gbuf = self.global_buffer
+        noc_end, noc_lat = self._path(now, tile_node(tile), GBUF_NODE, nbytes)
+        end = max(gbuf.reserve_write(now, nbytes), noc_end, buffer.reserve_read(now, nbytes))
+        done = self._staged[key] = end + gbuf.latency_ns + noc_lat + buffer.latency_ns
+        return done
+
     def book_store(self, now: float, tile: int, buffer: SramBuffer, addr: int, nbytes: int) -> float:
         """Book tile buffer -> DRAM for ``nbytes`` at ``now``; return when it is written (ns)."""
         end = self.dram.reserve(now, addr, nbytes, write=True)

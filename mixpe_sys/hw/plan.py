@@ -52,6 +52,7 @@ class TileStep:
     k_slice: int = 0  # which K slice the step covers (rows k_slice * tk ... of the weights)
     masked: bool = False  # fused attention: the key block straddles the causal diagonal (masked in full)
     normalize: bool = False  # fused attention: the step divides the output by the row sums before storing it
+    store_key: tuple | None = None  # split-K partial sums: kept in the global buffer under this key, not stored to DRAM
 
     @property
     def macs(self) -> int:
@@ -71,10 +72,13 @@ class GemmTiling:
     dataflow: Dataflow
     estimated_time_s: float
     tiles: int = 0
+    split_k: int = 1  # K ranges per output block, each a partial sum; a second phase adds them up
 
     def tile_steps(self, spec: GemmSpec) -> int:
-        """Tile steps of ``spec`` under this tiling: one per output block and K slice."""
-        return spec.batch * -(-spec.m // self.tm) * -(-spec.n // self.tn) * -(-spec.k // self.tk)
+        """Tile steps of ``spec`` under this tiling: one per output block and K slice, and with a
+        K split one per output block and partial sum to add them up."""
+        blocks = spec.batch * -(-spec.m // self.tm) * -(-spec.n // self.tn)
+        return blocks * -(-spec.k // self.tk) + (blocks * self.split_k if self.split_k > 1 else 0)
 
 
 @dataclass(frozen=True)
@@ -96,18 +100,25 @@ class GemmPlan:
                 yield t, s
 
     def dram_bytes(self, shared_activations: bool) -> tuple[int, int]:
-        """(read, write) DRAM bytes the steps request; with a global buffer each
-        activation tile is read from DRAM once however many tiles use it."""
-        shared_activations = shared_activations and self.share_activations
+        """(read, write) DRAM bytes the steps of this phase and the next (``then``) request; with a
+        global buffer each activation tile is read from DRAM once however many tiles use it, and
+        partial sums kept in it (``store_key``) are neither written to DRAM nor read back."""
         reads = writes = 0
         seen: set = set()
-        for _, s in self.iter_steps():
-            reads += s.w_bytes
-            writes += s.store_bytes
-            if s.a_key is not None:
-                if not shared_activations:
-                    reads += s.a_bytes
-                elif s.a_key not in seen:
-                    seen.add(s.a_key)
-                    reads += s.a_bytes
+        plan = self
+        while plan is not None:
+            shared = shared_activations and plan.share_activations
+            for _, s in plan.iter_steps():
+                reads += s.w_bytes
+                if s.store_key is not None and shared:
+                    seen.add(s.store_key)
+                else:
+                    writes += s.store_bytes
+                if s.a_key is not None:
+                    if not shared:
+                        reads += s.a_bytes
+                    elif s.a_key not in seen:
+                        seen.add(s.a_key)
+                        reads += s.a_bytes
+            plan = plan.then
         return reads, writes

@@ -124,6 +124,7 @@ class ComputeTile:
         gbuf = self.dma.global_buffer
         if gbuf is not None and plan.share_activations:
             gbuf.check_fits(a_max, "activation")
+            gbuf.check_fits(max((s.store_bytes for s in steps if s.store_key is not None), default=0), "partial-sum")
 
     def account(self, costs) -> None:
         """Add the steps' busy cycles of the tile's own units and array-side SRAM traffic."""
@@ -352,10 +353,15 @@ class _Pipeline:
         s = self.steps[i]
         if self.watch is not None:
             self.watch.booked(self, STORE, i, now, None, False)
-        done = tile.dma.book_store(now, tile.index, tile.output_buffer, s.store_addr, s.store_bytes)
+        if s.store_key is not None and self.shared:
+            done = tile.dma.book_keep(now, tile.index, tile.output_buffer, s.store_key, s.store_bytes)
+            written = 0
+        else:
+            done = tile.dma.book_store(now, tile.index, tile.output_buffer, s.store_addr, s.store_bytes)
+            written = s.store_bytes
         self.writeback_free_ns = done
         self.out_freed.append(done)
-        self._record(i, done, s.store_bytes)
+        self._record(i, done, written)
 
     # --- tile-local stages -----------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ last round of output blocks; :func:`dram_traffic` counts the DRAM bytes exactly 
 
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache, reduce
 from math import ceil
 from typing import NamedTuple
@@ -20,7 +21,7 @@ from ..hw.dram import streaming_channel_bytes_per_s
 from ..hw.plan import LoopOrder
 from ..hw.tile_step import StepTimer
 from ..workload.gemm_spec import GemmSpec
-from .layout import k_rotation
+from .layout import k_rotation, partial_bytes
 
 
 class _Design(NamedTuple):
@@ -310,6 +311,14 @@ class Estimator:
         self._loads: dict = {}
         self._stores: dict = {}
         self._blocks: dict = {}
+        self._others: dict = {}
+
+    def for_spec(self, spec: GemmSpec) -> "Estimator":
+        """The estimator of another GEMM on the same designs (memoised)."""
+        hit = self._others.get(spec)
+        if hit is None:
+            hit = self._others[spec] = Estimator(spec, self.accel, self.d, self.shared)
+        return hit
 
     def loads(self, m: int, n: int, k: int) -> tuple[float, float, float]:
         """(weight load, activation load from the global buffer, activation load staged from DRAM) ns."""
@@ -441,6 +450,44 @@ class Estimator:
             bound = _mx(bound, _port_ns(d, ceil(a_deliveries + a_staged), d.gbuf_bytes_per_cycle),
                         a_deliveries / d.link_bytes_per_ns, a_staged / d.link_bytes_per_ns)
         return _mx(_mx(total, busiest) + tail, bound) * 1e-9, blocks * nk, traffic
+
+
+    def reduction_ns(self, timer: StepTimer, tm: int, tn: int, split: int, T: int, kept: bool):
+        """The second phase of a K split (:func:`~mixpe_sys.mapping.layout.lay_out`) on ``T`` tiles: each
+        busy tile adds up its output blocks' ``split`` partial sums one load at a time (from the global
+        buffer when ``kept``, else from DRAM), each step the longer of its load and its vector work
+        (``timer``: the hardware's vector-step timer, one op per element), then stores the last
+        block; bounded below by the global buffer's port and the DRAM's bandwidth (ns)."""
+        spec, d, tile = self.spec, self.d, self.accel.tile
+        cyc = d.cycle_ns
+        nb_i, nb_j = ceil(spec.m / tm), ceil(spec.n / tn)
+        blocks = spec.batch * nb_i * nb_j
+        m, n = min(tm, spec.m), min(tn, spec.n)
+        part = partial_bytes(self.accel, m, n)
+        a_port = _port_ns(d, part, tile.activation_buffer.bytes_per_cycle)
+        if kept:
+            load = d.hop_ns + _mx(_port_ns(d, part, d.gbuf_bytes_per_cycle), part / d.link_bytes_per_ns, a_port)
+        else:
+            load = d.activation_ns + _mx(a_port, part / d.link_bytes_per_ns, part / d.dram_link_bytes_per_ns,
+                                         _dram_ns(d, part))
+        step = timer.vector(m * n, part, 0).compute_cycles * cyc
+        per_tile = ceil(blocks / T) * split
+        own = load + per_tile * _mx(load, step) + self.store_ns(m, n)
+        parts = blocks * split * part
+        outputs = spec.batch * spec.output_bytes(spec.m, spec.n)
+        bound = (outputs + (0 if kept else parts)) / d.dram_bytes_per_ns
+        if kept:
+            bound = _mx(bound, _port_ns(d, parts, d.gbuf_bytes_per_cycle))
+        return _mx(own, bound)
+
+
+def split_spec(spec: GemmSpec, accel: AcceleratorConfig, tk: int, split: int) -> GemmSpec:
+    """The GEMM one of ``split`` K ranges of ``spec`` computes under K tiles of ``tk``, for the estimate:
+    ``batch x split`` instances of the longest range's K (:func:`~mixpe_sys.mapping.layout.split_ranges`),
+    each written at the accumulator width."""
+    nk = ceil(spec.k / tk)
+    k = min(spec.k, ceil(nk / split) * tk)
+    return dataclasses.replace(spec, batch=spec.batch * split, k=k, output_bits=accel.tile.accumulator_bits)
 
 
 def estimate(spec: GemmSpec, accel: AcceleratorConfig, d: _Design, timer: StepTimer,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from math import ceil
 
 from ..errors import MappingError
-from ..hw.accelerator import steps_time_lower_bound_ns
+from ..hw.accelerator import plan_time_lower_bound_ns, steps_time_lower_bound_ns
 from ..hw.config import AcceleratorConfig
 from ..hw.plan import GemmPlan, GemmTiling, LoopOrder, TileStep
 from ..hw.tile_step import StepTimer
@@ -26,16 +26,28 @@ def lay_out(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> Gem
     its blocks' K loops at its own K slice (:func:`k_rotation`) and wraps
     around, so tiles working on the same row block at the same time ask for
     different activation tiles.
+
+    With ``tiling.split_k = s > 1`` each block's K slices are cut into ``s`` contiguous ranges
+    (:func:`split_ranges`), and the work items ``(inst, i, j, range)``, ranges innermost, are
+    shared over the tiles instead. Each item ends by writing its partial sums (at the accumulator
+    width): into the global buffer when the design has one and all the partial sums fit one slot of
+    it, to DRAM otherwise. A second phase (``plan.then``, :func:`_reduction`) adds them up.
     """
     tm, tn, tk = tiling.tm, tiling.tn, tiling.tk
     nb_i, nb_j, nk = ceil(spec.m / tm), ceil(spec.n / tn), ceil(spec.k / tk)
     blocks, T = _blocks(spec, accel, tiling)
+    split = tiling.split_k
+    ranges = split_ranges(nk, split)
+    items = [(b, i, j, p) for b, i, j in blocks for p in range(split)]
     ms, ns, ks = _block_sizes(spec, tiling)
     a_full, w_full = spec.activation_bytes(tm, tk), spec.weight_bytes(tk, tn)
     a_base = 0
     w_base = _align(spec.batch * nb_i * nk * a_full)
     o_base = w_base + _align(spec.batch * nb_j * nk * w_full)
     o_full = spec.output_bytes(tm, tn)
+    p_base = o_base + _align(spec.batch * nb_i * nb_j * o_full)
+    p_full = partial_bytes(accel, tm, tn)
+    keep = split > 1 and keeps_partials(spec, accel, tiling)
     a_bytes_of = {(m, k): spec.activation_bytes(m, k) for m in set(ms) for k in set(ks)}
     w_bytes_of = {(k, n): spec.weight_bytes(k, n) for k in set(ks) for n in set(ns)}
     # every operand tile's key, made once (the steps that load a tile share its key)
@@ -43,16 +55,23 @@ def lay_out(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> Gem
     w_keys = [[[(b, j, kk) for kk in range(nk)] for j in range(nb_j)] for b in range(spec.batch)]
     per_tile: list[tuple[TileStep, ...]] = []
     for t in range(T):
-        lo, hi = (len(blocks) * t) // T, (len(blocks) * (t + 1)) // T
+        lo, hi = (len(items) * t) // T, (len(items) * (t + 1)) // T
         steps: list[TileStep] = []
         prev_a = prev_w = None
-        rotation = k_rotation(t, nk)
-        k_order = [(pos, (pos + rotation) % nk) for pos in range(nk)]
-        for b, i, j in blocks[lo:hi]:
+        orders = [[(pos, k0 + (pos + k_rotation(t, k1 - k0)) % (k1 - k0)) for pos in range(k1 - k0)]
+                  for k0, k1 in ranges]
+        for b, i, j, p in items[lo:hi]:
             m, n = ms[i], ns[j]
             a_row, w_col = (b * nb_i + i) * nk, (b * nb_j + j) * nk
             a_block_keys, w_block_keys = a_keys[b][i], w_keys[b][j]
-            store_addr = o_base + ((b * nb_i + i) * nb_j + j) * o_full
+            block = (b * nb_i + i) * nb_j + j
+            if split == 1:
+                store_bytes, store_addr, store_key = spec.output_bytes(m, n), o_base + block * o_full, None
+            else:
+                store_bytes, store_addr = partial_bytes(accel, m, n), p_base + (block * split + p) * p_full
+                store_key = ("partial", b, i, j, p) if keep else None
+            k_order = orders[p]
+            last = len(k_order) - 1
             for pos, kk in k_order:
                 k = ks[kk]
                 a_key, w_key = a_block_keys[kk], w_block_keys[kk]
@@ -64,11 +83,64 @@ def lay_out(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> Gem
                     a_addr=a_base + (a_row + kk) * a_full,
                     w_key=w_key if load_w else None, w_bytes=w_bytes_of[k, n] if load_w else 0,
                     w_addr=w_base + (w_col + kk) * w_full,
-                    store_bytes=spec.output_bytes(m, n) if pos == nk - 1 else 0,
-                    store_addr=store_addr))
+                    store_bytes=store_bytes if pos == last else 0, store_addr=store_addr,
+                    store_key=store_key if pos == last else None))
         per_tile.append(tuple(steps))
     per_tile += [()] * (accel.num_tiles - T)
-    return GemmPlan(spec=spec, tiling=tiling, steps=tuple(per_tile))
+    then = None
+    if split > 1:
+        then = _reduction(spec, accel, tiling, blocks, T, o_base, p_base, keep)
+    return GemmPlan(spec=spec, tiling=tiling, steps=tuple(per_tile), then=then)
+
+
+def split_ranges(nk: int, split: int) -> list[tuple[int, int]]:
+    """The ``split`` contiguous ranges ``[k0, k1)`` of ``nk`` K slices, as even as can be (the longer first)."""
+    return [((nk * p) // split, (nk * (p + 1)) // split) for p in range(split)]
+
+
+def partial_bytes(accel: AcceleratorConfig, m: int, n: int) -> int:
+    """Bytes of an ``[m, n]`` block of partial sums at the tile's accumulator width."""
+    return ceil(m * n * accel.tile.accumulator_bits / 8)
+
+
+def keeps_partials(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> bool:
+    """True when a K split's partial sums all stay in the global buffer: it exists and they fit one
+    slot of it (the other slot keeps staging activation tiles)."""
+    gbuf = accel.global_buffer
+    if gbuf is None:
+        return False
+    total = spec.batch * tiling.split_k * sum(partial_bytes(accel, m, n) for m in _block_sizes(spec, tiling)[0]
+                                               for n in _block_sizes(spec, tiling)[1])
+    return total <= gbuf.slot_bytes
+
+
+def _reduction(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling, blocks, T: int, o_base: int,
+               p_base: int, keep: bool) -> GemmPlan:
+    """The second phase of a K split: tile ``t`` of ``T`` takes a contiguous share of the output blocks
+    and adds up each block's partial sums on its vector unit, one step (one add per element) for each,
+    loading them from the global buffer (or DRAM), and stores the output block after the last."""
+    tm, tn, split = tiling.tm, tiling.tn, tiling.split_k
+    nb_i, nb_j = ceil(spec.m / tm), ceil(spec.n / tn)
+    ms, ns, _ = _block_sizes(spec, tiling)
+    o_full, p_full = spec.output_bytes(tm, tn), partial_bytes(accel, tm, tn)
+    per_tile: list[tuple[TileStep, ...]] = []
+    for t in range(T):
+        lo, hi = (len(blocks) * t) // T, (len(blocks) * (t + 1)) // T
+        steps: list[TileStep] = []
+        for b, i, j in blocks[lo:hi]:
+            m, n = ms[i], ns[j]
+            block = (b * nb_i + i) * nb_j + j
+            for p in range(split):
+                steps.append(TileStep(
+                    index=len(steps), inst=b, i=i, j=j, kk=p, m=m * n, n=1, k=0,
+                    a_key=("partial", b, i, j, p), a_bytes=partial_bytes(accel, m, n),
+                    a_addr=p_base + (block * split + p) * p_full, w_key=None, w_bytes=0, w_addr=0,
+                    store_bytes=spec.output_bytes(m, n) if p == split - 1 else 0,
+                    store_addr=o_base + block * o_full, k_slice=p))
+        per_tile.append(tuple(steps))
+    per_tile += [()] * (accel.num_tiles - T)
+    return GemmPlan(spec=None, tiling=tiling, steps=tuple(per_tile), share_activations=keep,
+                    vector_ops_per_element=1)
 
 
 def lower_bound_ns(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling, timer: StepTimer) -> float:
@@ -80,6 +152,8 @@ def lower_bound_ns(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling,
     operand whose row (column) block differs from the previous step's. Every activation tile is
     loaded by some tile, so with a global buffer the DRAM reads every one of them once.
     """
+    if tiling.split_k > 1:  # (rare: only GEMMs of fewer output blocks than tiles are split)
+        return plan_time_lower_bound_ns(lay_out(spec, accel, tiling), accel)
     nb_i, nb_j, nk = ceil(spec.m / tiling.tm), ceil(spec.n / tiling.tn), ceil(spec.k / tiling.tk)
     blocks, T = _blocks(spec, accel, tiling)
     ms, ns, ks = _block_sizes(spec, tiling)

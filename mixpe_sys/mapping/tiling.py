@@ -32,8 +32,8 @@ from ..hw.config import AcceleratorConfig
 from ..hw.plan import GemmTiling, LoopOrder
 from ..hw.tile_step import StepTimer, pe_rate
 from ..workload.gemm_spec import GemmSpec
-from .estimate import Estimator, stacked_figures
-from .layout import lay_out, lower_bound_ns
+from .estimate import Estimator, split_spec, stacked_figures
+from .layout import keeps_partials, lay_out, lower_bound_ns
 
 #: the mapper accepts a tiling this much slower (estimated) than the fastest if it moves fewer DRAM bytes
 #: (or as many in fewer tile steps)
@@ -142,8 +142,8 @@ def tile_counts(num_tiles: int) -> list[int]:
 
 
 def _candidates(spec: GemmSpec, accel: AcceleratorConfig, T: int, slots: tuple[int, int, int]) -> list[tuple]:
-    """The candidate tilings ``(tm, tn, tk, order, dataflow, tile steps)`` that share the output blocks
-    over tiles ``0 .. T - 1``: they depend on the design only through its tile (buffers, array)."""
+    """The candidate tilings ``(tm, tn, tk, order, dataflow, tile steps, K split)`` that share the output
+    blocks over tiles ``0 .. T - 1``: they depend on the design only through its tile (buffers, array)."""
     tile = accel.tile
     arr = tile.pe_array
     a_slot, w_slot, o_slot = slots
@@ -177,8 +177,15 @@ def _candidates(spec: GemmSpec, accel: AcceleratorConfig, T: int, slots: tuple[i
                 seen.add((tm, tn, tk))
                 # with several K steps every step reloads both operands in either order: same estimate
                 orders = list(LoopOrder) if ceil(spec.k / tk) == 1 else [LoopOrder.M_OUTER]
-                steps = spec.batch * ceil(spec.m / tm) * ceil(spec.n / tn) * ceil(spec.k / tk)
-                cands += [(tm, tn, tk, order, df, steps) for order in orders for df in arr.dataflows]
+                blocks, nk = spec.batch * ceil(spec.m / tm) * ceil(spec.n / tn), ceil(spec.k / tk)
+                cands += [(tm, tn, tk, order, df, blocks * nk, 1) for order in orders for df in arr.dataflows]
+                # fewer output blocks than tiles: K split into 2, 4, ... ranges, while every range
+                # has work for a tile of its own and its partial sums fit a slot
+                split = 2
+                while blocks * split <= T and split <= nk and ceil(tm * tn * tile.accumulator_bits / 8) <= a_slot:
+                    cands += [(tm, tn, tk, LoopOrder.M_OUTER, df, blocks * (nk + split), split)
+                              for df in arr.dataflows]
+                    split *= 2
     return cands
 
 
@@ -186,17 +193,36 @@ def _estimated(estimator: Estimator, timers: dict, geometries: list[tuple], T: i
     """``(estimates s, DRAM bytes, steps, order, dataflow, tiling)`` of each of ``geometries`` on ``T`` tiles on
     the designs of ``estimator`` (an array of estimates, one per design; the tiling holds the first's)."""
     out = []
-    for tm, tn, tk, order, df, _ in geometries:
-        est, steps, traffic = estimator.estimate(timers[df], order, tm, tn, tk, T)
+    for tm, tn, tk, order, df, steps, split in geometries:
+        if split == 1:
+            est, _, traffic = estimator.estimate(timers[df], order, tm, tn, tk, T)
+        else:
+            est, traffic = _split_estimate(estimator, df, tm, tn, tk, T, split)
         est = np.atleast_1d(est)
-        out.append((est, traffic, steps, order.value, df.value, GemmTiling(tm, tn, tk, order, df, float(est[0]), T)))
+        out.append((est, traffic, steps, order.value, df.value,
+                    GemmTiling(tm, tn, tk, order, df, float(est[0]), T, split)))
     return out
+
+
+def _split_estimate(estimator: Estimator, df, tm: int, tn: int, tk: int, T: int, split: int) -> tuple:
+    """(estimates s, DRAM bytes) of a tiling with its K split ``split`` ways: the ranges as a batched GEMM
+    (:func:`~mixpe_sys.mapping.estimate.split_spec`), then the reduction."""
+    spec, accel = estimator.spec, estimator.accel
+    tiling = GemmTiling(tm, tn, tk, LoopOrder.M_OUTER, df, 0.0, T, split)
+    kept = keeps_partials(spec, accel, tiling)
+    part = estimator.for_spec(split_spec(spec, accel, tk, split))
+    first, _, traffic = part.estimate(StepTimer(accel, part.spec, df), LoopOrder.M_OUTER, tm, tn, tk, T)
+    partials = part.spec.batch * part.spec.output_bytes(spec.m, spec.n)
+    second = estimator.reduction_ns(StepTimer(accel, None, df, 1), tm, tn, split, T, kept)
+    # the operands as the ranges read them, the partial sums out and (from DRAM) back, the output
+    traffic += spec.batch * spec.output_bytes(spec.m, spec.n) - (partials if kept else -partials)
+    return first + second * 1e-9, traffic
 
 
 def _rank(c: tuple, at: int) -> tuple:
     """Sort key of an estimated tiling ``c`` (:func:`_estimated`) by its estimate on design number
     ``at``; ties: less DRAM traffic, fewer steps, more tiles, then the tiling itself."""
-    return (c[0][at], c[1], c[2], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk)
+    return (c[0][at], c[1], c[2], -c[5].tiles, c[3], c[4], c[5].tm, c[5].tn, c[5].tk, c[5].split_k)
 
 
 def _class_pick(cands: list[tuple], at: int = 0) -> tuple:
@@ -270,7 +296,7 @@ def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict
     short: dict[tuple, tuple] = {}
 
     def keep(c: tuple, t: int) -> None:
-        short[c[5].tm, c[5].tn, c[5].tk, c[3], c[4], t] = c
+        short[c[5].tm, c[5].tn, c[5].tk, c[3], c[4], t, c[5].split_k] = c
 
     for t, geoms in geometries.items():
         small = [g for g in geoms if g[5] <= SHORTLIST_MAX_STEPS]

@@ -29,7 +29,7 @@ from ..metrics.records import OpCost
 
 #: Version of the simulator's timing rules. Bump it whenever any change can alter an op's cost
 #: (hw/ timing, mapping, op_sim, OpCost fields): costs stored under another version are never read.
-TIMING_VERSION = 6
+TIMING_VERSION = 7
 
 #: Environment variable that moves the cache directory.
 CACHE_DIR_ENV = "MIXPE_SIM_CACHE_DIR"

@@ -107,6 +107,7 @@ class GemmResult:
                     "units": {r.unit: r.utilization for r in self.units.itertuples()},
                     "tiling": {"tm": t.tm, "tn": t.tn, "tk": t.tk, "order": t.order.value,
                                "dataflow": t.dataflow.value, "tiles": t.tiles or self.config.num_tiles,
+                               "split_k": t.split_k,
                                "tile_steps": self.cost.tile_steps,
                                "estimated_time_s": t.estimated_time_s}})
         return out
