@@ -124,6 +124,7 @@ def test_split_runs_are_bounded_and_count_every_mac(m, n, k, split, name):
     plan = lay_out(spec, design, t)
     assert sum(s.macs for _, s in plan.iter_steps()) == spec.macs
     assert sum(len(s) for s in plan.steps) + sum(len(s) for s in plan.then.steps) == t.tile_steps(spec)
+    assert plan.tile_steps() == t.tile_steps(spec)
     a = drained(plan, design)
     assert a.env.now >= plan_time_lower_bound_ns(plan, design)
     assert a.dram.write_bytes == spec.output_bytes(m, n)  # partials kept in the global buffer

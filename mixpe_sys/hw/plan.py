@@ -99,6 +99,10 @@ class GemmPlan:
             for s in steps:
                 yield t, s
 
+    def tile_steps(self) -> int:
+        """Steps of every tile, in this phase and the next (``then``)."""
+        return sum(len(s) for s in self.steps) + (self.then.tile_steps() if self.then is not None else 0)
+
     def dram_bytes(self, shared_activations: bool) -> tuple[int, int]:
         """(read, write) DRAM bytes the steps of this phase and the next (``then``) request; with a
         global buffer each activation tile is read from DRAM once however many tiles use it, and

@@ -20,6 +20,7 @@ import json
 import os
 import pickle
 import sqlite3
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,7 +146,7 @@ class CostStore:
                         if not _is_ours(conn):
                             conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
                             conn.execute(_SCHEMA)
-                conn.execute("PRAGMA journal_mode=WAL")
+                _write_ahead_log(conn)
                 conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: never corrupt, at worst loses the last writes
             except BaseException:
                 conn.close()
@@ -284,3 +285,20 @@ def open_store(cache_dir: str | Path | bool | None = None) -> CostStore | None:
     if cache_dir is None or cache_dir is True:
         return CostStore(default_cache_dir())
     return CostStore(cache_dir)
+
+
+def _write_ahead_log(conn: sqlite3.Connection) -> None:
+    """Switch ``conn``'s database to WAL mode. The switch takes an exclusive lock, and SQLite answers
+    "database is locked" at once, without its busy handler, while another process holds the lock
+    (two creators at once): retried with backoff for up to ``BUSY_TIMEOUT_S``."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay_s = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay_s)
+            delay_s = min(2 * delay_s, 0.05)

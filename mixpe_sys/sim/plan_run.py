@@ -58,7 +58,7 @@ def run_plan(plan: GemmPlan, design: AcceleratorConfig, op_id: int = 0, *, macs:
     env = simpy.Environment()
     accel = Accelerator(env, design, Recorder(steps=record_steps))
     env.run(until=accel.start_gemm(op_id, plan, fast_forward))
-    return run_cost(accel, sum(len(s) for s in plan.steps), macs=macs, memory_time_ns=memory_time_ns,
+    return run_cost(accel, plan.tile_steps(), macs=macs, memory_time_ns=memory_time_ns,
                     compute_time_ns=compute_time_ns, weight_bits=weight_bits, activation_bits=activation_bits,
                     activation_fp=activation_fp)
 
