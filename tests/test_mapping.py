@@ -14,7 +14,7 @@ from mixpe_sys import MappingError, load_design, simulate_gemm
 from mixpe_sys.hw.accelerator import plan_time_lower_bound_ns, plan_time_ns
 from mixpe_sys.hw.config import Dataflow
 from mixpe_sys.hw.tile_step import StepTimer
-from mixpe_sys.mapping import estimate, gemm as mapping
+from mixpe_sys.mapping import block_counts, gemm as mapping
 from mixpe_sys.mapping import layout
 from mixpe_sys.mapping.gemm import GemmSpec, GemmTiling, LoopOrder, choose_tiling, plan_gemm
 from mixpe_sys.workload.quant import NumberFormat
@@ -86,7 +86,7 @@ def test_traffic_estimate_is_the_plans():
             for tm, tn, tk in [(32, 64, spec.k), (16, 32, 128), (64, 96, 256)]:
                 tiling = GemmTiling(tm, tn, tk, order, Dataflow.OUTPUT_STATIONARY, 0.0)
                 reads, writes = plan_gemm(spec, design, tiling).dram_bytes(shared)
-                traffic = estimate.dram_traffic(spec, design.num_tiles, order, tm, tn, tk, shared)[0]
+                traffic = block_counts.dram_traffic(spec, design.num_tiles, order, tm, tn, tk, shared)[0]
                 # equal up to the rounding of sub-byte tiles (INT4 weights) to whole bytes
                 assert traffic == pytest.approx(reads + writes, rel=0.002, abs=8), (name, order, tm, tn, tk)
 
@@ -97,7 +97,7 @@ def test_periodic_count_matches_brute_force(lo, span, period, start, length):
     start %= period
     length = min(length, period - start)
     hi = lo + span
-    assert estimate.periodic_count(lo, hi, period, start, length) == \
+    assert block_counts.periodic_count(lo, hi, period, start, length) == \
         sum(1 for x in range(lo, hi) if start <= x % period < start + length)
 
 
@@ -106,7 +106,7 @@ def test_periodic_count_of_arrays_is_elementwise():
     import numpy as np
     lo, hi = np.arange(0, 60, 7), np.arange(0, 60, 7) + np.arange(9) * 5
     for period, start, length in [(1, 0, 1), (5, 4, 1), (12, 3, 9), (40, 0, 40)]:
-        counts = estimate.periodic_count(lo, hi, period, start, length)
+        counts = block_counts.periodic_count(lo, hi, period, start, length)
         assert counts.tolist() == [sum(1 for x in range(a, b) if start <= x % period < start + length)
                                    for a, b in zip(lo.tolist(), hi.tolist())]
 
@@ -124,7 +124,7 @@ def test_edge_block_count_matches_the_enumeration(order, batch, nb_i, nb_j, lo, 
     part = enum[lo:hi]
     expected = (sum(i == nb_i - 1 for _, i, _ in part), sum(j == nb_j - 1 for _, _, j in part),
                 sum(i == nb_i - 1 and j == nb_j - 1 for _, i, j in part))
-    assert estimate.edge_blocks(order, lo, hi, nb_i, nb_j) == expected
+    assert block_counts.edge_blocks(order, lo, hi, nb_i, nb_j) == expected
 
 
 def test_k_loop_rotation():

@@ -141,8 +141,8 @@ def plan_time_lower_bound_ns(plan: GemmPlan, config: AcceleratorConfig) -> float
               sum(s.a_bytes for s in steps)) for steps in plan.steps if steps]
     reads, writes = plan.dram_bytes(config.global_buffer is not None)
     spec = plan.spec if plan.then is None else None
-    kept = any(s.store_key is not None for _, s in plan.iter_steps())
-    return steps_time_lower_bound_ns(config, spec, plan.share_activations, tiles, reads, writes, kept)
+    return steps_time_lower_bound_ns(config, spec, plan.share_activations, tiles, reads, writes,
+                                     plan.keeps_partials)
 
 
 def steps_time_lower_bound_ns(config: AcceleratorConfig, spec, share_activations: bool, tiles, reads: int,

@@ -99,6 +99,11 @@ class GemmPlan:
             for s in steps:
                 yield t, s
 
+    @property
+    def keeps_partials(self) -> bool:
+        """True when some step of this phase keeps its partial sums in the global buffer (``store_key``)."""
+        return any(s.store_key is not None for _, s in self.iter_steps())
+
     def tile_steps(self) -> int:
         """Steps of every tile, in this phase and the next (``then``)."""
         return sum(len(s) for s in self.steps) + (self.then.tile_steps() if self.then is not None else 0)

@@ -70,7 +70,7 @@ def worth_watching(plan, design) -> bool:
         return False
     if any(s.index != i for steps in plan.steps for i, s in enumerate(steps)):
         return False  # step rows name steps by position
-    if any(s.store_key is not None for steps in plan.steps for s in steps):
+    if plan.keeps_partials:
         return False  # partial sums kept in the global buffer: their keys are not shifted
     steps = max(plan.steps, key=len, default=())
     return len(steps) >= MIN_SNAPSHOTS * STEPS_PER_SNAPSHOT and \

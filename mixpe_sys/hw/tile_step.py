@@ -129,7 +129,7 @@ def plan_timer(plan: GemmPlan, accel: AcceleratorConfig):
     :class:`~mixpe_sys.hw.attention_step.AttentionTimer`)."""
     if plan.attention is not None:
         return _attention_timer(accel, plan.attention, plan.tiling.dataflow)
-    return _timer(accel, plan.spec, plan.tiling.dataflow, plan.vector_ops_per_element)
+    return step_timer(accel, plan.spec, plan.tiling.dataflow, plan.vector_ops_per_element)
 
 
 @lru_cache(maxsize=256)
@@ -138,5 +138,8 @@ def _attention_timer(accel: AcceleratorConfig, spec, dataflow: Dataflow):
 
 
 @lru_cache(maxsize=1024)
-def _timer(accel: AcceleratorConfig, spec: GemmSpec | None, dataflow: Dataflow, ops_per_element: int) -> StepTimer:
+def step_timer(accel: AcceleratorConfig, spec: GemmSpec | None, dataflow: Dataflow,
+               ops_per_element: int = 0) -> StepTimer:
+    """The :class:`StepTimer` of ``spec`` (None: a vector op of ``ops_per_element``) on ``accel``
+    (memoised: its step costs are shared by every run and estimate of the same op)."""
     return StepTimer(accel, spec, dataflow, ops_per_element)

@@ -1,10 +1,9 @@
 """The mapper's time estimate of a tiling, following how the tiles will run it.
 
 A step's cycles come from the hardware's own :class:`~mixpe_sys.hw.tile_step.StepTimer`,
-the one the simulation uses; :func:`estimate` paces each tile's steps by their loads and
-array time, shares the DRAM among the busy tiles and accounts for the uneven
-last round of output blocks; :func:`dram_traffic` counts the DRAM bytes exactly as
-:func:`~mixpe_sys.mapping.layout.lay_out` lays the plan out.
+the one the simulation uses; :meth:`Estimator.estimate` paces each tile's steps by their loads
+and array time, shares the DRAM among the busy tiles and accounts for the uneven last round of
+output blocks, on the tiling's block counts and DRAM bytes (:mod:`.block_counts`).
 """
 
 from __future__ import annotations
@@ -18,10 +17,11 @@ import numpy as np
 
 from ..hw.config import AcceleratorConfig
 from ..hw.dram import streaming_channel_bytes_per_s
-from ..hw.plan import LoopOrder
-from ..hw.tile_step import StepTimer
+from ..hw.plan import GemmTiling, LoopOrder
+from ..hw.tile_step import StepTimer, step_timer
 from ..workload.gemm_spec import GemmSpec
-from .layout import k_rotation, partial_bytes
+from .block_counts import Geometry, geometry
+from .layout import keeps_partials, partial_bytes
 
 
 class _Design(NamedTuple):
@@ -126,170 +126,6 @@ def _port_ns(d: _Design, nbytes: int, bytes_per_cycle: int) -> float:
     return ceil(nbytes / bytes_per_cycle) * d.cycle_ns if nbytes > 0 else 0.0
 
 
-def dram_traffic(spec: GemmSpec, T: int, order: LoopOrder, tm: int, tn: int, tk: int,
-                shared: bool) -> tuple[int, float, float, float]:
-    """DRAM bytes of a tiling on ``T`` tiles as :func:`plan_gemm` lays it out, and how often operands are loaded.
-
-    A tile reloads an operand tile whenever its key changes between consecutive steps, so with one
-    K step an operand shared by consecutive output blocks stays resident; with a global buffer each
-    activation tile is read from DRAM once and delivered from there to every tile that loads it.
-
-    Returns
-    -------
-    (dram_bytes, activation_delivery_bytes, weight_loads, activation_loads):
-        The last two are the loads of a block's full-K operand per output block (1 = every block loads).
-    """
-    nb_i, nb_j, nk = ceil(spec.m / tm), ceil(spec.n / tn), ceil(spec.k / tk)
-    blocks = spec.batch * nb_i * nb_j
-    a_total = spec.batch * spec.activation_bytes(spec.m, spec.k)
-    w_total = spec.batch * spec.weight_bytes(spec.k, spec.n)
-    if nk > 1:  # every step loads a new K slice of both operands: each block its full K
-        w_traffic, a_deliveries = w_total * nb_i, a_total * nb_j
-        w_loads = a_loads = blocks
-    else:
-        # operand tiles of a full and of an edge (last) row / column block
-        tm, tn = min(tm, spec.m), min(tn, spec.n)
-        w_full, w_edge = spec.weight_bytes(spec.k, tn), spec.weight_bytes(spec.k, spec.n - (nb_j - 1) * tn)
-        a_full, a_edge = spec.activation_bytes(tm, spec.k), spec.activation_bytes(spec.m - (nb_i - 1) * tm, spec.k)
-        # runs of consecutive blocks that keep an operand (the other operand's index changes), and
-        # (run length, period, position) of the runs that use the edge tile
-        if order is LoopOrder.M_OUTER:  # blocks (b, i, j)
-            a_run, a_edge_runs = nb_j, (nb_i, nb_i - 1)
-            w_run, w_edge_runs = (nb_i, (1, 0)) if nb_j == 1 else (1, (nb_j, nb_j - 1))
-        else:  # blocks (b, j, i)
-            w_run, w_edge_runs = nb_i, (nb_j, nb_j - 1)
-            a_run, a_edge_runs = (nb_j, (1, 0)) if nb_i == 1 else (1, (nb_i, nb_i - 1))
-        # over the busy tiles' shares [lo, hi): the runs each touches, and how many of them use the edge tile
-        w_loads = a_loads = w_edges = a_edges = 0
-        for lo, hi in _busy_spans(blocks, T):
-            w_lo, w_hi, a_lo, a_hi = lo // w_run, -(-hi // w_run), lo // a_run, -(-hi // a_run)
-            w_loads += _total(w_hi - w_lo)
-            a_loads += _total(a_hi - a_lo)
-            w_edges += _total(periodic_count(w_lo, w_hi, w_edge_runs[0], w_edge_runs[1], 1))
-            a_edges += _total(periodic_count(a_lo, a_hi, a_edge_runs[0], a_edge_runs[1], 1))
-        w_traffic = (w_loads - w_edges) * w_full + w_edges * w_edge
-        a_deliveries = (a_loads - a_edges) * a_full + a_edges * a_edge
-    traffic = ceil(w_traffic + (a_total if shared else a_deliveries)) + spec.batch * spec.output_bytes(spec.m, spec.n)
-    return traffic, a_deliveries, w_loads / blocks, a_loads / blocks
-
-
-#: up to this many tiles, their shares of the output blocks are counted one by one; beyond, all at
-#: once in integer arrays (the same counts)
-ONE_BY_ONE_TILES = 8
-
-
-def _busy_spans(blocks: int, T: int) -> list[tuple]:
-    """``(lo, hi)`` of the busy ones of ``T`` tiles: tile ``t`` gets output blocks
-    ``[blocks t // T, blocks (t + 1) // T)`` (as :func:`plan_gemm` shares them); one pair of ints per
-    busy tile, or for more than ``ONE_BY_ONE_TILES`` tiles one pair of integer arrays for all."""
-    if T <= ONE_BY_ONE_TILES:
-        spans = [((blocks * t) // T, (blocks * (t + 1)) // T) for t in range(T)]
-        return [(lo, hi) for lo, hi in spans if hi > lo]
-    bounds = (blocks * np.arange(T + 1, dtype=np.int64)) // T
-    lo, hi = bounds[:-1], bounds[1:]
-    busy = hi > lo
-    return [(lo[busy], hi[busy])]
-
-
-def _each(x) -> list[int]:
-    """The ints of ``x``: an int, or an integer array."""
-    return x.tolist() if isinstance(x, np.ndarray) else [x]
-
-
-def _total(x) -> int:
-    """The sum of ``x``: an int, or an integer array."""
-    return int(x.sum()) if isinstance(x, np.ndarray) else x
-
-
-def _clamp(x, length: int):
-    """``min(max(x, 0), length)`` of an int or, elementwise, of an integer array."""
-    if isinstance(x, np.ndarray):
-        return np.minimum(np.maximum(x, 0), length)
-    return min(max(x, 0), length)
-
-
-def periodic_count(lo, hi, period: int, start: int, length: int):
-    """How many ``x`` in ``[lo, hi)`` have ``start <= x % period < start + length`` (ints, or integer
-    arrays elementwise)."""
-    full_hi, rest_hi = divmod(hi, period)
-    full_lo, rest_lo = divmod(lo, period)
-    return (full_hi - full_lo) * length + _clamp(rest_hi - start, length) - _clamp(rest_lo - start, length)
-
-
-def edge_blocks(order: LoopOrder, lo, hi, nb_i: int, nb_j: int) -> tuple:
-    """Of output blocks ``[lo, hi)`` in :func:`plan_gemm`'s enumeration: how many are in the last
-    row block, in the last column block, and in both (ints, or integer arrays elementwise)."""
-    per = nb_i * nb_j
-    if order is LoopOrder.M_OUTER:  # block = (b nb_i + i) nb_j + j
-        last_i = periodic_count(lo, hi, per, (nb_i - 1) * nb_j, nb_j)
-        last_j = periodic_count(lo, hi, nb_j, nb_j - 1, 1)
-    else:  # block = (b nb_j + j) nb_i + i
-        last_i = periodic_count(lo, hi, nb_i, nb_i - 1, 1)
-        last_j = periodic_count(lo, hi, per, (nb_j - 1) * nb_i, nb_i)
-    return last_i, last_j, periodic_count(lo, hi, per, per - 1, 1)
-
-
-class _Geometry(NamedTuple):
-    """What :func:`estimate` needs of a tiling's geometry on ``T`` tiles (no design figure in it)."""
-
-    nb_i: int
-    nb_j: int
-    nk: int
-    blocks: int
-    traffic: int  # DRAM bytes (:func:`dram_traffic`)
-    a_deliveries: float  # activation bytes delivered to the tiles
-    w_frac: float  # weight loads per output block
-    a_frac: float  # activation loads per output block
-    tm: int  # the full block's rows and columns (at most the GEMM's)
-    tn: int
-    m_edge: int  # the last row block's rows, the last column block's columns
-    n_edge: int
-    k_full: int  # a full K slice, the last one
-    k_edge: int
-    own_share: float  # of its first block's activation tiles, the fraction a tile stages itself
-    spans: int  # busy tiles
-    rows: int  # distinct (instance, row block) of the busy tiles' first blocks (with a global buffer)
-    shares: tuple  # distinct block counts (:func:`_share_counts`) of the busy tiles' shares
-    whole: tuple  # the block counts of all the blocks
-
-
-def _share_counts(order: LoopOrder, lo, hi, nb_i: int, nb_j: int) -> tuple:
-    """Of output blocks ``[lo, hi)``: how many are full, in the last row block only, in the last column
-    block only, and in both (:func:`edge_blocks`; ints, or integer arrays elementwise)."""
-    last_i, last_j, both = edge_blocks(order, lo, hi, nb_i, nb_j)
-    return hi - lo - last_i - last_j + both, last_i - both, last_j - both, both
-
-
-@lru_cache(maxsize=1 << 16)
-def _geometry(spec: GemmSpec, order: LoopOrder, tm: int, tn: int, tk: int, T: int, shared: bool) -> _Geometry:
-    """The geometry of a tiling whose output blocks are shared over ``T`` tiles (memoised, a pure function)."""
-    nb_i, nb_j, nk = ceil(spec.m / tm), ceil(spec.n / tn), ceil(spec.k / tk)
-    blocks = spec.batch * nb_i * nb_j
-    traffic, a_deliveries, w_frac, a_frac = dram_traffic(spec, T, order, tm, tn, tk, shared)
-    tm, tn = min(tm, spec.m), min(tn, spec.n)
-    # tiles that work on the same row block at once, and the fraction of its first block's
-    # activation tiles a tile stages itself (the others find them staged)
-    sharing = max(1, min(nb_j, T // (spec.batch * nb_i)))
-    spans = _busy_spans(blocks, T)
-    firsts: set = set()  # (instance and row block as one number, first K slice) of each busy tile's first step
-    shares: set = set()
-    busy = 0
-    for lo, hi in spans:
-        busy += len(_each(lo))
-        shares.update(zip(*map(_each, _share_counts(order, lo, hi, nb_i, nb_j))))
-    if shared:  # each tile starts its K loop at its own slice (k_rotation): its first tile is its own
-        for t in range(T):
-            lo = (blocks * t) // T
-            if (blocks * (t + 1)) // T > lo:
-                inst, row = _first_row(order, lo, nb_i, nb_j)
-                firsts.add((inst * nb_i + row, k_rotation(t, nk)))
-    return _Geometry(nb_i=nb_i, nb_j=nb_j, nk=nk, blocks=blocks, traffic=traffic, a_deliveries=a_deliveries,
-                     w_frac=w_frac, a_frac=a_frac, tm=tm, tn=tn, m_edge=spec.m - (nb_i - 1) * tm,
-                     n_edge=spec.n - (nb_j - 1) * tn, k_full=min(tk, spec.k), k_edge=spec.k - (nk - 1) * tk,
-                     own_share=max(1 / sharing, 1 / nk), spans=busy, rows=len(firsts), shares=tuple(sorted(shares)),
-                     whole=_share_counts(order, 0, blocks, nb_i, nb_j))
-
-
 class Estimator:
     """The estimates (:meth:`estimate`) of one GEMM's tilings on one design, memoising the step loads
     and output-block times that tilings share.
@@ -353,7 +189,7 @@ class Estimator:
                                                     _dram_ns(d, o_bytes))
         return out
 
-    def block_ns(self, timer: StepTimer, g: _Geometry, m: int, n: int, staged_share: float) -> float:
+    def block_ns(self, timer: StepTimer, g: Geometry, m: int, n: int, staged_share: float) -> float:
         """One ``[m, n]`` output block's K steps on a tile of tiling ``g``; ``staged_share`` of its
         activation loads are staged."""
         nk, k_full, k_edge, w_frac, a_frac = g.nk, g.k_full, g.k_edge, g.w_frac, g.a_frac
@@ -388,10 +224,26 @@ class Estimator:
 
     def estimate(self, timer: StepTimer, order: LoopOrder, tm: int, tn: int, tk: int,
                  T: int) -> tuple[float, int, int]:
-        """(estimated time s, tile steps, DRAM bytes) of a tiling on ``T`` tiles (:func:`estimate`)."""
+        """(estimated time s, tile steps, DRAM bytes) of a tiling on ``T`` tiles, following how the
+        tiles run it.
+
+        A tile's loader keeps one load in flight and prefetches into the free half of each buffer,
+        so a tile step takes the longest of its array time, its dequant time and its loads (fixed
+        latencies plus the bytes over the slowest port on the way, alone on the DRAM). An activation
+        tile that no other tile has asked for yet is first staged from DRAM into the global buffer;
+        the tiles sharing a row block start their K loops at spread-out positions
+        (:func:`~mixpe_sys.mapping.layout.k_rotation`), so each stages only its share. The output
+        blocks are split over the tiles as :func:`~mixpe_sys.mapping.layout.lay_out` does (``q`` or
+        ``q + 1`` blocks each, edge blocks smaller): the estimate is the larger of the busiest tile's
+        own time and a two-phase account of the DRAM (while all tiles work, then while those with
+        an extra block finish it, each phase taking the longer of the tiles' pace and the sustained
+        DRAM bandwidth for its share of the traffic), bounded below by the global buffer's port and
+        links and the DRAM's interconnect port; the last step's array time and its output store
+        follow.
+        """
         spec, d, shared = self.spec, self.d, self.shared
         cyc = d.cycle_ns
-        g = _geometry(spec, order, tm, tn, tk, T, shared)
+        g = geometry(spec, order, tm, tn, tk, T, shared)
         blocks, nk, traffic = g.blocks, g.nk, g.traffic
         tm, tn, m_edge, n_edge, k_full = g.tm, g.tn, g.m_edge, g.n_edge, g.k_full
         sizes = {(a, b): self.block_ns(timer, g, a, b, 0.0) for a in {tm, m_edge} for b in {tn, n_edge}}
@@ -451,6 +303,18 @@ class Estimator:
                         a_deliveries / d.link_bytes_per_ns, a_staged / d.link_bytes_per_ns)
         return _mx(_mx(total, busiest) + tail, bound) * 1e-9, blocks * nk, traffic
 
+    def split_estimate(self, dataflow, tm: int, tn: int, tk: int, T: int, split: int) -> tuple:
+        """(estimated time s, DRAM bytes) of a tiling with its K split ``split`` ways on ``T`` tiles: the
+        ranges as a batched GEMM (:func:`split_spec`), then the reduction (:meth:`reduction_ns`)."""
+        spec, accel = self.spec, self.accel
+        kept = keeps_partials(spec, accel, GemmTiling(tm, tn, tk, LoopOrder.M_OUTER, dataflow, 0.0, T, split))
+        part = self.for_spec(split_spec(spec, accel, tk, split))
+        first, _, traffic = part.estimate(step_timer(accel, part.spec, dataflow), LoopOrder.M_OUTER, tm, tn, tk, T)
+        partials = part.spec.batch * part.spec.output_bytes(spec.m, spec.n)
+        second = self.reduction_ns(step_timer(accel, None, dataflow, 1), tm, tn, split, T, kept)
+        # the operands as the ranges read them, the partial sums out and (from DRAM) back, the output
+        traffic += spec.batch * spec.output_bytes(spec.m, spec.n) - (partials if kept else -partials)
+        return first + second * 1e-9, traffic
 
     def reduction_ns(self, timer: StepTimer, tm: int, tn: int, split: int, T: int, kept: bool):
         """The second phase of a K split (:func:`~mixpe_sys.mapping.layout.lay_out`) on ``T`` tiles: each
@@ -488,32 +352,3 @@ def split_spec(spec: GemmSpec, accel: AcceleratorConfig, tk: int, split: int) ->
     nk = ceil(spec.k / tk)
     k = min(spec.k, ceil(nk / split) * tk)
     return dataclasses.replace(spec, batch=spec.batch * split, k=k, output_bits=accel.tile.accumulator_bits)
-
-
-def estimate(spec: GemmSpec, accel: AcceleratorConfig, d: _Design, timer: StepTimer,
-             order: LoopOrder, tm: int, tn: int, tk: int, shared: bool) -> tuple[float, int, int]:
-    """(estimated time s, tile steps, DRAM bytes) of a tiling on ``d.num_tiles`` tiles, following how
-    the tiles run it (:class:`Estimator` memoises what the tilings of one GEMM share).
-
-    A tile's loader keeps one load in flight and prefetches into the free half of each buffer,
-    so a tile step takes the longest of its array time, its dequant time and its loads (fixed
-    latencies plus the bytes over the slowest port on the way, alone on the DRAM). An activation
-    tile that no other tile has asked for yet is first staged from DRAM into the global buffer;
-    the tiles sharing a row block start their K loops at spread-out positions
-    (:func:`k_rotation`), so each stages only its share. The output blocks are split over the
-    tiles as :func:`plan_gemm` does (``q`` or ``q + 1`` blocks each, edge blocks smaller): the
-    estimate is the larger of the busiest tile's own time and a two-phase account of the DRAM
-    (while all tiles work, then while those with an extra block finish it, each phase taking
-    the longer of the tiles' pace and the sustained DRAM bandwidth for its share of the traffic),
-    bounded below by the global buffer's port and links and the DRAM's interconnect port; the
-    last step's array time and its output store follow.
-    """
-    return Estimator(spec, accel, d, shared).estimate(timer, order, tm, tn, tk, d.num_tiles)
-
-
-def _first_row(order: LoopOrder, block, nb_i: int, nb_j: int) -> tuple:
-    """(instance, row block) of output block number ``block`` in :func:`plan_gemm`'s enumeration (ints,
-    or integer arrays elementwise)."""
-    if order is LoopOrder.M_OUTER:
-        return divmod(block // nb_j, nb_i)
-    return block // (nb_i * nb_j), block % nb_i

@@ -89,12 +89,13 @@ def lay_out(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> Gem
     per_tile += [()] * (accel.num_tiles - T)
     then = None
     if split > 1:
-        then = _reduction(spec, accel, tiling, blocks, T, o_base, p_base, keep)
+        then = _reduction(spec, accel, tiling, blocks, T, (ms, ns), (o_base, p_base), keep)
     return GemmPlan(spec=spec, tiling=tiling, steps=tuple(per_tile), then=then)
 
 
 def split_ranges(nk: int, split: int) -> list[tuple[int, int]]:
-    """The ``split`` contiguous ranges ``[k0, k1)`` of ``nk`` K slices, as even as can be (the longer first)."""
+    """The ``split`` contiguous ranges ``[k0, k1)`` of ``nk`` K slices, as even as can be (lengths differ by
+    at most one)."""
     return [((nk * p) // split, (nk * (p + 1)) // split) for p in range(split)]
 
 
@@ -109,19 +110,21 @@ def keeps_partials(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling)
     gbuf = accel.global_buffer
     if gbuf is None:
         return False
-    total = spec.batch * tiling.split_k * sum(partial_bytes(accel, m, n) for m in _block_sizes(spec, tiling)[0]
-                                               for n in _block_sizes(spec, tiling)[1])
+    ms, ns, _ = _block_sizes(spec, tiling)
+    total = spec.batch * tiling.split_k * sum(partial_bytes(accel, m, n) for m in ms for n in ns)
     return total <= gbuf.slot_bytes
 
 
-def _reduction(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling, blocks, T: int, o_base: int,
-               p_base: int, keep: bool) -> GemmPlan:
+def _reduction(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling, blocks, T: int, sizes: tuple,
+               bases: tuple[int, int], keep: bool) -> GemmPlan:
     """The second phase of a K split: tile ``t`` of ``T`` takes a contiguous share of the output blocks
     and adds up each block's partial sums on its vector unit, one step (one add per element) for each,
-    loading them from the global buffer (or DRAM), and stores the output block after the last."""
+    loading them from the global buffer (or DRAM, ``keep`` False), and stores the output block after
+    the last. ``sizes``: the row and column blocks' sizes; ``bases``: the outputs' and the partial
+    sums' first addresses."""
     tm, tn, split = tiling.tm, tiling.tn, tiling.split_k
     nb_i, nb_j = ceil(spec.m / tm), ceil(spec.n / tn)
-    ms, ns, _ = _block_sizes(spec, tiling)
+    (ms, ns), (o_base, p_base) = sizes, bases
     o_full, p_full = spec.output_bytes(tm, tn), partial_bytes(accel, tm, tn)
     per_tile: list[tuple[TileStep, ...]] = []
     for t in range(T):
@@ -154,7 +157,7 @@ def lower_bound_ns(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling,
     """
     if tiling.split_k > 1:  # (rare: only GEMMs of fewer output blocks than tiles are split)
         return plan_time_lower_bound_ns(lay_out(spec, accel, tiling), accel)
-    nb_i, nb_j, nk = ceil(spec.m / tiling.tm), ceil(spec.n / tiling.tn), ceil(spec.k / tiling.tk)
+    nk = ceil(spec.k / tiling.tk)
     blocks, T = _blocks(spec, accel, tiling)
     ms, ns, ks = _block_sizes(spec, tiling)
     # an operand block's bytes over all its K slices

@@ -32,8 +32,8 @@ from ..hw.config import AcceleratorConfig
 from ..hw.plan import GemmTiling, LoopOrder
 from ..hw.tile_step import StepTimer, pe_rate
 from ..workload.gemm_spec import GemmSpec
-from .estimate import Estimator, split_spec, stacked_figures
-from .layout import keeps_partials, lay_out, lower_bound_ns
+from .estimate import Estimator, stacked_figures
+from .layout import lay_out, lower_bound_ns
 
 #: the mapper accepts a tiling this much slower (estimated) than the fastest if it moves fewer DRAM bytes
 #: (or as many in fewer tile steps)
@@ -197,26 +197,11 @@ def _estimated(estimator: Estimator, timers: dict, geometries: list[tuple], T: i
         if split == 1:
             est, _, traffic = estimator.estimate(timers[df], order, tm, tn, tk, T)
         else:
-            est, traffic = _split_estimate(estimator, df, tm, tn, tk, T, split)
+            est, traffic = estimator.split_estimate(df, tm, tn, tk, T, split)
         est = np.atleast_1d(est)
         out.append((est, traffic, steps, order.value, df.value,
                     GemmTiling(tm, tn, tk, order, df, float(est[0]), T, split)))
     return out
-
-
-def _split_estimate(estimator: Estimator, df, tm: int, tn: int, tk: int, T: int, split: int) -> tuple:
-    """(estimates s, DRAM bytes) of a tiling with its K split ``split`` ways: the ranges as a batched GEMM
-    (:func:`~mixpe_sys.mapping.estimate.split_spec`), then the reduction."""
-    spec, accel = estimator.spec, estimator.accel
-    tiling = GemmTiling(tm, tn, tk, LoopOrder.M_OUTER, df, 0.0, T, split)
-    kept = keeps_partials(spec, accel, tiling)
-    part = estimator.for_spec(split_spec(spec, accel, tk, split))
-    first, _, traffic = part.estimate(StepTimer(accel, part.spec, df), LoopOrder.M_OUTER, tm, tn, tk, T)
-    partials = part.spec.batch * part.spec.output_bytes(spec.m, spec.n)
-    second = estimator.reduction_ns(StepTimer(accel, None, df, 1), tm, tn, split, T, kept)
-    # the operands as the ranges read them, the partial sums out and (from DRAM) back, the output
-    traffic += spec.batch * spec.output_bytes(spec.m, spec.n) - (partials if kept else -partials)
-    return first + second * 1e-9, traffic
 
 
 def _rank(c: tuple, at: int) -> tuple:
