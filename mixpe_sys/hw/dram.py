@@ -88,27 +88,74 @@ class Dram:
         self._open_rows = [[-1] * rb.banks_per_channel for _ in range(config.channels)] if rb else None
         self._activation_ns = row_activation_ns(config)
         self._row_geometry = (config.channels, config.interleave_bytes, rb.row_bytes, rb.banks_per_channel) if rb else None
+        self._n_channels, self._interleave = config.channels, config.interleave_bytes
+        self._row_bytes, self._banks = (rb.row_bytes, rb.banks_per_channel) if rb else (0, 0)
         self.read_bytes = 0
         self.write_bytes = 0
 
     def reserve(self, now_ns: float, addr: int, nbytes: int, write: bool = False) -> float:
-        """Book a transfer arriving at ``now_ns``; return when its data is all through (ns), latency excluded."""
-        cfg = self.config
-        end = now_ns
-        ns_per_byte = self._ns_per_byte
-        open_rows = self._open_rows
-        channels = self.channels
-        for c, share, block in channel_spans(addr, nbytes, cfg.interleave_bytes, cfg.channels):
-            service = share * ns_per_byte
-            if open_rows is not None:
-                service += self._activations(open_rows[c], block, share) * self._activation_ns
-            finish = channels[c].reserve(now_ns, service, share)
-            if finish > end:
-                end = finish
+        """Book a transfer arriving at ``now_ns``; return when its data is all through (ns), latency excluded.
+
+        Each channel share of :func:`channel_spans` is served by its channel's FIFO server for
+        ``share / bandwidth`` plus, with row-buffer timing, :meth:`_activations` row activations; the
+        spans and the row rule are worked out inline here (the simulation's hottest loop), exactly as
+        those functions do."""
         if write:
             self.write_bytes += nbytes
         else:
             self.read_bytes += nbytes
+        if nbytes <= 0:
+            return now_ns
+        channels = self.channels
+        n_ch, interleave = self._n_channels, self._interleave
+        end_addr = addr + nbytes
+        first, last = addr // interleave, (end_addr - 1) // interleave
+        n = last - first + 1
+        head_cut = addr - first * interleave  # bytes of the first block before addr
+        tail_cut = (last + 1) * interleave - end_addr  # bytes of the last block after the end
+        if n == 1:
+            spans = ((first, nbytes),)
+        else:
+            if n <= n_ch:
+                shares = [interleave] * n
+            else:
+                q, r = divmod(n, n_ch)
+                shares = [(q + 1) * interleave] * r + [q * interleave] * (n_ch - r)
+            shares[0] -= head_cut
+            shares[(n - 1) % n_ch] -= tail_cut
+            spans = zip(range(first, first + len(shares)), shares)
+        ns_per_byte = self._ns_per_byte
+        open_rows = self._open_rows
+        if open_rows is not None:
+            row_bytes, banks, act_ns = self._row_bytes, self._banks, self._activation_ns
+        end = now_ns
+        for block, share in spans:
+            c = block % n_ch
+            service = share * ns_per_byte
+            if open_rows is not None:  # Dram._activations, inline
+                rows_open = open_rows[c]
+                local = (block // n_ch) * interleave
+                first_row = local // row_bytes
+                rows = (local + share - 1) // row_bytes - first_row + 1
+                if rows > banks:
+                    service += self._activations(rows_open, block, share) * act_ns
+                else:
+                    group, bank = divmod(first_row, banks)
+                    head = banks - bank
+                    if rows == 1:
+                        misses = 0 if rows_open[bank] == group else 1
+                        rows_open[bank] = group
+                    elif rows <= head:
+                        misses = rows - rows_open[bank:bank + rows].count(group)
+                        rows_open[bank:bank + rows] = [group] * rows
+                    else:
+                        misses = rows - rows_open[bank:].count(group) - rows_open[:rows - head].count(group + 1)
+                        rows_open[bank:] = [group] * head
+                        rows_open[:rows - head] = [group + 1] * (rows - head)
+                    service += misses * act_ns
+            finish = channels[c].reserve(now_ns, service, share)
+            if finish > end:
+                end = finish
         return end
 
     @property

@@ -24,13 +24,16 @@ class LoopOrder(str, enum.Enum):
     N_OUTER = "n_outer"  # weight tile stays, activation tiles stream
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TileStep:
     """One step of a compute tile: load operand tiles, run the array, maybe write back.
 
     Byte counts are what this step moves; keys identify operand tiles so a
     tile already resident (or already staged in the global buffer) is not
     fetched twice. A vector-unit step has ``m`` elements, ``n = 1``, ``k = 0``.
+
+    Read only once made (not ``frozen``: a frozen dataclass's ``__init__`` costs three times as
+    much, and a large plan makes a hundred thousand steps).
     """
 
     index: int

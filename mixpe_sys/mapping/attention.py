@@ -270,31 +270,32 @@ def plan_attention(spec: AttentionSpec, accel: AcceleratorConfig, blocks: Blocks
         return p_base + ((inst * nq + i) * splits + s) * part_full
 
     kv_bytes: dict = {}  # bytes of a key block, by its keys
+    out_rows = spec.out_bytes(spec.rows)
+    q_rows = spec.q_bytes(spec.rows)
+    head_dim = spec.head_dim
     per_tile = []
     for tile_items in _assign(items, accel.num_tiles):
         steps: list[TileStep] = []
         for it in tile_items:
+            inst, qb, rows = it.inst, it.qblock, it.rows
             n = it.kv1 - it.kv0
-            o_addr = o_base + it.inst * spec.out_bytes(spec.rows) + spec.out_bytes(it.row0)
-            a_addr = q_base + it.inst * spec.q_bytes(spec.rows) + spec.q_bytes(it.row0)
-            store_addr = o_addr if splits == 1 else partial_addr(it.inst, it.qblock, it.split)
-            blocks = _key_blocks(spec, it.row0, it.rows, it.kv0, it.kv1, bc)
+            o_addr = o_base + inst * out_rows + spec.out_bytes(it.row0)
+            a_addr = q_base + inst * q_rows + spec.q_bytes(it.row0)
+            store_addr = o_addr if splits == 1 else partial_addr(inst, qb, it.split)
+            store_last = spec.out_bytes(rows) if splits == 1 else spec.partial_bytes(rows, acc)
+            kv_row = kv_base + inst * nkv * kv_block
+            blocks = _key_blocks(spec, it.row0, rows, it.kv0, it.kv1, bc)
             for pos, (j, (keys, masked)) in enumerate(zip(range(it.kv0, it.kv1), blocks)):
                 last = pos == n - 1
-                store = 0
-                if last:
-                    store = spec.out_bytes(it.rows) if splits == 1 else spec.partial_bytes(it.rows, acc)
                 kv = kv_bytes.get(keys)
                 if kv is None:
                     kv = kv_bytes[keys] = spec.kv_bytes(keys)
+                first = pos == 0
                 steps.append(TileStep(
-                    index=len(steps), inst=it.inst, i=it.qblock, j=j, kk=pos, m=it.rows, n=keys, k=spec.head_dim,
-                    a_key=("q", it.inst, it.qblock) if pos == 0 else None,
-                    a_bytes=spec.q_bytes(it.rows) if pos == 0 else 0,
-                    a_addr=a_addr, w_key=("kv", it.inst, j), w_bytes=kv,
-                    w_addr=kv_base + (it.inst * nkv + j) * kv_block,
-                    store_bytes=store, store_addr=store_addr,
-                    k_slice=it.split, masked=masked, normalize=last and splits == 1))
+                    len(steps), inst, qb, j, pos, rows, keys, head_dim,
+                    ("q", inst, qb) if first else None, spec.q_bytes(rows) if first else 0, a_addr,
+                    ("kv", inst, j), kv, kv_row + j * kv_block, store_last if last else 0, store_addr,
+                    it.split, masked, last and splits == 1))
         per_tile.append(tuple(steps))
     tiling = GemmTiling(tm=br, tn=bc, tk=spec.head_dim, order=LoopOrder.M_OUTER, dataflow=b.dataflow,
                         estimated_time_s=b.estimated_time_s)
