@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mixpe_sys.hw.accelerator as accelerator
+import mixpe_sys.mapping.tiling as tiling_module
 from mixpe_sys import load_design
 from mixpe_sys.cli import main
 from mixpe_sys.designs import design_names
@@ -141,6 +142,23 @@ def test_op_costs_are_the_same_with_and_without_fast_forward():
     op = Op(name="ffn_up", kind=OpKind.LINEAR, m=2048, n=2048, k=2048, weight_bits=8, activation_bits=8,
             output_bits=8)
     assert simulate_op(op, design, fast_forward=True) == simulate_op(op, design, fast_forward=False)
+
+
+def test_the_mappers_runs_skip_periods_and_give_the_full_runs_figures():
+    """The mapper ranks its shortlist by runs that fast-forward (an op's cost is its winner's run):
+    they skip steps and come out as the full runs, unit for unit."""
+    design = load_design("paper-fp16")
+    spec = spec_for(design, 2048, 4096, 4096)
+    tiling = tiling_module.choose_tiling(spec, design)
+    assert tiling_module.choose_tiling(spec, design, fast_forward=False) == tiling
+    fast = tiling_module.simulated(spec, design, tiling, True)
+    full = tiling_module.simulated(spec, design, tiling, False)
+    assert fast.steady_state.skipped_steps > tiling.tile_steps(spec) // 2
+    assert fast.steady_state.pipelines == []  # the watcher lets go of the run's steps
+    assert fast.env.now == full.env.now
+    assert [(s.busy_ns, s.served_bytes) for s in fast.fifo_servers()] == \
+        [(s.busy_ns, s.served_bytes) for s in full.fifo_servers()]
+    assert [(t.busy_cycles, t.counts) for t in fast.tiles] == [(t.busy_cycles, t.counts) for t in full.tiles]
 
 
 @settings(max_examples=60, deadline=None)

@@ -87,6 +87,8 @@ class Accelerator:
         live = pipes
         while live:
             live = [p for p in live if p.turn()]
+        if watch is not None:
+            watch.detach()
         return max((p.finish_ns for p in pipes), default=start_ns)
 
     def buffers(self) -> list[SramBuffer]:
@@ -100,13 +102,14 @@ class Accelerator:
         return [*self.dram.channels, *links, *(b.port for b in self.buffers())]
 
 
-def drained(plan: GemmPlan, config: AcceleratorConfig) -> Accelerator:
+def drained(plan: GemmPlan, config: AcceleratorConfig, fast_forward: bool = False) -> Accelerator:
     """A fresh accelerator that recorded no step rows, after running ``plan`` from idle until it drained
-    (its ``env.now`` is the device time, ns; its counters and busy times are the run's). The tiles
-    let go of their pipelines, so the plan's steps are not kept."""
+    (its ``env.now`` is the device time, ns; its counters and busy times are the run's; ``fast_forward``:
+    see :meth:`Accelerator.run_gemm`, the same figures either way). The tiles let go of their
+    pipelines, so the plan's steps are not kept."""
     env = simpy.Environment()
     accel = Accelerator(env, config, Recorder(steps=False))
-    env.run(until=accel.start_gemm(0, plan))
+    env.run(until=accel.start_gemm(0, plan, fast_forward))
     for tile in accel.tiles:
         tile.pipeline = None
     return accel

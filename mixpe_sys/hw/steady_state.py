@@ -139,6 +139,12 @@ class SteadyState:
         if self.pacer is not None:
             self.every = snapshot_spacing(self.pacer.steps)
 
+    def detach(self) -> None:
+        """The run is over: let go of the pipelines, logs and snapshots (the skip counts stay)."""
+        self._set_logging(False)
+        self.pipelines, self.pacer, self.classes = [], None, None
+        self.history, self.order = {}, deque()
+
     def booked(self, pipeline, kind: int, step: int, now: float, staged_ns: float | None, from_dram: bool) -> None:
         """A pipeline booked a load, copy or store of ``step`` at ``now``; a staging lookup answered
         ``staged_ns`` (read from DRAM when ``from_dram``)."""

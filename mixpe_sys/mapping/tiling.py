@@ -77,13 +77,15 @@ def _round_up(value: int, step: int) -> int:
     return -(-value // step) * step
 
 
-def choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> GemmTiling:
-    """Pick tile sizes, loop order and dataflow (see :func:`_choose_tiling`; memoised, a pure function)."""
-    return _choose_tiling(spec, accel)
+def choose_tiling(spec: GemmSpec, accel: AcceleratorConfig, fast_forward: bool = True) -> GemmTiling:
+    """Pick tile sizes, loop order and dataflow (see :func:`_choose_tiling`; memoised, a pure function;
+    ``fast_forward``: whether the runs that rank the shortlist skip repeated periods, the same pick
+    either way)."""
+    return _choose_tiling(spec, accel, fast_forward)
 
 
 @lru_cache(maxsize=4096)
-def _choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> GemmTiling:
+def _choose_tiling(spec: GemmSpec, accel: AcceleratorConfig, fast_forward: bool = True) -> GemmTiling:
     """Pick tile sizes, loop order, dataflow and number of tiles (:func:`_shortlist_winner`).
 
     Candidates, for each number of tiles ``t`` of :func:`tile_counts` (:func:`_candidates`): for
@@ -108,7 +110,7 @@ def _choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> GemmTiling:
     timers = {df: StepTimer(accel, spec, df) for df in arr.dataflows}
     geometries = {t: _candidates(spec, accel, t, (a_slot, w_slot, o_slot)) for t in tile_counts(accel.num_tiles)}
     if any(geometries.values()):
-        return _shortlist_winner(spec, accel, geometries, timers, shared)
+        return _shortlist_winner(spec, accel, geometries, timers, shared, fast_forward)
     kmin = min(spec.k, spec.group_size or 16)
     checks = [("activation_buffer", a_slot, spec.activation_bytes(1, kmin)),
               ("weight_buffer", w_slot, spec.weight_bytes(kmin, 1)),
@@ -124,11 +126,12 @@ def _choose_tiling(spec: GemmSpec, accel: AcceleratorConfig) -> GemmTiling:
 
 
 @lru_cache(maxsize=16)
-def simulated(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> Accelerator:
+def simulated(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling, fast_forward: bool = True) -> Accelerator:
     """The accelerator after running ``tiling`` laid out on ``accel``, idle to drained
-    (:func:`~mixpe_sys.hw.accelerator.drained`; memoised, a pure function: the mapper ranks its
-    shortlist by these runs, and an op's cost reuses its winner's; read only)."""
-    return drained(lay_out(spec, accel, tiling), accel)
+    (:func:`~mixpe_sys.hw.accelerator.drained`, ``fast_forward`` or not: the same figures; memoised, a
+    pure function: the mapper ranks its shortlist by these runs, and an op's cost reuses its winner's;
+    read only)."""
+    return drained(lay_out(spec, accel, tiling), accel, fast_forward)
 
 
 def tile_counts(num_tiles: int) -> list[int]:
@@ -261,7 +264,7 @@ def slower_designs(accel: AcceleratorConfig) -> list[AcceleratorConfig]:
 
 
 def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict[int, list[tuple]], timers: dict,
-                      shared: bool) -> GemmTiling:
+                      shared: bool, fast_forward: bool = True) -> GemmTiling:
     """The tiling to use among the candidate ``geometries`` of each tile-count class: the fastest
     simulated run of a set of tilings (ties: less traffic, fewer steps, more tiles).
 
@@ -317,6 +320,6 @@ def _shortlist_winner(spec: GemmSpec, accel: AcceleratorConfig, geometries: dict
             continue
         if best is not None and lower_bound_ns(spec, accel, c[5], timers[c[5].dataflow]) > best[0]:
             continue
-        run = (simulated(spec, accel, c[5]).env.now, c[1], c[2], -c[5].tiles, i)
+        run = (simulated(spec, accel, c[5], fast_forward).env.now, c[1], c[2], -c[5].tiles, i)
         best = run if best is None else min(best, run)
     return cands[best[4]][5]

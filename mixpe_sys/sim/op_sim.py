@@ -40,8 +40,8 @@ def simulate_op(op: Op, design: AcceleratorConfig, fast_forward: bool = True) ->
         plan = plan_attention(op.attention_spec(), design)
     elif op.kind.on_array:
         spec = op.gemm_spec()
-        tiling = choose_tiling(spec, design)
-        return run_cost(simulated(spec, design, tiling), tiling.tile_steps(spec), **what).cost
+        tiling = choose_tiling(spec, design, fast_forward)
+        return run_cost(simulated(spec, design, tiling, fast_forward), tiling.tile_steps(spec), **what).cost
     else:
         plan = plan_vector(op, design)
     return run_plan(plan, design, record_steps=False, fast_forward=fast_forward, **what).cost
