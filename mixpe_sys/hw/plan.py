@@ -105,7 +105,7 @@ class GemmPlan:
     @property
     def keeps_partials(self) -> bool:
         """True when some step of this phase keeps its partial sums in the global buffer (``store_key``)."""
-        return any(s.store_key is not None for _, s in self.iter_steps())
+        return self.tiling.split_k > 1 and any(s.store_key is not None for _, s in self.iter_steps())
 
     def tile_steps(self) -> int:
         """Steps of every tile, in this phase and the next (``then``)."""

@@ -68,13 +68,15 @@ def worth_watching(plan, design) -> bool:
     measured as slow as simulating those periods (docs/timing.md)."""
     if design.dram.row_buffer is not None:
         return False
-    if any(s.index != i for steps in plan.steps for i, s in enumerate(steps)):
-        return False  # step rows name steps by position
     if plan.keeps_partials:
         return False  # partial sums kept in the global buffer: their keys are not shifted
     steps = max(plan.steps, key=len, default=())
-    return len(steps) >= MIN_SNAPSHOTS * STEPS_PER_SNAPSHOT and \
-        sum(1 for s in steps if s.kk == 0) >= MIN_SNAPSHOTS * snapshot_spacing(steps)
+    if len(steps) < MIN_SNAPSHOTS * STEPS_PER_SNAPSHOT or \
+            sum(1 for s in steps if s.kk == 0) < MIN_SNAPSHOTS * snapshot_spacing(steps):
+        return False
+    # step rows name steps by position (steps made on demand are numbered so by construction)
+    return all(getattr(t, "positional_index", False) or all(s.index == i for i, s in enumerate(t))
+               for t in plan.steps)
 
 
 _UNITS_PER_BINADE = 2 ** 53  # multiples of u in [0, 2^e): u = 2^(e-53)

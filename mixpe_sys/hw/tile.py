@@ -36,6 +36,7 @@ Linearity*, 1992, ch. 2).
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 
 from ..metrics.recorder import BusyCounter, Recorder
@@ -104,27 +105,45 @@ class ComputeTile:
         MappingError
             If an operand or output tile does not fit its buffer slot.
         """
-        costs = [timer.step(s) for s in steps]
-        self._check_fits(plan, steps, costs)
+        costs, most = self._costs(steps, timer)
+        self._check_fits(plan, costs, *most)
         self.account(costs)
         self.pipeline = _Pipeline(self, op_id, steps, costs, shared_activations, watch, start_ns)
         return self.pipeline
 
-    def _check_fits(self, plan: GemmPlan, steps, costs) -> None:
-        """Every tile a step loads, and the partial sums it writes, fit one slot of their buffer
-        (the global buffer's too)."""
-        a_max = max((s.a_bytes for s in steps), default=0)
-        w_max = max((s.w_bytes for s in steps), default=0)
+    @staticmethod
+    def _costs(steps, timer: StepTimer) -> tuple[list, tuple[int, int, int, int]]:
+        """The cost of each step, and the most bytes a step loads (activations, weights), stores, and
+        keeps in the global buffer: one pass over the steps (a large plan makes them on demand)."""
+        costs = []
+        a_max = w_max = s_max = k_max = 0
+        step = timer.step
+        for s in steps:
+            costs.append(step(s))
+            if s.a_bytes > a_max:
+                a_max = s.a_bytes
+            if s.w_bytes > w_max:
+                w_max = s.w_bytes
+            if s.store_bytes > s_max:
+                s_max = s.store_bytes
+            if s.store_key is not None and s.store_bytes > k_max:
+                k_max = s.store_bytes
+        return costs, (a_max, w_max, s_max, k_max)
+
+    def _check_fits(self, plan: GemmPlan, costs, a_max: int, w_max: int, store_max: int, keep_max: int) -> None:
+        """Every tile a step loads (at most ``a_max`` and ``w_max`` bytes), and the partial sums or outputs
+        it writes (at most ``store_max``, ``keep_max`` of them kept in the global buffer), fit one slot of
+        their buffer (the global buffer's too)."""
         self.activation_buffer.check_fits(a_max, "activation")
         self.weight_buffer.check_fits(w_max, "weight")
         if plan.spec is not None:
             self.output_buffer.check_fits(max((c.o_sram_write_bytes for c in costs), default=0), "partial-sum")
         else:
-            self.output_buffer.check_fits(max((s.store_bytes for s in steps), default=0), "output")
+            self.output_buffer.check_fits(store_max, "output")
         gbuf = self.dma.global_buffer
         if gbuf is not None and plan.share_activations:
             gbuf.check_fits(a_max, "activation")
-            gbuf.check_fits(max((s.store_bytes for s in steps if s.store_key is not None), default=0), "partial-sum")
+            gbuf.check_fits(keep_max, "partial-sum")
 
     def account(self, costs) -> None:
         """Add the steps' busy cycles of the tile's own units and array-side SRAM traffic."""
@@ -170,12 +189,13 @@ class _Pipeline:
         self.out_slots = 2 if cfg.output_buffer.double_buffered else 1
         self.use_dequant = any(c.dequant_cycles for c in costs)
         n = len(steps)
-        self.load_start = [0.0] * n
-        self.load_end = [0.0] * n
-        self.dram_read = [0] * n
-        self.compute_start = [0.0] * n
-        self.compute_end = [0.0] * n
-        self.stall = [0.0] * n
+        # one entry per step, as flat arrays (8 bytes each: a large GEMM's run has millions of steps)
+        self.load_start = array("d", bytes(8 * n))
+        self.load_end = array("d", bytes(8 * n))
+        self.dram_read = array("q", bytes(8 * n))
+        self.compute_start = array("d", bytes(8 * n))
+        self.compute_end = array("d", bytes(8 * n))
+        self.stall = array("d", bytes(8 * n))
         # loader: steps [0, loaded) are in their buffers; a shared activation copy may be pending
         self.loaded = 0
         self.loader_free_ns = start_ns
@@ -288,11 +308,11 @@ class _Pipeline:
             return x + dt_ns if x >= now else x
 
         lo, ld, cp, bk = self.window_start(), self.loaded, self.computed, self.booked_loads()
-        self.load_start[lo + steps:bk + steps] = [x + dt_ns for x in self.load_start[lo:bk]]
-        self.load_end[lo + steps:ld + steps] = [x + dt_ns for x in self.load_end[lo:ld]]
+        self.load_start[lo + steps:bk + steps] = array("d", [x + dt_ns for x in self.load_start[lo:bk]])
+        self.load_end[lo + steps:ld + steps] = array("d", [x + dt_ns for x in self.load_end[lo:ld]])
         self.dram_read[lo + steps:bk + steps] = self.dram_read[lo:bk]
         for arr in (self.compute_start, self.compute_end):
-            arr[lo + steps:cp + steps] = [x + dt_ns for x in arr[lo:cp]]
+            arr[lo + steps:cp + steps] = array("d", [x + dt_ns for x in arr[lo:cp]])
         self.stall[lo + steps:cp + steps] = self.stall[lo:cp]
         r0 = max(self.out_taken - self.out_slots, 0)
         self.out_freed = self.out_freed[:r0] + [0.0] * stores + [sh(x) for x in self.out_freed[r0:]]

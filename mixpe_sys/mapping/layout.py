@@ -3,6 +3,7 @@ bytes and addresses of every step (geometry only; the hardware times the steps).
 
 from __future__ import annotations
 
+from functools import partial
 from math import ceil
 
 from ..errors import MappingError
@@ -11,8 +12,13 @@ from ..hw.config import AcceleratorConfig
 from ..hw.plan import GemmPlan, GemmTiling, LoopOrder, TileStep
 from ..hw.tile_step import StepTimer
 from ..workload.gemm_spec import GemmSpec
+from .chunked_steps import ChunkedSteps
 
 _ALIGN_BYTES = 4096
+
+#: a plan of more tile steps than this makes each tile's steps on demand (:class:`ChunkedSteps`), so
+#: that a GPU-scale GEMM's millions of steps are never all held at once
+LAZY_STEPS = 1 << 18
 
 
 def lay_out(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> GemmPlan:
@@ -53,14 +59,17 @@ def lay_out(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> Gem
     # every operand tile's key, made once (the steps that load a tile share its key)
     a_keys = [[[(b, i, kk) for kk in range(nk)] for i in range(nb_i)] for b in range(spec.batch)]
     w_keys = [[[(b, j, kk) for kk in range(nk)] for j in range(nb_j)] for b in range(spec.batch)]
-    per_tile: list[tuple[TileStep, ...]] = []
-    for t in range(T):
-        lo, hi = (len(items) * t) // T, (len(items) * (t + 1)) // T
+    def tile_steps(t: int, lo: int, q0: int, q1: int) -> list[TileStep]:
+        """The steps of items ``q0 .. q1 - 1`` of tile ``t``, whose first item is ``lo``."""
         steps: list[TileStep] = []
         prev_a = prev_w = None
-        orders = [[(pos, k0 + (pos + k_rotation(t, k1 - k0)) % (k1 - k0)) for pos in range(k1 - k0)]
-                  for k0, k1 in ranges]
-        for b, i, j, p in items[lo:hi]:
+        orders = k_orders[t]
+        if q0 > lo:  # the keys the tile's previous step loaded
+            b, i, j, p = items[q0 - 1]
+            kk = orders[p][-1][1]
+            prev_a, prev_w = a_keys[b][i][kk], w_keys[b][j][kk]
+        index = sum(len(orders[p]) for *_, p in items[lo:q0]) if split > 1 else (q0 - lo) * nk
+        for b, i, j, p in items[q0:q1]:
             m, n = ms[i], ns[j]
             a_row, w_col = (b * nb_i + i) * nk, (b * nb_j + j) * nk
             a_block_keys, w_block_keys = a_keys[b][i], w_keys[b][j]
@@ -78,14 +87,23 @@ def lay_out(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling) -> Gem
                 load_a, load_w = a_key != prev_a, w_key != prev_w
                 prev_a, prev_w = a_key, w_key
                 steps.append(TileStep(
-                    index=len(steps), inst=b, i=i, j=j, kk=pos, k_slice=kk, m=m, n=n, k=k,
-                    a_key=a_key if load_a else None, a_bytes=a_bytes_of[m, k] if load_a else 0,
-                    a_addr=a_base + (a_row + kk) * a_full,
-                    w_key=w_key if load_w else None, w_bytes=w_bytes_of[k, n] if load_w else 0,
-                    w_addr=w_base + (w_col + kk) * w_full,
-                    store_bytes=store_bytes if pos == last else 0, store_addr=store_addr,
+                    index, b, i, j, pos, m, n, k, a_key if load_a else None, a_bytes_of[m, k] if load_a else 0,
+                    a_base + (a_row + kk) * a_full, w_key if load_w else None, w_bytes_of[k, n] if load_w else 0,
+                    w_base + (w_col + kk) * w_full, store_bytes if pos == last else 0, store_addr, kk,
                     store_key=store_key if pos == last else None))
-        per_tile.append(tuple(steps))
+                index += 1
+        return steps
+
+    k_orders = [[[(pos, k0 + (pos + k_rotation(t, k1 - k0)) % (k1 - k0)) for pos in range(k1 - k0)]
+                 for k0, k1 in ranges] for t in range(T)]
+    lazy = split == 1 and len(items) * nk > LAZY_STEPS
+    per_tile: list = []
+    for t in range(T):
+        lo, hi = (len(items) * t) // T, (len(items) * (t + 1)) // T
+        if lazy:
+            per_tile.append(ChunkedSteps(partial(tile_steps, t, lo), lo, hi, nk))
+        else:
+            per_tile.append(tuple(tile_steps(t, lo, lo, hi)))
     per_tile += [()] * (accel.num_tiles - T)
     then = None
     if split > 1:

@@ -125,12 +125,16 @@ def _choose_tiling(spec: GemmSpec, accel: AcceleratorConfig, fast_forward: bool 
         f"(a slot holds {slot} B, the smallest tile needs {need} B)")
 
 
-@lru_cache(maxsize=16)
 def simulated(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling, fast_forward: bool = True) -> Accelerator:
     """The accelerator after running ``tiling`` laid out on ``accel``, idle to drained
     (:func:`~mixpe_sys.hw.accelerator.drained`, ``fast_forward`` or not: the same figures; memoised, a
     pure function: the mapper ranks its shortlist by these runs, and an op's cost reuses its winner's;
     read only)."""
+    return _simulated(spec, accel, tiling, fast_forward)
+
+
+@lru_cache(maxsize=16)
+def _simulated(spec: GemmSpec, accel: AcceleratorConfig, tiling: GemmTiling, fast_forward: bool) -> Accelerator:
     return drained(lay_out(spec, accel, tiling), accel, fast_forward)
 
 
