@@ -445,3 +445,34 @@ def test_two_k_steps_overlap_load_and_compute():
     assert list(s.compute_end_ns) == [2402.0, 4550.0]
     assert result.cost.time_ns == 4550.0 + L_NS + 512.0
     assert result.compute_cycles == 254
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.0, 1e5), st.integers(0, 1 << 22), st.integers(0, 70000), st.booleans()),
+                min_size=1, max_size=40),
+       st.sampled_from(["rows", "few banks", "no rows"]))
+def test_inline_reserve_is_channel_spans_and_the_row_rule(transfers, dram):
+    """Dram.reserve works the spans and the row rule out inline: the same finish times, channel
+    bookings and open rows as booking each share of channel_spans for its bytes plus its row
+    activations (Dram._activations) on its channel's FIFO server."""
+    from mixpe_sys import load_design
+    from mixpe_sys.hw.dram import channel_spans
+    config = load_design("mixpe-w4a8").dram  # HBM2E, 8 channels, 32 banks of 1 KiB rows
+    if dram == "few banks":  # a share then spans more rows than there are banks
+        config = config.replace(row_buffer=config.row_buffer.replace(banks_per_channel=2, row_bytes=256))
+    elif dram == "no rows":
+        config = load_design("h100-like").dram  # 80 channels, no row-buffer timing
+    fast = Dram(simpy.Environment(), config, Recorder(steps=False))
+    ref = Dram(simpy.Environment(), config, Recorder(steps=False))
+    ns_per_byte = 1e9 / config.channel_bandwidth_bytes_per_s
+    for now, addr, nbytes, write in sorted(transfers):
+        end = now
+        for c, share, block in channel_spans(addr, nbytes, config.interleave_bytes, config.channels):
+            service = share * ns_per_byte
+            if ref.has_row_buffer:
+                service += ref._activations(ref._open_rows[c], block, share) * ref._activation_ns
+            end = max(end, ref.channels[c].reserve(now, service, share))
+        assert fast.reserve(now, addr, nbytes, write) == end
+    assert fast.open_rows() == ref.open_rows()
+    assert [(c.free_at_ns, c.busy_ns, c.served_bytes) for c in fast.channels] == \
+        [(c.free_at_ns, c.busy_ns, c.served_bytes) for c in ref.channels]
